@@ -1,0 +1,44 @@
+"""The exception tree; every message names the file or source, the URL or key, and what is wrong.
+
+AggregatorError
+ ├── ConfigError          bad config: exit code 2, nothing fetched or written
+ ├── LockError            another run holds the lock: exit code 3
+ ├── StateError           the SQLite state file is corrupt or foreign
+ └── SourceError          one source failed; the run carries on
+      ├── FetchError      network / HTTP problem
+      └── ParseError      the body is not a usable feed
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base of every error this program raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """One or more problems in the configuration, all listed in the message."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class LockError(AggregatorError):
+    """Another run holds the state lock."""
+
+
+class StateError(AggregatorError):
+    """The state database cannot be used."""
+
+
+class SourceError(AggregatorError):
+    """A failure confined to one source."""
+
+
+class FetchError(SourceError):
+    """The source could not be fetched."""
+
+
+class ParseError(SourceError):
+    """The fetched document is not a feed we can read."""

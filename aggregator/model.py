@@ -1,0 +1,167 @@
+"""The values that move between stages: frozen, picklable (they cross process boundaries), no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    url: str
+    type: str = ""
+    length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """What a source's feed says about itself; kept for provenance (atom:source) and scheduling."""
+
+    title: str = ""
+    link: str = ""  # the site (alternate) link
+    id: str = ""  # the feed's own id/guid, if any
+    updated: datetime | None = None
+    language: str = ""
+    ttl_s: int | None = None  # from <ttl> or sy:updatePeriod/sy:updateFrequency
+    format: str = ""  # rss20, atom10, jsonfeed11, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One normalized item. After parse, nothing is an item, entry or post: it is an article.
+
+    Dates are timezone-aware UTC or None (None = the feed gave none; the store fills in
+    the first-seen time, so a date never changes between runs).
+    """
+
+    id: str  # stable entry id, a valid absolute IRI (see ids.make_article_id)
+    source_url: str  # the configured source URL: the source's identity
+    source_name: str  # for provenance and errors
+    original_id: str = ""  # guid/id exactly as the feed gave it ("" when absent)
+    title: str = ""  # plain text
+    link: str = ""
+    authors: tuple[str, ...] = ()
+    published: datetime | None = None
+    updated: datetime | None = None
+    summary: str = ""  # plain text after cleaning
+    content_html: str = ""  # cleaned, sanitized HTML after cleaning
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    image: str = ""  # lead image URL, "" for none
+    base_url: str = ""  # xml:base / item link / feed link: what relative URLs resolve against
+    language: str = ""
+    feed: FeedMeta = field(default_factory=FeedMeta)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """parse_feed's result: the feed's metadata, its articles, and per-item warnings."""
+
+    meta: FeedMeta
+    articles: tuple[Article, ...]
+    warnings: tuple[str, ...] = ()
+
+
+# --- configuration values -------------------------------------------------------------
+# Field metadata drives config validation, defaults and the JSON Schema (config.py reads it):
+#   kind: "str" | "int" | "bool" | "duration" (seconds; YAML int or "90s"/"30m"/"2h"/"1d")
+#         | "size" (bytes; int or "15MiB") | "url" | "path" | "strlist" | "map" | "list"
+#   doc:  one line for the README and the schema.
+# To add a setting, add a field here with metadata; config.py picks it up.
+
+
+def _opt(default: object, kind: str, doc: str) -> object:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"kind": kind, "doc": doc})  # type: ignore[misc]
+    return field(default=default, metadata={"kind": kind, "doc": doc})
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    interval: int = _opt(1800, "duration", "default time between fetches of one source")  # type: ignore[assignment]
+    min_interval: int = _opt(300, "duration", "lower clamp for feed-advertised intervals (ttl, Cache-Control)")  # type: ignore[assignment]
+    max_interval: int = _opt(86400, "duration", "upper clamp for feed-advertised intervals")  # type: ignore[assignment]
+    max_backoff: int = _opt(86400, "duration", "longest wait after repeated failures")  # type: ignore[assignment]
+    concurrency: int = _opt(16, "int", "requests in flight at once, over all hosts")  # type: ignore[assignment]
+    per_host: int = _opt(2, "int", "requests in flight at once to one host")  # type: ignore[assignment]
+    per_host_delay: float = _opt(0.0, "duration", "minimum delay between two requests to one host (jittered)")  # type: ignore[assignment]
+    connect_timeout: float = _opt(10, "duration", "TCP/TLS connect timeout")  # type: ignore[assignment]
+    read_timeout: float = _opt(20, "duration", "timeout for each read from the socket")  # type: ignore[assignment]
+    total_timeout: float = _opt(60, "duration", "deadline for one request, headers and body together")  # type: ignore[assignment]
+    run_deadline: float = _opt(900, "duration", "deadline for the fetching phase of one run")  # type: ignore[assignment]
+    retries: int = _opt(2, "int", "retries within a run for timeouts, connect errors, 5xx and 429")  # type: ignore[assignment]
+    retry_after_cap: float = _opt(120, "duration", "longest Retry-After honoured within a run; longer ones reschedule")  # type: ignore[assignment]
+    max_redirects: int = _opt(5, "int", "redirects followed per request")  # type: ignore[assignment]
+    max_body: int = _opt(15 * 1024 * 1024, "size", "largest decompressed body accepted")  # type: ignore[assignment]
+    user_agent: str = _opt("", "str", "User-Agent header; default names the program, version and URL")  # type: ignore[assignment]
+    allow_private_addresses: bool = _opt(True, "bool", "allow sources on loopback/private networks")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    iframe_hosts: list[str] = _opt(  # type: ignore[assignment]
+        ["www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com", "player.bilibili.com"],
+        "strlist",
+        "hosts whose iframes (video embeds) are kept, sandboxed",
+    )
+    summary_length: int = _opt(200, "int", "characters in a generated plain-text summary")  # type: ignore[assignment]
+    rules: list[dict[str, object]] = _opt([], "list", "extra site rules: {hosts, remove, unwrap, drop_text}")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = _opt("feeds", "path", "where feeds are written (relative to the config file)")  # type: ignore[assignment]
+    base_url: str = _opt("http://localhost/feeds/", "url", "public URL of that folder; used in ids and self links")  # type: ignore[assignment]
+    max_entries: int = _opt(50, "int", "entries per feed; 0 = no limit")  # type: ignore[assignment]
+    max_age: int = _opt(0, "duration", "drop entries older than this from feeds; 0 = no limit")  # type: ignore[assignment]
+    formats: list[str] = _opt(["atom"], "strlist", "feed formats: atom, rss, json")  # type: ignore[assignment]
+    index: bool = _opt(True, "bool", "write index.html and feeds.opml")  # type: ignore[assignment]
+    websub_hub: str = _opt("", "url", "WebSub hub to advertise and ping")  # type: ignore[assignment]
+    hexo: dict[str, object] = _opt({}, "map", "Markdown posts for Hexo/Hugo/Jekyll: {dir: PATH, ...}")  # type: ignore[assignment]
+    title: str = _opt("aggregator", "str", "site title for index.html, all.atom and feeds.opml")  # type: ignore[assignment]
+    author: str = _opt("aggregator", "str", "feed-level author name")  # type: ignore[assignment]
+    icon: str = _opt("", "url", "feed icon URL")  # type: ignore[assignment]
+    logo: str = _opt("", "url", "feed logo URL")  # type: ignore[assignment]
+    language: str = _opt("", "str", "xml:lang of the feeds, e.g. zh-CN")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Category:
+    slug: str
+    title: str
+    subtitle: str = ""
+    filters: tuple[dict[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str  # http(s) URL, or an absolute local path (config resolves relative ones)
+    categories: tuple[str, ...]
+    name: str = ""  # "" = use the feed's own title
+    interval: int | None = None  # seconds; None = fetch.interval
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str = ""
+    full_text: bool = False
+    filters: tuple[dict[str, object], ...] = ()
+    clean_rules: tuple[dict[str, object], ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.startswith(("http://", "https://"))
+
+    @property
+    def label(self) -> str:
+        """How messages name this source."""
+        return self.name or self.url
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str  # the config file, absolute
+    state: str  # SQLite file, absolute
+    output: OutputConfig
+    fetch: FetchConfig
+    clean: CleanConfig
+    categories: dict[str, Category]
+    sources: tuple[Source, ...]
+    filters: tuple[dict[str, object], ...] = ()

@@ -1,0 +1,56 @@
+"""Small pure text helpers shared by every stage: XML-safe text, whitespace, durations and sizes."""
+
+from __future__ import annotations
+
+import re
+
+# XML 1.0 allows #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+# Everything else (NUL, C0 controls, lone surrogates, U+FFFE/U+FFFF) makes lxml/feedgen raise.
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_WHITESPACE = re.compile(r"\s+")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE_UNITS = {
+    "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+}
+
+
+def strip_invalid_xml_chars(text: str) -> str:
+    """Remove the characters XML 1.0 forbids, so one bad item never stops a feed from rendering."""
+    return _XML_INVALID.sub("", text)
+
+
+def collapse_whitespace(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from an int/float or a string like '90s', '30m', '2h', '1d'. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a non-negative duration, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
+    raise ValueError(f"expected a duration such as 90, '90s', '30m', '2h' or '1d', got {value!r}")
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int or a string like '15MiB', '500KB'. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"expected a non-negative size, got {value!r}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+    raise ValueError(f"expected a size such as 1048576 or '15MiB', got {value!r}")
