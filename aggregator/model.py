@@ -165,3 +165,6 @@ class Config:
     categories: dict[str, Category]
     sources: tuple[Source, ...]
     filters: tuple[dict[str, object], ...] = ()
+    retention: float = 180 * 86400  # seconds of state kept for articles no longer published
+    health: str = ""  # JSON health file; "" = health.json beside the state file
+    metrics: str = ""  # Prometheus textfile-collector file; "" = none

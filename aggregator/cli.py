@@ -1,0 +1,218 @@
+"""argv -> pipeline; the only module that prints or exits.
+
+Exit codes: 0 done (some sources may have failed), 1 fatal, 2 config or usage error,
+3 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aggregator import __version__
+from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
+from aggregator.errors import AggregatorError, ConfigError, LockError
+from aggregator.logs import setup_logging
+
+EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+log = logging.getLogger("aggregator")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 2 with a one-line hint, like config errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="aggregator",
+        description="Poll RSS/Atom/JSON feeds, clean them, and republish one Atom feed per category.",
+        epilog="Example: aggregator run --config config/feeds.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    common = _Parser(add_help=False)
+    common.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default: {DEFAULT_CONFIG})")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeat for debug)")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                              epilog=f"Example: {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    run = command("run", "fetch the due sources and republish the feeds",
+                  "aggregator run --config config/feeds.yaml --only finance --dry-run")
+    run.add_argument("--force", action="store_true", help="fetch every source now, ignoring schedules and backoff")
+    run.add_argument("--retry-gone", action="store_true", help="also retry sources marked gone (HTTP 410)")
+    run.add_argument("--only", action="append", default=[], metavar="SOURCE_OR_CATEGORY",
+                     help="only this source (name or URL) or category slug; repeatable")
+    run.add_argument("--dry-run", action="store_true",
+                     help="fetch and process, write nothing; print new, updated and removed entries per feed")
+    run.add_argument("--accept-burst", action="append", default=[], metavar="SOURCE",
+                     help="let a held-back burst of old-dated new items from SOURCE through; repeatable")
+    run.add_argument("--explain", action="store_true", help="list what cleaning and filters removed, per article")
+    run.add_argument("--workers", type=int, default=0, help="parser processes (default: one per core)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+    check = command("check", "validate the config and exit", "aggregator check --online")
+    check.add_argument("--online", action="store_true", help="also fetch each source once and report on it")
+    check.add_argument("--schema", action="store_true", help="print the config's JSON Schema and exit")
+
+    sources = command("sources", "show every source with its status and schedule",
+                      "aggregator sources --config config/feeds.yaml --json")
+    sources.add_argument("--json", action="store_true", help="machine-readable output")
+
+    imp = command("import-opml", "add the feeds of an OPML file to the config",
+                  "aggregator import-opml subscriptions.opml --config config/feeds.yaml")
+    imp.add_argument("file", help="the OPML file to import")
+    imp.add_argument("--category", default="", help="category slug for feeds outside any folder (default: imported)")
+
+    command("export-opml", "print the configured sources as OPML 2.0",
+            "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
+
+    prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
+    prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet, args.log_format)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except ConfigError as exc:
+        print(_config_error_text(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    except LockError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except AggregatorError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        print("aggregator: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - a bug: show it, exit 1
+        log.exception("aggregator crashed; please report this with the traceback")
+        return EXIT_FATAL
+
+
+def _config_error_text(exc: ConfigError) -> str:
+    count = len(exc.problems)
+    head = "configuration error" if count == 1 else f"{count} configuration errors"
+    return f"aggregator: {head}:\n" + "\n".join(f"  {line}" for line in exc.problems)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aggregator.pipeline import RunOptions, run
+    from aggregator.report import format_summary, progress_bar, write_health
+
+    config = load_config(args.config)
+    options = RunOptions(force=args.force, retry_gone=args.retry_gone, only=tuple(args.only),
+                         dry_run=args.dry_run, accept_burst=tuple(args.accept_burst), explain=args.explain,
+                         workers=args.workers)
+    if args.only and not _matches_any(config, args.only):
+        raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
+    with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
+        summary = run(config, options, on_progress=advance)
+    for report in summary.sources:
+        if report.kind in ("failed", "gone"):
+            log.error("source %r (%s): %s", report.source.label, report.source.url, report.error)
+        for warning in report.warnings:
+            log.warning("source %r (%s): %s", report.source.label, report.source.url, warning)
+        if args.explain:
+            for line in report.explain:
+                print(f"{report.source.label}: {line}")
+    if not args.dry_run:
+        write_health(config, summary)
+    if not args.quiet:
+        print(format_summary(config, summary))
+    return EXIT_OK
+
+
+def _matches_any(config: Any, names: Sequence[str]) -> bool:
+    from aggregator.pipeline import select_sources
+
+    return bool(select_sources(config, names)) or any(n in config.categories for n in names)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(config_schema(), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    config = load_config(args.config)
+    print(f"{args.config}: OK — {len(config.categories)} categories, {len(config.sources)} sources; "
+          f"output to {config.output.dir}, state in {config.state}")
+    if args.online:
+        from aggregator.report import check_online
+
+        print(check_online(config))
+    return EXIT_OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from aggregator.report import format_sources_table, source_rows
+
+    config = load_config(args.config)
+    rows = source_rows(config, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(format_sources_table(rows))
+    return EXIT_OK
+
+
+def cmd_import_opml(args: argparse.Namespace) -> int:
+    from aggregator.opml import import_opml
+
+    added, skipped = import_opml(Path(args.file), Path(args.config), default_category=args.category or "imported")
+    print(f"{args.config}: added {len(added)} sources, skipped {len(skipped)}")
+    for line in skipped:
+        print(f"  skipped: {line}")
+    return EXIT_OK
+
+
+def cmd_export_opml(args: argparse.Namespace) -> int:
+    from aggregator.opml import export_opml
+
+    sys.stdout.write(export_opml(load_config(args.config)))
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from aggregator.store import Store
+    from aggregator.text import parse_duration
+
+    config = load_config(args.config)
+    try:
+        keep_s = parse_duration(args.older_than) if args.older_than else config.retention
+    except ValueError as exc:
+        raise ConfigError(f"--older-than: {exc}") from exc
+    with Store.open(config.state) as store:
+        removed = store.prune(keep_days=keep_s / 86400, now=datetime.now(UTC),
+                              active_source_urls=[s.url for s in config.sources])
+    print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml,
+    "export-opml": cmd_export_opml, "prune": cmd_prune,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["main", "build_parser"]

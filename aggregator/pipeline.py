@@ -1,0 +1,319 @@
+"""The only module that knows the stage order: fetch -> parse -> clean -> filter -> store -> publish.
+
+    config ──> fetch (async, I/O) ──bodies──> worker pool: parse + clean + filter (pure, CPU)
+                                                    │ articles
+                                  store (SQLite) <──┘
+                                    │ per category, newest first
+                                  publish (feeds/<slug>.atom, all.atom, index.html, ...)
+
+Parsing and cleaning run in a process pool sized to the cores, off the event loop, so a slow
+parse never makes a queued request time out (issue 8). Publish renders from the store, so a
+source that fails this run keeps its earlier articles in the feeds. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aggregator.clean import clean_article
+from aggregator.errors import AggregatorError, ParseError
+from aggregator.fetch import FetchOutcome, SourceState, fetch_sources, mark_parse_failed, reschedule_after_parse
+from aggregator.filters import Rule, apply_filters, compile_filters
+from aggregator.model import Article, CleanConfig, Config, ParsedFeed, Source
+from aggregator.parse import parse_feed
+from aggregator.publish import FeedSpec, PublishReport, publish_outputs
+from aggregator.store import Store
+
+# Below this many bodies to parse, a process pool costs more to start than it saves.
+POOL_THRESHOLD = 8
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    force: bool = False
+    retry_gone: bool = False
+    only: tuple[str, ...] = ()  # source names/URLs or category slugs
+    dry_run: bool = False
+    accept_burst: tuple[str, ...] = ()  # source names/URLs whose held-back burst is let through
+    explain: bool = False
+    workers: int = 0  # 0 = one per core
+
+
+@dataclass
+class SourceReport:
+    source: Source
+    kind: str  # fetched, not_modified, unchanged, not_due, failed, gone
+    error: str = ""
+    articles: int = 0
+    new: int = 0
+    updated: int = 0
+    held_back: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # filter rule label -> count
+    warnings: tuple[str, ...] = ()
+    explain: tuple[str, ...] = ()
+    moved_to: str = ""
+
+
+@dataclass
+class RunSummary:
+    started: datetime
+    seconds: float = 0.0
+    sources: list[SourceReport] = field(default_factory=list)
+    publish: PublishReport | None = None
+    dry_run: bool = False
+    changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # dry run: feed -> new/removed titles
+
+    def count(self, kind: str) -> int:
+        return sum(1 for report in self.sources if report.kind == kind)
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.sources)
+
+    @property
+    def updated(self) -> int:
+        return sum(r.updated for r in self.sources)
+
+    @property
+    def held_back(self) -> int:
+        return sum(r.held_back for r in self.sources)
+
+    @property
+    def failures(self) -> list[SourceReport]:
+        return [r for r in self.sources if r.kind in ("failed", "gone")]
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for report in self.sources:
+            for label, count in report.dropped.items():
+                totals[label] = totals.get(label, 0) + count
+        return totals
+
+
+# --- the worker: pure CPU work on one fetched body -----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Processed:
+    feed: ParsedFeed | None
+    error: str = ""
+    dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
+    explain: tuple[str, ...] = ()
+
+
+def process_body(body: bytes, headers: Mapping[str, str], source: Source, final_url: str,
+                 clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool) -> _Processed:
+    """Parse, clean and filter one feed document. Runs in a worker process; never raises."""
+    try:
+        parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url)
+    except ParseError as exc:
+        return _Processed(None, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a parser bug must cost only this source
+        return _Processed(None, f"parser crashed: {type(exc).__name__}: {exc}")
+    name = source.name or parsed.meta.title.strip() or urlsplit(source.url).netloc or Path(source.url).name
+    kept: list[Article] = []
+    dropped: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for article in parsed.articles:
+        lines: list[str] | None = [] if explain else None
+        try:
+            cleaned = clean_article(replace(article, source_name=name), clean_config, source.clean_rules, lines)
+        except Exception as exc:  # noqa: BLE001 - one bad article never costs the feed
+            notes.append(f"article {article.link or article.original_id!r} dropped: cleaning failed: {exc}")
+            continue
+        if lines:
+            notes.extend(f"{cleaned.title[:60]!r}: {line}" for line in lines)
+        label = apply_filters(cleaned, rules, now) if rules else None
+        if label is not None:
+            dropped.append((label, cleaned.title))
+            continue
+        kept.append(cleaned)
+    feed = replace(parsed, articles=tuple(kept), warnings=parsed.warnings + tuple(
+        n for n in notes if "dropped:" in n))
+    return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n))
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:
+    """The sources a run touches: all, or those named (by name, URL or category slug) with --only."""
+    if not only:
+        return config.sources
+    wanted = set(only)
+    return tuple(s for s in config.sources
+                 if s.url in wanted or s.name in wanted or wanted.intersection(s.categories))
+
+
+def rules_for(config: Config, source: Source) -> tuple[Rule, ...]:
+    """Global, then category, then source filter rules, compiled (config already validated them)."""
+    raw: list[dict[str, object]] = list(config.filters)
+    for slug in source.categories:
+        raw.extend(config.categories[slug].filters)
+    raw.extend(source.filters)
+    return compile_filters(raw, f"source {source.label!r}") if raw else ()
+
+
+def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | None = None,
+        on_progress: Callable[[SourceReport], None] | None = None) -> RunSummary:
+    """One complete run. Raises AggregatorError only for run-wide problems (state, lock, output)."""
+    now = now or datetime.now(UTC)
+    started = time.monotonic()
+    summary = RunSummary(started=now, dry_run=options.dry_run)
+    sources = select_sources(config, options.only)
+    with contextlib.ExitStack() as stack:
+        state_path = config.state
+        if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
+            state_path = _copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        store = stack.enter_context(Store.open(state_path))
+        states = {url: SourceState.from_dict(data) for url, data in store.source_states().items()}
+        before = _snapshot(config, store, now) if options.dry_run else {}
+        asyncio.run(_fetch_and_ingest(config, options, sources, states, store, now, summary, on_progress))
+        if options.dry_run:
+            summary.changes = _diff(before, _snapshot(config, store, now))
+        else:
+            summary.publish = publish(config, store, now)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
+                            states: Mapping[str, SourceState], store: Store, now: datetime,
+                            summary: RunSummary, on_progress: Callable[[SourceReport], None] | None) -> None:
+    loop = asyncio.get_running_loop()
+    executor = _make_executor(len(sources), options.workers)
+    pending: list[asyncio.Task[None]] = []
+    rules = {s.url: rules_for(config, s) for s in sources}
+
+    async def ingest(outcome: FetchOutcome) -> None:
+        report = SourceReport(outcome.source, outcome.kind, outcome.error)
+        state = outcome.state
+        if outcome.kind == "fetched":
+            processed = await loop.run_in_executor(
+                executor, process_body, outcome.body, dict(outcome.headers), outcome.source,
+                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain)
+            state = _ingest_processed(config, options, store, outcome, processed, report, now)
+        elif outcome.kind in ("failed", "gone"):
+            report.error = outcome.error or outcome.kind
+        report.moved_to = getattr(state, "moved_to", "") or ""
+        store.save_source_state(outcome.source.url, state.to_dict())
+        summary.sources.append(report)
+        if on_progress:
+            on_progress(report)
+
+    def on_outcome(outcome: FetchOutcome) -> None:
+        pending.append(loop.create_task(ingest(outcome)))
+
+    try:
+        await fetch_sources(sources, config.fetch, states, now, force=options.force,
+                            retry_gone=options.retry_gone, on_outcome=on_outcome)
+        while pending:  # ingest tasks may still be parsing
+            batch, pending[:] = list(pending), []
+            await asyncio.gather(*batch)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    order = {s.url: i for i, s in enumerate(sources)}
+    summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
+
+
+def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome: FetchOutcome,
+                      processed: _Processed, report: SourceReport, now: datetime) -> SourceState:
+    source = outcome.source
+    if processed.feed is None:
+        report.kind, report.error = "failed", processed.error
+        return mark_parse_failed(outcome.state, processed.error, config.fetch, now)
+    feed = processed.feed
+    for label, _title in processed.dropped:
+        report.dropped[label] = report.dropped.get(label, 0) + 1
+    report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
+    report.articles = len(feed.articles)
+    accept = bool({source.url, source.name}.intersection(options.accept_burst))
+    result = store.upsert_articles(source.url, feed.articles, now, accept_burst=accept)
+    report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
+    report.warnings = feed.warnings + result.warnings
+    return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)
+
+
+def _make_executor(count: int, workers: int) -> Executor | None:
+    if count < POOL_THRESHOLD:
+        return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+def feed_contents(config: Config, store: Store, now: datetime) -> list[tuple[FeedSpec, list[Article]]]:
+    """What every output feed holds: each category, then all.atom, from the store."""
+    by_category: dict[str, list[str]] = {slug: [] for slug in config.categories}
+    for source in config.sources:
+        for slug in source.categories:
+            by_category[slug].append(source.url)
+    limit, max_age = config.output.max_entries, config.output.max_age
+    feeds: list[tuple[FeedSpec, list[Article]]] = []
+    for slug, category in config.categories.items():
+        articles = store.articles_for(by_category[slug], limit=limit, max_age_s=max_age, now=now)
+        feeds.append((FeedSpec(slug, category.title, category.subtitle), articles))
+    every = [s.url for s in config.sources]
+    everything = store.articles_for(every, limit=limit, max_age_s=max_age, now=now)
+    feeds.append((FeedSpec("all", config.output.title, "Every category"), everything))
+    return feeds
+
+
+def categories_by_source(config: Config) -> dict[str, list[str]]:
+    return {s.url: [config.categories[slug].title for slug in s.categories] for s in config.sources}
+
+
+def publish(config: Config, store: Store, now: datetime) -> PublishReport:
+    feeds = feed_contents(config, store, now)
+    return publish_outputs(config.output, Path(config.output.dir), feeds, categories_by_source(config))
+
+
+def _copy_state(path: str, folder: Path) -> str:
+    copy = folder / "state.db"
+    if Path(path).exists():
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \
+                contextlib.closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
+    return str(copy)
+
+
+def _snapshot(config: Config, store: Store, now: datetime) -> dict[str, dict[str, str]]:
+    return {spec.slug: {a.id: f"{a.title}\x00{_digest(a)}" for a in articles}
+            for spec, articles in feed_contents(config, store, now)}
+
+
+def _digest(article: Article) -> str:
+    return hashlib.sha1(f"{article.title}\x00{article.content_html}".encode("utf-8", "replace")).hexdigest()
+
+
+def _diff(before: Mapping[str, Mapping[str, str]], after: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, list[str]]]:
+    changes: dict[str, dict[str, list[str]]] = {}
+    for slug in after:
+        old, new = before.get(slug, {}), after[slug]
+        title = lambda value: value.split("\x00", 1)[0]  # noqa: E731
+        entry = {
+            "new": [title(new[i]) for i in new if i not in old],
+            "updated": [title(new[i]) for i in new if i in old and old[i] != new[i]],
+            "removed": [title(old[i]) for i in old if i not in new],
+        }
+        if any(entry.values()):
+            changes[slug] = entry
+    return changes
+
+
+__all__ = ["AggregatorError", "RunOptions", "RunSummary", "SourceReport", "run", "publish", "select_sources"]

@@ -1,0 +1,213 @@
+"""What people and monitors see: run summary, progress bar, sources table, health and metrics files.
+
+Formats values only; the CLI decides what to print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aggregator.model import Config
+from aggregator.pipeline import RunSummary, SourceReport
+
+KINDS = ("fetched", "not_modified", "unchanged", "not_due", "failed", "gone")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[SourceReport], None]]:
+    """A tqdm bar on an interactive terminal; nothing under systemd or in a pipe."""
+    if not enabled or not sys.stderr.isatty() or total == 0:
+        yield lambda _report: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="source", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+        def advance(report: SourceReport) -> None:
+            bar.set_postfix_str(report.source.label[:30], refresh=False)
+            bar.update(1)
+
+        yield advance
+
+
+def format_summary(config: Config, summary: RunSummary) -> str:
+    counts = {kind: summary.count(kind) for kind in KINDS}
+    fetched = counts["fetched"]
+    parsed_failed = sum(1 for r in summary.sources if r.kind == "failed")
+    lines = [
+        f"sources: {fetched} fetched, {counts['not_modified'] + counts['unchanged']} not modified, "
+        f"{counts['not_due']} not due, {parsed_failed} failed, {counts['gone']} gone",
+        f"articles: {summary.new} new, {summary.updated} updated, {summary.held_back} held back",
+    ]
+    dropped = summary.dropped
+    if dropped:
+        lines.append("filtered: " + ", ".join(f"{count} by {label}" for label, count in sorted(dropped.items())))
+    for report in summary.failures:
+        lines.append(f"  failed: {report.source.label} ({report.source.url}): {report.error}")
+    for report in summary.sources:
+        if report.moved_to:
+            lines.append(f"  moved: {report.source.label} ({report.source.url}) now lives at {report.moved_to}; "
+                         "update the config")
+        if report.held_back:
+            lines.append(f"  held back: {report.held_back} old-dated new articles from {report.source.label}; "
+                         f"pass --accept-burst {report.source.name or report.source.url!r} to publish them")
+    if summary.dry_run:
+        lines.append("dry run: nothing written. Changes the run would make:")
+        for slug, change in sorted(summary.changes.items()):
+            for what in ("new", "updated", "removed"):
+                for title in change[what]:
+                    lines.append(f"  {slug}.atom {what}: {title}")
+        if not summary.changes:
+            lines.append("  (none)")
+    elif summary.publish is not None:
+        lines.append(f"feeds: {len(summary.publish.written)} written, {len(summary.publish.unchanged)} unchanged "
+                     f"in {config.output.dir}")
+    lines.append(f"took {summary.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+# --- sources table ---------------------------------------------------------------------------
+
+
+def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
+    from aggregator.store import Store
+
+    with Store.open(config.state) as store:
+        states = store.source_states()
+        rows = []
+        for source in config.sources:
+            state = states.get(source.url, {})
+            items = len(store.articles_for([source.url], now=now))
+            rows.append(_row(source.label, source.url, source.categories, state, items, now))
+    return rows
+
+
+def _row(name: str, url: str, categories: tuple[str, ...], state: dict[str, Any], items: int,
+         now: datetime) -> dict[str, Any]:
+    failures = int(state.get("failures") or 0)
+    flags = [flag for flag, on in (
+        ("failing", failures > 0), ("redirected", bool(state.get("moved_to") or state.get("redirect_target"))),
+        ("gone", bool(state.get("gone"))), ("tz-corrected", bool(state.get("tz_offset_s"))),
+    ) if on]
+    return {
+        "name": name, "url": url, "category": ",".join(categories),
+        "status": state.get("last_status") or "", "last_success": state.get("last_success") or "",
+        "last_error": state.get("last_error") or "", "failures": failures, "items": items,
+        "next_due": state.get("next_due") or "", "moved_to": state.get("moved_to") or "",
+        "tz_offset_s": state.get("tz_offset_s") or 0, "flags": flags,
+    }
+
+
+def format_sources_table(rows: list[dict[str, Any]]) -> str:
+    columns = ("name", "category", "status", "last_success", "items", "next_due", "flags", "last_error")
+    table = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
+    widths = [min(w, 40) for w in widths]
+    out = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    for r in table:
+        out.append("  ".join(v[:w].ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(value)
+    text = str(value)
+    return text[:16].replace("T", " ") if len(text) >= 19 and text[4:5] == "-" else text
+
+
+# --- health and metrics --------------------------------------------------------------------------
+
+
+def write_health(config: Config, summary: RunSummary) -> None:
+    """health.json (and the optional Prometheus textfile) so monitoring needs no daemon."""
+    from aggregator.publish import write_atomically
+
+    now = summary.started
+    sources = []
+    for report in summary.sources:
+        sources.append({"name": report.source.label, "url": report.source.url, "result": report.kind,
+                        "error": report.error, "new": report.new, "articles_in_feed": report.articles})
+    stale_after = timedelta(seconds=config.fetch.max_interval * 2)
+    with contextlib.suppress(Exception):
+        rows = source_rows(config, now)
+        by_url = {row["url"]: row for row in rows}
+        for entry in sources:
+            row = by_url.get(entry["url"], {})
+            last = row.get("last_success") or ""
+            entry["last_success"] = last
+            entry["failures"] = row.get("failures", 0)
+            entry["stale"] = not last or _parse_time(last) < now - stale_after
+    health = {
+        "version": 1, "finished": (now + timedelta(seconds=summary.seconds)).isoformat(),
+        "seconds": round(summary.seconds, 3),
+        "summary": {kind: summary.count(kind) for kind in KINDS} | {
+            "new": summary.new, "updated": summary.updated, "held_back": summary.held_back},
+        "sources": sources,
+    }
+    path = Path(config.health)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(health, indent=2, ensure_ascii=False).encode())
+    if config.metrics:
+        write_atomically(Path(config.metrics), _prometheus(health).encode())
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _prometheus(health: dict[str, Any]) -> str:
+    lines = ["# HELP aggregator_run_seconds Duration of the last run.", "# TYPE aggregator_run_seconds gauge",
+             f"aggregator_run_seconds {health['seconds']}",
+             "# HELP aggregator_sources Sources by result in the last run.", "# TYPE aggregator_sources gauge"]
+    for kind in KINDS:
+        lines.append(f'aggregator_sources{{result="{kind}"}} {health["summary"][kind]}')
+    lines += ["# HELP aggregator_articles_new New articles in the last run.", "# TYPE aggregator_articles_new gauge",
+              f"aggregator_articles_new {health['summary']['new']}",
+              "# HELP aggregator_source_failures Consecutive failures per source.",
+              "# TYPE aggregator_source_failures gauge"]
+    for source in health["sources"]:
+        url = source["url"].replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'aggregator_source_failures{{url="{url}"}} {source.get("failures", 0)}')
+    lines.append(f"aggregator_last_run_timestamp_seconds {_parse_time(health['finished']).timestamp():.0f}")
+    return "\n".join(lines) + "\n"
+
+
+# --- check --online ------------------------------------------------------------------------------
+
+
+def check_online(config: Config) -> str:
+    """Fetch every source once (state untouched) and say what each returned."""
+    from aggregator.errors import ParseError
+    from aggregator.fetch import fetch_sources
+    from aggregator.parse import parse_feed
+
+    now = datetime.now(UTC)
+    outcomes = asyncio.run(fetch_sources(config.sources, config.fetch, {}, now, force=True))
+    lines = []
+    for outcome in outcomes:
+        label = f"{outcome.source.label} ({outcome.source.url})"
+        if outcome.kind != "fetched":
+            lines.append(f"FAIL  {label}: {outcome.error or outcome.kind}")
+            continue
+        try:
+            feed = parse_feed(outcome.body, outcome.headers, outcome.source.url, outcome.source.name,
+                              outcome.final_url or outcome.source.url)
+        except ParseError as exc:
+            lines.append(f"FAIL  {label}: {exc}")
+            continue
+        status = outcome.state.to_dict().get("last_status", "")
+        problems = f"; {len(feed.warnings)} warnings: {feed.warnings[0]}" if feed.warnings else ""
+        lines.append(f"OK    {label}: HTTP {status or '-'}, {feed.meta.format or '?'}, "
+                     f"{len(feed.articles)} items{problems}")
+    return "\n".join(lines)
