@@ -116,10 +116,10 @@ def _config_error_text(exc: ConfigError) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # before anything else: a config error fetches and writes nothing
     from aggregator.pipeline import RunOptions, run
     from aggregator.report import format_summary, progress_bar, write_health
 
-    config = load_config(args.config)
     options = RunOptions(force=args.force, retry_gone=args.retry_gone, only=tuple(args.only),
                          dry_run=args.dry_run, accept_burst=tuple(args.accept_burst), explain=args.explain,
                          workers=args.workers)

@@ -198,7 +198,7 @@ def _section(doc: _Doc, name: str, cls: type, base: Path, problems: _Problems) -
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        problems.add(doc, (name,), f"expected a mapping, got {_type_name(raw)}")
+        problems.add(doc, (name,), f"expected a mapping, got {_describe(raw)}")
         return cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     _check_keys(doc, (name,), raw, tuple(fields), problems)
