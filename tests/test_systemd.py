@@ -1,0 +1,59 @@
+"""The shipped systemd units pass `systemd-analyze verify` (CI installs systemd)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITS = ROOT / "contrib" / "systemd"
+ANALYZE = shutil.which("systemd-analyze")
+needs_systemd = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (.ci/run installs it)")
+
+
+def _copy_units(src: Path, dst: Path) -> list[Path]:
+    """Copy the units, pointing ExecStart at an executable that exists here (verify checks it)."""
+    dst.mkdir(parents=True)
+    copies = []
+    for unit in sorted(src.glob("aggregator.*")):
+        text = unit.read_text(encoding="utf-8")
+        text = text.replace("/opt/aggregator/venv/bin/aggregator", "/bin/true").replace("%h/.local/bin/aggregator",
+                                                                                         "/bin/true")
+        copy = dst / unit.name
+        copy.write_text(text, encoding="utf-8")
+        copies.append(copy)
+    return copies
+
+
+@needs_systemd
+def test_system_units_verify(tmp_path: Path) -> None:
+    units = _copy_units(UNITS, tmp_path / "system")
+    result = subprocess.run([ANALYZE, "verify", *map(str, units)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "aggregator" not in result.stderr  # no warnings about our units
+
+
+@needs_systemd
+def test_user_units_verify(tmp_path: Path) -> None:
+    units = _copy_units(UNITS / "user", tmp_path / "user")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    result = subprocess.run([ANALYZE, "--user", "verify", *map(str, units)], capture_output=True, text=True,
+                            check=False, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_service_is_hardened_oneshot() -> None:
+    service = (UNITS / "aggregator.service").read_text(encoding="utf-8")
+    for line in ("Type=oneshot", "DynamicUser=yes", "StateDirectory=aggregator", "ProtectSystem=strict",
+                 "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "ReadWritePaths=",
+                 "RestrictAddressFamilies=", "TimeoutStartSec="):
+        assert line in service, line
+    timer = (UNITS / "aggregator.timer").read_text(encoding="utf-8")
+    for line in ("OnCalendar=*:0/15", "RandomizedDelaySec=", "Persistent=true"):
+        assert line in timer, line
