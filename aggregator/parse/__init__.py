@@ -1,0 +1,97 @@
+"""Parse stage: feed bytes + response headers -> ParsedFeed of Articles; pure, never fetches or cleans.
+
+Order: empty check -> hostile-markup refusal (before any parser) -> JSON Feed or feedparser -> Articles
+-> ids made unique within the feed. HTML is kept as given; the clean stage sanitizes and resolves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from feedparser import NonXMLContentType
+
+from aggregator.errors import ParseError
+from aggregator.model import Article, FeedMeta, ParsedFeed
+
+from . import guard, jsonfeed, xmlfeed
+from .common import assign_ids
+
+__all__ = ["parse_feed"]
+
+_CUT_OFF = ("unclosed token", "unclosed CDATA section", "no element found")
+
+
+def parse_feed(
+    body: bytes, headers: Mapping[str, str], source_url: str, source_name: str, feed_url: str = ""
+) -> ParsedFeed:
+    """Parse one fetched document. Raises ParseError with a one-line reason when it is not a usable feed."""
+    feed_url = feed_url or source_url
+    content_type = _header(headers, "content-type").lower()
+    guard.check_not_empty(body)
+    text = guard.text_for_checks(body)
+    guard.refuse_hostile_markup(text)
+    warnings: list[str] = []
+    if jsonfeed.looks_like_json(body, content_type) and body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (
+        b"{",
+        b"[",
+    ):
+        meta, articles = _parse_json(body, source_url, source_name, feed_url, warnings)
+    else:
+        meta, articles = _parse_xml(body, text, content_type, source_url, source_name, feed_url, warnings)
+    return ParsedFeed(
+        meta=meta, articles=assign_ids(articles, source_url, warnings), warnings=tuple(warnings)
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return ""
+
+
+def _parse_json(
+    body: bytes, source_url: str, source_name: str, feed_url: str, warnings: list[str]
+) -> tuple[FeedMeta, list[Article]]:
+    document = jsonfeed.load_json(body)
+    meta = jsonfeed.feed_meta(document, feed_url)
+    articles = jsonfeed.parse_items(document, meta, (source_url, source_name, feed_url), warnings)
+    if not articles and document["items"]:
+        raise ParseError(f"invalid JSON Feed: none of its {len(document['items'])} items is usable")
+    return meta, articles
+
+
+def _parse_xml(
+    body: bytes,
+    text: str,
+    content_type: str,
+    source_url: str,
+    source_name: str,
+    feed_url: str,
+    warnings: list[str],
+) -> tuple[FeedMeta, list[Article]]:
+    parsed = xmlfeed.run_feedparser(body, content_type, feed_url)
+    if not parsed.get("version") and not parsed.get("entries"):
+        raise guard.not_a_feed_error(text, content_type, feed_url)
+    meta = xmlfeed.feed_meta(parsed, feed_url)
+    articles = xmlfeed.parse_entries(parsed, meta, source_url, source_name, feed_url, warnings)
+    if articles and _is_cut_off(parsed):
+        # The document ends inside its last item (dropped connection, unclosed CDATA): that item is half.
+        warnings.append(f"document cut off: last item dropped ({_bozo_reason(parsed)})")
+        articles.pop()
+    if parsed.get("bozo") and not articles:
+        raise ParseError(f"not a well-formed feed: {_bozo_reason(parsed)}")
+    if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), NonXMLContentType):
+        warnings.append(f"feed is not well-formed, parsed leniently: {_bozo_reason(parsed)}")
+    return meta, articles
+
+
+def _is_cut_off(parsed: Any) -> bool:
+    message = str(parsed.get("bozo_exception") or "")
+    return any(marker in message for marker in _CUT_OFF)
+
+
+def _bozo_reason(parsed: Any) -> str:
+    exc = parsed.get("bozo_exception")
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]

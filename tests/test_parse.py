@@ -1,0 +1,354 @@
+"""parse_feed over the real shared corpus, the hostile documents, JSON Feed and header-only charsets."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, RecordingServer, Route
+
+from aggregator.errors import ParseError
+from aggregator.ids import is_valid_atom_id
+from aggregator.model import ParsedFeed
+from aggregator.parse import parse_feed
+from aggregator.text import strip_invalid_xml_chars
+
+FEEDS = CORPUS / "feeds"
+RSSHUB = CORPUS / "rsshub"
+HOSTILE = CORPUS / "hostile" / "xml"
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, str]]:
+    lines = (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    return {row.split("\t")[0]: dict(zip(header, row.split("\t"))) for row in lines[1:] if row.strip()}
+
+
+FEED_ROWS = _manifest(FEEDS)
+RSSHUB_ROWS = _manifest(RSSHUB)
+HOSTILE_ROWS = {
+    f["file"]: f
+    for f in json.loads((HOSTILE / "manifest.json").read_text())["files"]
+    if (HOSTILE / f["file"]).exists()
+}
+# Entries feedparser counts that we drop on purpose: they have no title, link or content.
+DOCUMENTED_DROPS: dict[str, int] = {
+    "miniflux/no_encoding_ISO-8859-1.xml": 1,  # an <item> with only a pubDate
+    "node-feedparser/illegally-nested.xml": 10,  # empty entries feedparser makes from nested <item>s
+}
+
+
+def _parse(path: Path, headers: dict[str, str] | None = None) -> ParsedFeed:
+    return parse_feed(path.read_bytes(), headers or {}, "http://src.example/" + path.name, "src")
+
+
+def _expected_count(note: str) -> int | None:
+    match = re.search(r"\b(?:entries|items)=(\d+)", note)
+    return int(match.group(1)) if match else None
+
+
+def _assert_sane(parsed: ParsedFeed) -> None:
+    ids = [a.id for a in parsed.articles]
+    assert len(ids) == len(set(ids)), "ids must be unique within a feed"
+    for article in parsed.articles:
+        assert is_valid_atom_id(article.id), article.id
+        for when in (article.published, article.updated, article.feed.updated):
+            assert when is None or when.tzinfo == UTC
+        for text in (
+            article.title,
+            article.summary,
+            article.content_html,
+            article.link,
+            article.original_id,
+            *article.authors,
+            *article.tags,
+            article.image,
+            article.base_url,
+        ):
+            assert strip_invalid_xml_chars(text) == text
+        assert article.link == "" or article.link.startswith(("http://", "https://"))
+
+
+@pytest.mark.parametrize("name", sorted(FEED_ROWS))
+def test_every_corpus_feed_parses(name: str) -> None:
+    parsed = _parse(FEEDS / name)
+    expected = _expected_count(FEED_ROWS[name]["note"])
+    assert expected is not None
+    assert len(parsed.articles) == expected - DOCUMENTED_DROPS.get(name, 0), parsed.warnings
+    assert len(parsed.articles) >= 1
+    _assert_sane(parsed)
+    assert [a.id for a in _parse(FEEDS / name).articles] == [a.id for a in parsed.articles]
+
+
+@pytest.mark.parametrize("name", sorted(RSSHUB_ROWS))
+def test_every_rsshub_feed_parses(name: str) -> None:
+    parsed = _parse(RSSHUB / name)
+    assert len(parsed.articles) == int(RSSHUB_ROWS[name]["posts"])
+    assert parsed.meta.title == RSSHUB_ROWS[name]["feed_title"]
+    _assert_sane(parsed)
+    assert all(a.title or a.link or a.content_html for a in parsed.articles)
+    assert [a.id for a in _parse(RSSHUB / name).articles] == [a.id for a in parsed.articles]
+
+
+REJECTED_REASONS = {
+    "entity_billion_laughs.xml": "entity",
+    "entity_billion_laughs_one_line.xml": "entity",
+    "entity_quadratic_blowup.xml": "entity",
+    "entity_quadratic_blowup_one_line.xml": "entity",
+    "xxe_local_file.xml": "entity",
+    "xxe_local_file_one_line.xml": "entity",
+    "xxe_loopback_url.xml": "entity",
+    "xxe_parameter_entity.xml": "entity",
+    "wrong_root_html_in_xml.xml": "not a feed",
+    "html_page_with_autodiscovery.html": "not a feed (HTML page)",
+    "empty_body.xml": "empty document",
+    "whitespace_only.xml": "empty document",
+    "bom_only.xml": "empty document",
+    "jsonfeed_items_not_list.json": "items is not a list",
+    "jsonfeed_truncated.json": "invalid JSON Feed",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_ROWS))
+def test_hostile_document_gets_its_outcome(name: str) -> None:
+    expect = HOSTILE_ROWS[name]["expect"]
+    if expect == "reject_source":
+        with pytest.raises(ParseError) as caught:
+            _parse(HOSTILE / name)
+        message = str(caught.value)
+        assert REJECTED_REASONS[name].lower() in message.lower()
+        assert "\n" not in message
+        return
+    parsed = _parse(HOSTILE / name)
+    assert parsed.articles, parsed.warnings
+    _assert_sane(parsed)
+    for article in parsed.articles:
+        assert "root:" not in article.content_html + article.summary + article.title
+        assert len(article.title) <= 1000
+    if expect in ("skip_item", "clean", "reject_or_recover"):
+        assert (
+            any(a.title in ("Innocent item", "Good JSON item") for a in parsed.articles)
+            or name in _NO_INNOCENT
+        )
+
+
+# Hostile documents whose only items are the subject of the test (no 'Innocent item' in them).
+_NO_INNOCENT = {
+    "atom_content_src_loopback.xml",
+    "atom_title_types.xml",
+    "bom_utf16le.xml",
+    "bom_utf8.xml",
+    "bom_utf8_declared_latin1.xml",
+    "category_names_hostile.xml",
+    "dates_20_weird_formats.xml",
+    "duplicate_guids.xml",
+    "gbk_bytes_declared_utf8.xml",
+    "item_link_schemes.xml",
+    "relative_links_xml_base.xml",
+    "rss091_netscape_doctype.xml",
+    "titles_entity_encoded_html.xml",
+    "two_roots.xml",
+    "utf7_declared.xml",
+    "utf8_bytes_declared_gbk.xml",
+    "weird_guids.xml",
+    "xhtml_content_script.xml",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "titles"),
+    [
+        ("bom_utf8.xml", ["BOM été"]),
+        ("bom_utf16le.xml", ["UTF-16 été 日本"]),
+        ("bom_utf8_declared_latin1.xml", ["BOM wins é"]),
+        ("rss091_netscape_doctype.xml", ["Café item"]),
+        ("gbk_bytes_declared_utf8.xml", ["中文标题"]),
+        ("utf8_bytes_declared_gbk.xml", ["中文标题"]),
+        ("atom_title_types.xml", ["html", "<b>literal text</b>", "x y"]),
+        ("truncated_feed.xml", ["Innocent item"]),  # the half item after it is dropped
+        ("unclosed_cdata.xml", ["Innocent item"]),  # the CDATA swallowed the rest: that item is half
+        ("two_roots.xml", ["e"]),
+        ("missing_guid_and_link.xml", ["only a title", "None", "Innocent item"]),
+        ("jsonfeed_wrong_types.json", ["Good JSON item"]),
+    ],
+)
+def test_hostile_titles(name: str, titles: list[str]) -> None:
+    assert [a.title for a in _parse(HOSTILE / name).articles] == titles
+
+
+def test_entity_titles_decoded_exactly_once() -> None:
+    titles = [a.title for a in _parse(HOSTILE / "titles_entity_encoded_html.xml").articles]
+    assert titles[0] == "<script>alert(1)</script>Title"  # a text title stays literal text
+    assert titles[1] == "<b>double-escaped</b>"
+    assert titles[2] == "Fish & Chips & more"
+    assert all("&amp;" not in t for t in titles)
+
+
+def test_nul_and_control_characters_are_stripped() -> None:
+    for name in ("nul_bytes.xml", "control_chars.xml"):
+        for article in _parse(HOSTILE / name).articles:
+            assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", article.title + article.content_html)
+
+
+def test_duplicate_guids_get_unique_stable_ids_and_a_warning() -> None:
+    first = _parse(HOSTILE / "duplicate_guids.xml")
+    second = _parse(HOSTILE / "duplicate_guids.xml")
+    assert [a.id for a in first.articles] == [a.id for a in second.articles]
+    assert len({a.id for a in first.articles}) == 4
+    assert [a.original_id for a in first.articles][:2] == ["dup-1", "dup-1"]
+    assert any("duplicate id" in w for w in first.warnings)
+
+
+def test_ids_are_namespaced_by_source() -> None:
+    body = (HOSTILE / "duplicate_guids.xml").read_bytes()
+    one = parse_feed(body, {}, "http://one.example/feed", "one").articles[3]
+    two = parse_feed(body, {}, "http://two.example/feed", "two").articles[3]
+    assert one.original_id == two.original_id == "good-1"
+    assert one.id != two.id
+
+
+def test_weird_guids_give_valid_bounded_ids() -> None:
+    parsed = _parse(HOSTILE / "weird_guids.xml")
+    assert all(len(a.id) < 100 and "<" not in a.id for a in parsed.articles)
+    _assert_sane(parsed)
+
+
+def test_relative_links_resolve_through_xml_base() -> None:
+    articles = _parse(HOSTILE / "relative_links_xml_base.xml").articles
+    assert articles[0].link == "http://feed.example/blog/2024/post.html"
+    assert articles[0].base_url == "http://feed.example/blog/2024/img/"
+    assert not any(a.link.startswith("javascript") or a.base_url.startswith("javascript") for a in articles)
+
+
+def test_dangerous_link_schemes_are_dropped() -> None:
+    articles = _parse(HOSTILE / "item_link_schemes.xml").articles
+    assert len(articles) == 6
+    assert all(a.link == "" or a.link.startswith(("http://", "https://")) for a in articles)
+    assert any(a.link.startswith("https://") for a in articles)
+
+
+def test_enclosures_keep_only_http_urls_and_sane_lengths() -> None:
+    articles = _parse(HOSTILE / "enclosures_weird.xml").articles
+    for enclosure in (e for a in articles for e in a.enclosures):
+        assert enclosure.url.startswith(("http://", "https://"))
+        assert 0 <= enclosure.length < 2**62
+
+
+def test_dates_are_utc_or_none_never_invented() -> None:
+    articles = _parse(HOSTILE / "dates_20_weird_formats.xml").articles
+    assert len(articles) == 20
+    assert any(a.published is None for a in articles)
+    assert any(a.published is not None for a in articles)
+
+
+def test_empty_items_are_dropped_with_a_warning() -> None:
+    parsed = _parse(HOSTILE / "missing_guid_and_link.xml")
+    assert sum("no title, link or content" in w for w in parsed.warnings) == 2
+    again = _parse(HOSTILE / "missing_guid_and_link.xml")
+    assert [a.id for a in parsed.articles] == [a.id for a in again.articles]
+
+
+def test_external_dtd_is_never_fetched(http_server: RecordingServer) -> None:
+    # The corpus points its DTDs/entities at a loopback port; serve a DTD there and check no one asks.
+    body = (HOSTILE / "xxe_external_dtd.xml").read_bytes()
+    port = json.loads((HOSTILE / "manifest.json").read_text())["loopback_port"]
+    body = body.replace(f"127.0.0.1:{port}".encode(), f"127.0.0.1:{http_server.server_address[1]}".encode())
+    http_server.routes = {
+        path: Route(200, {"Content-Type": "application/xml-dtd"}, b'<!ENTITY y "PWNED">')
+        for path in ("/evil.dtd", "/x.dtd", "/dtd")
+    }
+    parsed = parse_feed(body, {}, "http://src.example/feed", "src")
+    assert "Innocent item" in [a.title for a in parsed.articles]
+    assert all("PWNED" not in a.title for a in parsed.articles)
+    assert http_server.requests == []
+
+
+def test_entity_in_utf16_body_is_refused() -> None:
+    text = '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE r [<!ENTITY a "b">]><rss version="2.0"><channel>'
+    with pytest.raises(ParseError, match="ENTITY"):
+        parse_feed(text.encode("utf-16"), {}, "http://src.example/f", "src")
+    with pytest.raises(ParseError, match="ENTITY"):
+        parse_feed(text.encode("utf-16-le"), {}, "http://src.example/f", "src")
+
+
+def test_charset_only_in_content_type_header(tmp_path: Path) -> None:
+    for name in ("windows-1251", "gb2312"):
+        row = next(r for r in FEED_ROWS.values() if r["encoding"] == name)
+        raw = (FEEDS / row["file"]).read_bytes()
+        stripped = re.sub(rb'(<\?xml[^>]*?)\s+encoding=["\'][^"\']+["\']', rb"\1", raw, count=1)
+        assert stripped != raw
+        parsed = parse_feed(stripped, {"Content-Type": f"application/xml; charset={name}"}, "http://s/", "s")
+        expected = re.search(r"title=(.*)$", row["note"])
+        assert expected is not None
+        assert parsed.meta.title == expected.group(1).strip()
+
+
+def test_json_feed_fields() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "home_page_url": "https://j.example/",
+        "language": "en",
+        "authors": [{"name": "Feed Author"}],
+        "items": [
+            {
+                "id": "1",
+                "url": "/a",
+                "title": "A &amp; B",
+                "content_text": "one\n\ntwo <x>",
+                "date_published": "2024-01-02T03:04:05+02:00",
+                "tags": ["t", "t", "u"],
+                "image": "https://j.example/i.png",
+                "attachments": [
+                    {"url": "https://j.example/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": "x"}
+                ],
+            },
+            {
+                "id": "https://j.example/b",
+                "content_html": "<p>b</p>",
+                "author": {"name": "Old"},
+                "date_modified": "not a date",
+            },
+        ],
+    }
+    parsed = parse_feed(
+        json.dumps(doc).encode(),
+        {"Content-Type": "application/feed+json"},
+        "https://j.example/feed.json",
+        "j",
+    )
+    first, second = parsed.articles
+    assert (
+        parsed.meta.format == "json11"
+        and parsed.meta.title == "J"
+        and parsed.meta.link == "https://j.example/"
+    )
+    assert first.link == "https://j.example/a" and first.title == "A & B"
+    assert first.content_html == "<p>one</p><p>two &lt;x&gt;</p>"
+    assert first.published is not None and first.published.isoformat() == "2024-01-02T01:04:05+00:00"
+    assert first.tags == ("t", "u") and first.authors == ("Feed Author",)
+    assert first.enclosures[0].length == 0 and first.image == "https://j.example/i.png"
+    assert is_valid_atom_id(first.id) and first.original_id == "1"
+    assert second.id == "https://j.example/b" and second.authors == ("Old",) and second.updated is None
+
+
+def test_json_feed_by_content_without_content_type() -> None:
+    parsed = _parse(FEEDS / "feed-rs/jsonfeed_example_1.json")
+    assert parsed.meta.format in ("json1", "json11") and parsed.articles
+
+
+def test_feed_meta_ttl_and_format() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>http://t.example/</link>'
+        b"<ttl>15</ttl><item><title>a</title><link>/p</link><pubDate>Tue, 02 Jan 2024 03:04:05 +0100</pubDate>"
+        b"</item></channel></rss>"
+    )
+    parsed = parse_feed(body, {"content-type": "application/rss+xml"}, "http://t.example/rss", "t")
+    assert parsed.meta.ttl_s == 900 and parsed.meta.format == "rss20"
+    article = parsed.articles[0]
+    assert article.link == "http://t.example/p"
+    assert article.published is not None and article.published.isoformat() == "2024-01-02T02:04:05+00:00"
+    assert parsed.warnings == ()
