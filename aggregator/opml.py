@@ -35,11 +35,17 @@ def read_opml(path: Path) -> list[OpmlFeed]:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                              recover=False)
     try:
-        root = etree.parse(str(path), parser).getroot()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if b"<!ENTITY" in data:  # entity expansion is an attack vector, never a feature of OPML
+        raise ConfigError(f"{path}: refused: the document declares XML entities")
+    try:
+        root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not well-formed OPML: {exc.msg}") from exc
+    if root is None:
+        raise ConfigError(f"{path}: empty document, expected OPML")
     if root.tag != "opml" or root.find("body") is None:
         raise ConfigError(f"{path}: not an OPML document (root <{root.tag}>, expected <opml> with a <body>)")
     feeds: list[OpmlFeed] = []
