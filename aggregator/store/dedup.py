@@ -1,0 +1,261 @@
+"""Pure identity rules for the store: canonical links, normalized hashes, batch identities; no I/O.
+
+Identity of an article within one source, in the order the store tries it (issue 6):
+
+1. **guid**: the same ``original_id`` from the same source is the same article, unless the guid
+   is *repeated* (one guid on items that differ in link or content: a common CMS bug). A
+   repeated guid is remembered per source and never trusted again.
+2. **link**: a canonical link already seen from that source is the same article (guid churn
+   after a CMS migration). Only used when the link is unique within the batch and is not a
+   bare site root (feeds where every item links to the home page would otherwise collapse).
+3. **content hash**: for items without a trustworthy guid, the same normalized title+content.
+4. **near-duplicate title** (conservative): an otherwise new article whose normalized title
+   (NFKC, case-folded, punctuation and whitespace removed) is at least ``TITLE_KEY_MIN``
+   characters long and *equal* to that of an article from the same source dated within
+   ``TITLE_WINDOW_S`` seconds is a re-post of it, and is collapsed into it. No fuzzy matching:
+   a false merge loses a story, a missed merge only shows one twice.
+
+Within one batch the first occurrence in document order wins, so the outcome is stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from aggregator.model import Article
+
+TITLE_KEY_MIN = 12  # characters after normalization; shorter titles ("Update", "日报") are too generic
+TITLE_WINDOW_S = 12 * 3600  # a re-post arrives within hours; daily series are 24 h apart
+
+# Query parameters that only say who sent the click; they never change the document.
+_TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "_hs", "oly_", "vero_", "__s")
+_TRACKING_NAMES = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid",
+    "mkt_tok", "ncid", "wt.mc_id", "wt_mc_id", "cmpid", "spm", "scm", "share_token", "from_rss",
+    "rss", "ref_src", "ref_url", "feature", "sr_share",
+})
+_URL_ATTRS = frozenset({"href", "src", "cite", "poster", "action", "data", "background"})
+_TAG = re.compile(r"""<(/?)([A-Za-z][^\s/>]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+_ATTR = re.compile(r"""([^\s"'=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+_WS = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def is_tracking_param(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _TRACKING_NAMES or lowered.startswith(_TRACKING_PREFIXES)
+
+
+def strip_tracking(url: str) -> str:
+    """`url` without tracking query parameters; otherwise untouched."""
+    if "?" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not is_tracking_param(k)]
+    if len(kept) == len(pairs):
+        return url
+    return parts._replace(query=urlencode(kept)).geturl()
+
+
+def canonical_link(url: str) -> str:
+    """A comparison key for a link: http/https, host case, default port, trailing slash,
+    tracking parameters and query order do not count. "" for no link. Never shown to readers."""
+    url = url.strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname.lower().rstrip(".")
+    if port is not None and port not in (80, 443):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    pairs = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k))
+    query = "?" + urlencode(pairs) if pairs else ""
+    fragment = "#" + parts.fragment if parts.fragment else ""
+    return f"https://{host}{path}{query}{fragment}"
+
+
+def is_site_root(link_key: str) -> bool:
+    """True for a canonical link naming a whole site (no path, query or fragment)."""
+    return link_key.startswith("https://") and "/" not in link_key[len("https://"):]
+
+
+def normalize_text(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def normalize_html(fragment: str) -> str:
+    """HTML with cosmetic differences removed: whitespace, entity spelling, attribute order and
+    quoting, tag-name case, self-closing slashes, tracking parameters in URLs."""
+    out: list[str] = []
+    pos = 0
+    for match in _TAG.finditer(fragment):
+        out.append(_normalize_text_run(fragment[pos:match.start()]))
+        out.append(_normalize_tag(match))
+        pos = match.end()
+    out.append(_normalize_text_run(fragment[pos:]))
+    return "".join(out)
+
+
+def _normalize_text_run(text: str) -> str:
+    return normalize_text(html.unescape(text)) if text else ""
+
+
+def _normalize_tag(match: re.Match[str]) -> str:
+    closing, name, rest = match.group(1), match.group(2).lower(), match.group(3)
+    if closing:
+        return f"</{name}>"
+    attrs: list[tuple[str, str]] = []
+    for attr in _ATTR.finditer(rest):
+        key = attr.group(1).lower()
+        raw = next((g for g in attr.group(2, 3, 4) if g is not None), "")
+        value = normalize_text(html.unescape(raw))
+        if key in _URL_ATTRS:
+            value = strip_tracking(value)
+        attrs.append((key, value))
+    attrs.sort()
+    return "<" + name + "".join(f' {k}="{v}"' for k, v in attrs) + ">"
+
+
+def title_key(title: str) -> str:
+    """Normalized title for the near-duplicate rule: NFKC, case-folded, no punctuation or spaces."""
+    return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).casefold())
+
+
+def _digest(*parts: str) -> str:
+    blob = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def content_hash(article: Article) -> str:
+    """Title and content, normalized: a change here is a real update (and an identity for
+    articles without a trustworthy guid)."""
+    body = article.content_html or article.summary
+    return _digest(normalize_text(html.unescape(article.title)), normalize_html(body))
+
+
+def meta_hash(article: Article) -> str:
+    """What else a reader sees: link, enclosures, image, authors, tags. A change here refreshes
+    the stored article but does not move its `updated` date (a domain move must not flood)."""
+    return _digest(
+        canonical_link(article.link),
+        "\x1e".join(f"{strip_tracking(e.url)} {e.type} {e.length}" for e in article.enclosures),
+        strip_tracking(article.image),
+        "\x1e".join(normalize_text(a) for a in article.authors),
+        "\x1e".join(sorted(normalize_text(t) for t in article.tags)),
+        normalize_text(article.summary),
+    )
+
+
+def raw_hash(article: Article) -> str:
+    """Every stored field exactly, dates excluded: equal means nothing to do at all."""
+    return _digest(repr((
+        article.original_id, article.title, article.link, article.authors, article.summary,
+        article.content_html, article.tags, article.enclosures, article.image, article.base_url,
+        article.language, article.source_name, article.feed,
+    )))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One article of a batch with the keys the store matches it by."""
+
+    article: Article
+    guid: str  # "" when absent or repeated (untrustworthy)
+    link_key: str  # "" when absent
+    link_usable: bool  # unique in the batch and not a site root
+    content_hash: str
+    title_key: str
+
+    def identity(self) -> tuple[str, str]:
+        """The key that decides duplicates within one batch."""
+        if self.guid:
+            return ("guid", self.guid)
+        if self.link_usable:
+            return ("link", self.link_key)
+        return ("hash", self.content_hash)
+
+    def identity_keys(self) -> list[tuple[str, str]]:
+        """Identity rows to remember for this article (prune keeps them)."""
+        keys = []
+        if self.guid:
+            keys.append(("guid", self.guid))
+        if self.link_usable:
+            keys.append(("link", self.link_key))
+        if not self.guid:
+            keys.append(("hash", self.content_hash))
+        return keys
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    candidates: tuple[Candidate, ...]
+    repeated_guids: frozenset[str]  # guids first found repeated in this batch
+    warnings: tuple[str, ...]
+
+
+def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: frozenset[str]) -> Batch:
+    """Key every article, detect repeated guids, drop in-batch duplicates (first one wins)."""
+    links = [canonical_link(a.link) for a in articles]
+    hashes = [content_hash(a) for a in articles]
+    variants: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for article, link, digest in zip(articles, links, hashes):
+        if article.original_id.strip():
+            variants[article.original_id.strip()].add((link, digest))
+    repeated = frozenset(g for g, v in variants.items() if len(v) > 1)
+    untrusted = repeated | known_repeated
+    link_counts = Counter(k for k in links if k)
+    warnings = [
+        f"source {source_url}: guid {g!r} is repeated on {len(variants[g])} different items; "
+        "identifying them by link, then by content hash"
+        for g in sorted(repeated - known_repeated)
+    ]
+    seen: set[tuple[str, str]] = set()
+    candidates = []
+    for article, link, digest in zip(articles, links, hashes):
+        guid = article.original_id.strip()
+        candidate = Candidate(
+            article=article,
+            guid="" if guid in untrusted else guid,
+            link_key=link,
+            link_usable=bool(link) and link_counts[link] == 1 and not is_site_root(link),
+            content_hash=digest,
+            title_key=title_key(article.title),
+        )
+        if candidate.identity() in seen:
+            continue
+        seen.add(candidate.identity())
+        candidates.append(candidate)
+    return Batch(tuple(candidates), repeated - known_repeated, tuple(warnings))
+
+
+def article_date(article: Article) -> datetime | None:
+    """The date an article carries itself: published, else updated."""
+    return article.published or article.updated
+
+
+def is_near_duplicate(key_a: str, date_a: datetime, key_b: str, date_b: datetime) -> bool:
+    """The documented re-post rule (see the module docstring)."""
+    return (
+        len(key_a) >= TITLE_KEY_MIN
+        and key_a == key_b
+        and abs((date_a - date_b).total_seconds()) <= TITLE_WINDOW_S
+    )

@@ -1,0 +1,91 @@
+"""Article <-> SQLite row encoding for the store: times as integer microseconds, tuples as JSON; pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aggregator.model import Article, Enclosure, FeedMeta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+BODY_COLUMNS = (
+    "source_name", "original_id", "title", "link", "authors", "feed_published", "feed_updated",
+    "summary", "content_html", "tags", "enclosures", "image", "base_url", "language", "feed",
+)
+
+
+def to_micros(moment: datetime) -> int:
+    """Integer microseconds since the epoch (UTC); a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _opt_micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_micros(moment)
+
+
+def _opt_time(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _feed_json(feed: FeedMeta) -> str:
+    return _dump({
+        "title": feed.title, "link": feed.link, "id": feed.id, "updated": _opt_micros(feed.updated),
+        "language": feed.language, "ttl_s": feed.ttl_s, "format": feed.format,
+    })
+
+
+def _feed_meta(text: str) -> FeedMeta:
+    data: dict[str, Any] = json.loads(text)
+    return FeedMeta(
+        title=data["title"], link=data["link"], id=data["id"], updated=_opt_time(data["updated"]),
+        language=data["language"], ttl_s=data["ttl_s"], format=data["format"],
+    )
+
+
+def body_values(article: Article) -> tuple[object, ...]:
+    """The `bodies` columns (BODY_COLUMNS order) for `article`."""
+    return (
+        article.source_name, article.original_id, article.title, article.link, _dump(list(article.authors)),
+        _opt_micros(article.published), _opt_micros(article.updated), article.summary,
+        article.content_html, _dump(list(article.tags)),
+        _dump([[e.url, e.type, e.length] for e in article.enclosures]),
+        article.image, article.base_url, article.language, _feed_json(article.feed),
+    )
+
+
+def article_from_row(entry_id: str, source_url: str, published: int, updated: int,
+                     body: Sequence[Any]) -> Article:
+    """An Article from stored values; dates are the stored (filled-in) ones."""
+    values = dict(zip(BODY_COLUMNS, body))
+    return Article(
+        id=entry_id,
+        source_url=source_url,
+        source_name=values["source_name"],
+        original_id=values["original_id"],
+        title=values["title"],
+        link=values["link"],
+        authors=tuple(json.loads(values["authors"])),
+        published=from_micros(published),
+        updated=from_micros(updated),
+        summary=values["summary"],
+        content_html=values["content_html"],
+        tags=tuple(json.loads(values["tags"])),
+        enclosures=tuple(Enclosure(u, t, n) for u, t, n in json.loads(values["enclosures"])),
+        image=values["image"],
+        base_url=values["base_url"],
+        language=values["language"],
+        feed=_feed_meta(values["feed"]),
+    )

@@ -1,0 +1,106 @@
+"""The state file's schema and its forward migrations (PRAGMA user_version); no article logic.
+
+Tables:
+  sources   one row per source URL: the fetch stage's state as JSON.
+  entries   one row per article ever stored: its stable id, identity hashes, dates, status.
+            A pruned article keeps this row (status 'pruned') so it is still recognised.
+  bodies    what a reader sees (title, link, content, ...); deleted by prune.
+  keys      (source, kind, value) -> entry: the guids, canonical links and content hashes an
+            article is recognised by. kind 'repeated' (entry NULL) marks a guid never to trust.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from aggregator.store.dedup import title_key
+
+APPLICATION_ID = 0x41475254  # "AGRT": marks a file as ours, so a foreign SQLite file is refused
+
+_V1 = """
+CREATE TABLE sources (
+    url TEXT PRIMARY KEY,
+    state TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE entries (
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source_url TEXT NOT NULL REFERENCES sources(url) ON DELETE CASCADE,
+    link_key TEXT NOT NULL,
+    raw_hash TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    meta_hash TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,   -- microseconds since the epoch, UTC
+    last_seen INTEGER NOT NULL,
+    published INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('published', 'held', 'pruned'))
+);
+CREATE INDEX entries_by_source_updated ON entries(source_url, status, updated);
+CREATE INDEX entries_by_source_published ON entries(source_url, published);
+CREATE INDEX entries_by_link ON entries(link_key) WHERE link_key != '';
+CREATE TABLE bodies (
+    entry INTEGER PRIMARY KEY REFERENCES entries(key) ON DELETE CASCADE,
+    source_name TEXT NOT NULL,
+    original_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT NOT NULL,
+    authors TEXT NOT NULL,       -- JSON list
+    feed_published INTEGER,      -- the dates exactly as the feed gave them (NULL = none)
+    feed_updated INTEGER,
+    summary TEXT NOT NULL,
+    content_html TEXT NOT NULL,
+    tags TEXT NOT NULL,          -- JSON list
+    enclosures TEXT NOT NULL,    -- JSON list of [url, type, length]
+    image TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    language TEXT NOT NULL,
+    feed TEXT NOT NULL           -- JSON object (FeedMeta)
+);
+CREATE TABLE keys (
+    source_url TEXT NOT NULL REFERENCES sources(url) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('guid', 'link', 'hash', 'repeated')),
+    value TEXT NOT NULL,
+    entry INTEGER REFERENCES entries(key) ON DELETE CASCADE,
+    PRIMARY KEY (source_url, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX keys_by_entry ON keys(entry);
+"""
+
+# v2: the near-duplicate title rule (issue 6) needs each article's normalized title, indexed.
+_V2 = """
+ALTER TABLE entries ADD COLUMN title_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX entries_by_title ON entries(source_url, title_key) WHERE title_key != '';
+"""
+
+
+def _backfill_title_keys(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
+    conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
+
+
+def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        for statement in sql.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return run
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    _script(_V2)(conn)
+    _backfill_title_keys(conn)
+
+
+# MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2)
+VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, current: int) -> None:
+    """Apply every step after `current`, each with its version bump in the caller's transaction."""
+    for version in range(current, VERSION):
+        MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {version + 1}")
