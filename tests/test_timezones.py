@@ -22,10 +22,8 @@ PLUS_EIGHT_FEEDS = sorted((CORPUS / "feeds/wechat-feeds").glob("*.xml")) + [
     CORPUS / "feeds/rodel-reader/Rss_ruanyifeng.xml",
     CORPUS / "feeds/rodel-reader/ld.xml",  # 190 articles, 48 of them date-only ("00:00:00 +0800")
 ]
-# RSSHub routes for Chinese sites, stating GMT.
-RSSHUB_FEEDS = sorted(  # every date is "Invalid Date"
-    p for p in (CORPUS / "rsshub").glob("*.xml") if p.name != "dribbble-popular.xml"
-)  # "Invalid Date"
+# RSSHub routes for Chinese sites, stating GMT (dribbble: every date is "Invalid Date").
+RSSHUB_FEEDS = sorted(p for p in (CORPUS / "rsshub").glob("*.xml") if p.name != "dribbble-popular.xml")
 
 
 def stated_dates(xml: bytes) -> list[datetime]:
