@@ -199,10 +199,10 @@ def test_per_host_limit_and_min_delay_hold_on_the_server(
 
 def test_time_queued_for_a_slot_does_not_count_against_the_deadline(fault_server: FaultServer) -> None:
     for i in range(4):
-        fault_server.routes[f"/q{i}"] = slow(0.3)
+        fault_server.routes[f"/q{i}"] = slow(0.2)
     sources = [source(fault_server.url(f"/q{i}")) for i in range(4)]
-    # One at a time: the last one queues for ~0.9 s, longer than its 0.8 s deadline.
-    outcomes = run(sources, config(per_host=1, concurrency=1))
+    # One at a time: the last one queues for ~0.6 s, longer than its 0.5 s deadline.
+    outcomes = run(sources, config(per_host=1, concurrency=1, read_timeout=0.5, total_timeout=0.5))
     assert [o.kind for o in outcomes] == ["fetched"] * 4
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import random
 import ssl
@@ -108,6 +109,13 @@ class _Host:
     next_start: float = 0.0  # monotonic time before which no request to this host may start
     limited_routes: set[str] = field(default_factory=set)
     backoff_until: datetime | None = None
+    sending: bool = False  # a request holds the host's turn until it has been sent
+    sent: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until_sent(self) -> None:
+        while self.sending:
+            self.sent.clear()
+            await self.sent.wait()
 
     @property
     def is_backed_off(self) -> bool:
@@ -140,27 +148,40 @@ class _Run:
         return self.hosts[key]
 
     @contextlib.asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[None]:
+    async def slot(self, url: str) -> AsyncIterator[Callable[[], None]]:
         """Host slot first (so a global slot is never held while waiting on a busy host), then the
-        host's minimum delay, then a global slot; the start is stamped only once all are held."""
+        host's minimum delay, then a global slot. Yields `mark_sent`, to call when the request has
+        gone out: the host's delay counts from then, so the server sees the gap (a new connection
+        takes longer to send than a kept-alive one)."""
         host = self.host(url)
         async with host.slots:
             if host.is_backed_off:
                 raise _HostBackedOff
             while True:
+                await host.until_sent()
                 wait = host.next_start - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 await self.global_slots.acquire()
-                if time.monotonic() >= host.next_start:
+                if time.monotonic() >= host.next_start and not host.sending:
                     break
                 self.global_slots.release()  # another request to this host started meanwhile
             delay = self.config.per_host_delay
-            if delay > 0:
-                host.next_start = time.monotonic() + delay * (1.0 + HOST_JITTER * self.rng.random())
+            sent = delay <= 0
+            host.sending = not sent
+
+            def mark_sent() -> None:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    host.next_start = time.monotonic() + delay * (1.0 + HOST_JITTER * self.rng.random())
+                    host.sending = False
+                    host.sent.set()
+
             try:
-                yield
+                yield mark_sent
             finally:
+                mark_sent()
                 self.global_slots.release()
 
     def note_rate_limited(self, url: str, retry_after_s: float | None) -> None:
@@ -244,6 +265,12 @@ async def _fetch_and_report(
     finish(i, outcome)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs ~40 ms; once per process is enough."""
+    return httpx.create_ssl_context()
+
+
 def make_client(config: FetchConfig) -> httpx.AsyncClient:
     """One client per run. Our own semaphores bound concurrency before httpx sees a request, so
     httpcore's pool never queues (its queue costs O(requests x connections) CPU: httpx issue #3215)."""
@@ -252,7 +279,7 @@ def make_client(config: FetchConfig) -> httpx.AsyncClient:
         max_keepalive_connections=max(config.concurrency, 1),
         keepalive_expiry=10.0,
     )
-    transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, retries=0)
     if not config.allow_private_addresses:
         pool = transport._pool  # httpx exposes no network_backend argument; httpcore's pool has one
         pool._network_backend = GuardedBackend(pool._network_backend)
@@ -464,10 +491,10 @@ async def _request(run: _Run, url: str, headers: dict[str, str], source: Source)
     for hop in range(config.max_redirects + 1):
         _check_scheme(url, hop)
         hop_headers = headers if _origin(url) == origin else _cross_origin(headers, source)
-        async with run.slot(url):
+        async with run.slot(url) as mark_sent:
             started = time.monotonic()
             try:
-                response = await _exchange(run, url, hop_headers, budget, hop)
+                response = await _exchange(run, url, hop_headers, budget, hop, mark_sent)
             finally:
                 budget -= time.monotonic() - started
         location = response.headers.get("location")
@@ -507,13 +534,15 @@ def _check_scheme(url: str, hop: int) -> None:
         raise _Failure(f"{what} disallowed scheme {scheme!r}")
 
 
-async def _exchange(run: _Run, url: str, headers: dict[str, str], budget: float, hop: int) -> _Response:
+async def _exchange(
+    run: _Run, url: str, headers: dict[str, str], budget: float, hop: int, mark_sent: Callable[[], None]
+) -> _Response:
     """One request and its body, inside the total deadline; every library error becomes a _Failure."""
     progress = _Progress()
     config = run.config
     try:
         async with asyncio.timeout(max(budget, 0.0)):
-            return await _send_and_read(run.client, url, headers, config.max_body, progress)
+            return await _send_and_read(run.client, url, headers, config.max_body, progress, mark_sent)
     except TimeoutError as exc:
         if not progress.has_headers:
             message = f"deadline {config.total_timeout:g} s exceeded waiting for response headers"
@@ -532,9 +561,18 @@ async def _exchange(run: _Run, url: str, headers: dict[str, str], budget: float,
 
 
 async def _send_and_read(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], max_body: int, progress: _Progress
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    max_body: int,
+    progress: _Progress,
+    mark_sent: Callable[[], None],
 ) -> _Response:
-    request = client.build_request("GET", url, headers=headers)
+    async def trace(event: str, info: Mapping[str, object]) -> None:
+        if event.endswith("send_request_headers.complete"):
+            mark_sent()
+
+    request = client.build_request("GET", url, headers=headers, extensions={"trace": trace})
     response = await client.send(request, stream=True)
     try:
         progress.has_headers = True
