@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC
 from pathlib import Path
 
@@ -352,3 +355,43 @@ def test_feed_meta_ttl_and_format() -> None:
     assert article.link == "http://t.example/p"
     assert article.published is not None and article.published.isoformat() == "2024-01-02T02:04:05+00:00"
     assert parsed.warnings == ()
+
+
+_BLOWUP_SCRIPT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))
+from pathlib import Path
+from aggregator.errors import ParseError
+from aggregator.parse import parse_feed
+for name in sys.argv[1:]:
+    try:
+        parse_feed(Path(name).read_bytes(), {}, "http://src.example/feed", "src")
+    except ParseError as exc:
+        print("REFUSED", exc)
+    else:
+        print("accepted", name)
+"""
+
+
+def test_entity_blowups_are_refused_under_a_memory_limit() -> None:
+    # feedparser alone turns entity_quadratic_blowup.xml into 1.2 GB; under 768 MB of address space the
+    # guard must refuse every blowup before any parser runs. The timeout is a watchdog, not a measurement.
+    names = sorted(str(p) for p in HOSTILE.glob("entity_*.xml"))
+    assert len(names) >= 4
+    done = subprocess.run(
+        [sys.executable, "-c", _BLOWUP_SCRIPT, *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("REFUSED") == len(names), done.stdout
+
+
+def test_feedparser_is_never_handed_a_url() -> None:
+    # A body that is a URL must be treated as (bad) content, never fetched.
+    with pytest.raises(ParseError):
+        parse_feed(b"http://127.0.0.1:9/feed.xml", {}, "http://src.example/feed", "src")
