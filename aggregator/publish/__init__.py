@@ -1,0 +1,175 @@
+"""Publish stage: renders every output (Atom, RSS, JSON Feed, index.html, OPML, Hexo posts) and writes
+only the files whose bytes changed, atomically; pings WebSub. Must not fetch sources or touch the store.
+
+    publish_outputs(output, dir, feeds, categories_of)
+      for each (FeedSpec, articles): order newest first, limit -> <slug>.atom (+ .rss, .json)
+      index.html + feeds.opml           when output.index
+      <hexo dir>/<date>-<slug>-<hash>.md when output.hexo has a dir
+      write_atomically each file        unchanged bytes: not rewritten, mtime kept
+      ping output.websub_hub            for feeds whose bytes changed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aggregator.model import Article, OutputConfig
+from aggregator.publish import common, hexo
+from aggregator.publish.atom import render_atom
+from aggregator.publish.common import FeedSpec
+from aggregator.publish.index import render_index
+from aggregator.publish.jsonfeed import render_json_feed
+from aggregator.publish.opml import render_opml
+from aggregator.publish.rss import render_rss
+from aggregator.publish.websub import ping_hub
+from aggregator.publish.write import write_atomically
+
+__all__ = [
+    "FeedSpec",
+    "PublishReport",
+    "publish_outputs",
+    "render_atom",
+    "render_json_feed",
+    "render_rss",
+    "write_atomically",
+]
+
+_RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json_feed}
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
+    unchanged: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def publish_outputs(
+    output: OutputConfig,
+    output_dir: Path,
+    feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
+    categories_of: Mapping[str, Sequence[str]],
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> PublishReport:
+    """Render and write every output; with `dry_run`, report what would change and write nothing.
+
+    `now` only applies `output.max_age` (omit it to publish whatever the caller selected).
+    """
+    warnings: list[str] = []
+    selected = _select(output, feeds, now, warnings)
+    files = _render_files(output, selected, categories_of, warnings)
+    written, unchanged = _write_all(output_dir, files, dry_run)
+    hexo_written, hexo_unchanged = _publish_posts(output, output_dir, selected, categories_of, dry_run, warnings)
+    hub = common.web_iri(output.websub_hub)
+    if hub and not dry_run:
+        changed = [common.base_url(output) + name for name in written if name.rsplit(".", 1)[-1] in _RENDERERS]
+        warnings.extend(ping_hub(hub, changed))
+    elif output.websub_hub and not hub:
+        warnings.append(f"output.websub_hub: not an http(s) URL: {output.websub_hub!r}; no pings sent")
+    return PublishReport(
+        written=tuple(written + hexo_written),
+        unchanged=tuple(unchanged + hexo_unchanged),
+        warnings=tuple(warnings),
+    )
+
+
+def _select(
+    output: OutputConfig,
+    feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
+    now: datetime | None,
+    warnings: list[str],
+) -> list[tuple[FeedSpec, list[Article]]]:
+    """Valid, distinct slugs only; each feed's articles ordered, aged and limited as published."""
+    selected: list[tuple[FeedSpec, list[Article]]] = []
+    slugs: set[str] = set()
+    for spec, articles in feeds:
+        if not common.SLUG.match(spec.slug):
+            warnings.append(f"feed {spec.slug!r}: unsafe slug (only [a-z0-9_-]); not published")
+            continue
+        if spec.slug in slugs:
+            warnings.append(f"feed {spec.slug!r}: listed twice; the second is not published")
+            continue
+        slugs.add(spec.slug)
+        aged = common.within_age(articles, output.max_age, now)
+        selected.append((spec, common.order_articles(aged, output.max_entries)))
+    return selected
+
+
+def _render_files(
+    output: OutputConfig,
+    feeds: Sequence[tuple[FeedSpec, list[Article]]],
+    categories_of: Mapping[str, Sequence[str]],
+    warnings: list[str],
+) -> dict[str, bytes]:
+    unknown = sorted(set(output.formats) - set(_RENDERERS))
+    if unknown:
+        warnings.append(f"output.formats: unknown formats {unknown} ignored (known: atom, rss, json)")
+    formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
+    files: dict[str, bytes] = {}
+    for spec, articles in feeds:
+        for fmt in formats:
+            files[f"{spec.slug}.{fmt}"] = _RENDERERS[fmt](spec, articles, output, categories_of)
+    if output.index:
+        files["index.html"] = render_index(output, feeds)
+        files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
+    return files
+
+
+def _write_all(folder: Path, files: Mapping[str, bytes], dry_run: bool) -> tuple[list[str], list[str]]:
+    written: list[str] = []
+    unchanged: list[str] = []
+    if not dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        if dry_run:
+            changed = not (path.is_file() and path.read_bytes() == data)
+        else:
+            changed = write_atomically(path, data)
+        (written if changed else unchanged).append(name)
+    return written, unchanged
+
+
+def _publish_posts(
+    output: OutputConfig,
+    output_dir: Path,
+    feeds: Sequence[tuple[FeedSpec, list[Article]]],
+    categories_of: Mapping[str, Sequence[str]],
+    dry_run: bool,
+    warnings: list[str],
+) -> tuple[list[str], list[str]]:
+    try:
+        options = hexo.hexo_options(output.hexo)
+    except ValueError as exc:
+        warnings.append(f"{exc}; no Hexo posts written")
+        return [], []
+    if options is None:
+        return [], []
+    folder = Path(options.dir)
+    if not folder.is_absolute():
+        folder = output_dir / folder  # config.py should hand over an absolute path; this is the fallback
+    articles = [article for _, feed_articles in feeds for article in feed_articles]
+    posts = hexo.posts(articles, categories_of, options)
+    written, unchanged = _write_all(folder, posts, dry_run)
+    if not dry_run:
+        _remove_stale_posts(folder, posts, options.prune)
+    return [str(folder / name) for name in written], [str(folder / name) for name in unchanged]
+
+
+def _remove_stale_posts(folder: Path, posts: Mapping[str, bytes], prune: bool) -> None:
+    """Remove our posts superseded by a renamed one (title changed) and, with `prune`, retired ones.
+
+    Only files named like ours (POST_NAME) are considered, so hand-written posts are never touched.
+    """
+    current = {hexo.post_digest(name): name for name in posts}
+    for path in folder.iterdir():
+        if not hexo.POST_NAME.match(path.name) or path.name in posts:
+            continue
+        digest = hexo.post_digest(path.name)
+        if digest in current or prune:
+            path.unlink(missing_ok=True)

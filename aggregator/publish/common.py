@@ -1,0 +1,172 @@
+"""Shared rendering helpers for every output format: safe text, IRIs, ordering; no I/O."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote, urlsplit
+
+from aggregator.model import Article, OutputConfig
+from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
+
+SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TITLE = 1000  # hostile/xml very_long_title: bounded output titles
+MAX_CATEGORIES = 20  # hostile/xml many_categories: bounded per entry
+MAX_NAME = 200
+DERIVED_TITLE = 80
+# RFC 3987 allows these unescaped; everything else in a URL gets percent-encoded.
+_IRI_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
+_LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One output feed: a category, or "all" for the combined feed."""
+
+    slug: str
+    title: str
+    subtitle: str
+
+
+def text(value: str, limit: int = 0) -> str:
+    """XML-safe, single-line text, optionally cut to `limit` characters (with an ellipsis)."""
+    cleaned = collapse_whitespace(strip_invalid_xml_chars(value))
+    if limit and len(cleaned) > limit:
+        return cleaned[: limit - 1].rstrip() + "…"
+    return cleaned
+
+
+def html(value: str) -> str:
+    """XML-safe HTML; the clean stage already sanitized it."""
+    return strip_invalid_xml_chars(value).strip()
+
+
+def web_iri(url: str) -> str:
+    """`url` as a valid absolute http(s) IRI, or "" when it is not one (javascript:, relative, junk)."""
+    url = strip_invalid_xml_chars(url).strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.username is not None:
+        return ""
+    return quote(url, safe=_IRI_SAFE)
+
+
+def entry_id(article: Article) -> str:
+    """The article's id when it is an absolute IRI (it should be), else a stable urn:uuid from it."""
+    value = strip_invalid_xml_chars(article.id).strip()
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value) and len(value) <= 2048:
+        return quote(value, safe=_IRI_SAFE)
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, strip_invalid_xml_chars(article.source_url + "\n" + article.id)))
+
+
+def entry_title(article: Article) -> str:
+    """The title, or one derived from the summary, link or source (feedgen requires a title)."""
+    title = text(article.title, MAX_TITLE)
+    if title:
+        return title
+    for fallback in (article.summary, _strip_tags(article.content_html)):
+        derived = text(fallback, DERIVED_TITLE)
+        if derived:
+            return derived
+    return web_iri(article.link) or text(article.source_name, MAX_NAME) or "Untitled"
+
+
+def _strip_tags(markup: str) -> str:
+    return re.sub(r"<[^>]*>", " ", markup)
+
+
+def authors(article: Article) -> list[str]:
+    """The article's authors, falling back to its source name."""
+    names = unique(text(name, MAX_NAME) for name in article.authors)
+    return names or [text(article.source_name, MAX_NAME) or "unknown"]
+
+
+def categories(article: Article, categories_of: Mapping[str, Sequence[str]]) -> list[str]:
+    """The output categories of the article's source, then its own tags; unique, bounded."""
+    names = list(categories_of.get(article.source_url, ())) + list(article.tags)
+    return unique(text(name, MAX_NAME) for name in names)[:MAX_CATEGORIES]
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        if value and value not in seen:
+            seen[value] = None
+    return list(seen)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def updated_of(article: Article) -> datetime:
+    return utc(article.updated) or utc(article.published) or utc(article.feed.updated) or EPOCH
+
+
+def published_of(article: Article) -> datetime:
+    return utc(article.published) or updated_of(article)
+
+
+def order_articles(articles: Iterable[Article], max_entries: int) -> list[Article]:
+    """Newest first by updated, ties by published then id; one entry per id; at most `max_entries`."""
+    by_id: dict[str, Article] = {}
+    for article in sorted(articles, key=lambda a: a.id):
+        by_id.setdefault(entry_id(article), article)
+    ordered = sorted(by_id.values(), key=lambda a: a.id)
+    ordered.sort(key=lambda a: (updated_of(a), published_of(a)), reverse=True)
+    return ordered[:max_entries] if max_entries > 0 else ordered
+
+
+def within_age(articles: Iterable[Article], max_age_s: float, now: datetime | None) -> list[Article]:
+    """Drop articles older than `max_age_s` before `now` (no-op when either is unset)."""
+    if not max_age_s or now is None:
+        return list(articles)
+    cutoff = utc(now) - timedelta(seconds=max_age_s)  # type: ignore[operator]
+    return [a for a in articles if updated_of(a) >= cutoff]
+
+
+def feed_updated(articles: Sequence[Article]) -> datetime:
+    """The newest entry's updated: never now, so the same articles give the same bytes."""
+    return max((updated_of(a) for a in articles), default=EPOCH)
+
+
+def base_url(output: OutputConfig) -> str:
+    url = web_iri(output.base_url) or "http://localhost/feeds/"
+    return url if url.endswith("/") else url + "/"
+
+
+def feed_url(output: OutputConfig, slug: str, extension: str) -> str:
+    return base_url(output) + check_slug(slug) + "." + extension
+
+
+def check_slug(slug: str) -> str:
+    """Only [a-z0-9_-]: a slug becomes a file name and must never leave the output folder."""
+    if not SLUG.match(slug):
+        raise ValueError(f"unsafe feed slug {slug!r}: only [a-z0-9_-] allowed")
+    return slug
+
+
+def language(value: str) -> str:
+    """A BCP 47-shaped language tag, or "" (xml:lang must be well-formed)."""
+    lang = strip_invalid_xml_chars(value).strip()
+    return lang if _LANG.match(lang) else ""
+
+
+def feed_title(spec: FeedSpec) -> str:
+    return text(spec.title, MAX_TITLE) or spec.slug
+
+
+def site_title(output: OutputConfig) -> str:
+    return text(output.title, MAX_TITLE) or "aggregator"

@@ -1,0 +1,22 @@
+"""RSS 2.0 rendering via feedgen (optional format); pure; must not write files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aggregator.model import Article, OutputConfig
+from aggregator.publish import common
+from aggregator.publish._feedgen import build_feed
+from aggregator.publish.common import FeedSpec
+
+
+def render_rss(
+    spec: FeedSpec,
+    articles: Sequence[Article],
+    output: OutputConfig,
+    categories_of: Mapping[str, Sequence[str]],
+) -> bytes:
+    """The RSS 2.0 document for `spec`: same entries and order as the Atom feed."""
+    ordered = common.order_articles(articles, output.max_entries)
+    fg = build_feed(spec, ordered, output, categories_of, fmt="rss")
+    return bytes(fg.rss_str(pretty=True, encoding="UTF-8"))

@@ -1,0 +1,56 @@
+"""Atomic file writes for every output; must not decide what to write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_MODE = 0o644  # outputs are served by a static web server: world-readable
+
+
+def write_atomically(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` via a temp file in the same folder, fsync and os.replace.
+
+    Returns False, leaving the file (and its mtime) untouched, when it already holds these bytes,
+    so a static server's ETag/Last-Modified stay put and readers get 304s.
+    """
+    if _holds(path, data):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, _MODE)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return True
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself is durable only once the directory entry is flushed (POSIX).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
