@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -92,9 +93,10 @@ class FaultServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         super().__init__((host, 0), _Handler)
         self.host = host
+        self.tls = tls
         self.routes: dict[str, Handler] = {}
         self.requests: list[Request] = []
         self.lock = threading.Lock()
@@ -107,7 +109,8 @@ class FaultServer(socketserver.ThreadingTCPServer):
         return int(self.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def hits(self, path: str) -> list[Request]:
         with self.lock:
@@ -119,6 +122,11 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock: socket.socket = self.request
+        if self.server.tls is not None:
+            try:
+                sock = self.server.tls.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
         buffer = b""
         while not self.server.stop.is_set():
             while b"\r\n\r\n" not in buffer:
@@ -157,9 +165,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
 
 
-def serve(host: str = "127.0.0.1") -> Iterator[FaultServer]:
+def serve(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[FaultServer]:
     """A running FaultServer; shut down (and every sleeping handler woken) when the generator closes."""
-    server = FaultServer(host)
+    server = FaultServer(host, tls)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server

@@ -7,6 +7,7 @@ import email.utils
 import gzip
 import itertools
 import socket
+import ssl
 import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -372,6 +373,38 @@ def test_connection_refused() -> None:
         port = sock.getsockname()[1]
     outcome = one(f"http://127.0.0.1:{port}/feed")
     assert outcome.error == "connection refused"
+
+
+def test_connect_timeout() -> None:
+    # A listener whose accept backlog is full: the kernel drops further SYNs, so connect hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            outcome = one(f"http://127.0.0.1:{port}/feed", config(connect_timeout=0.3))
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert outcome.error == "connect timeout after 0.3 s"
+
+
+def test_untrusted_certificate_is_a_tls_error() -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    for server in serve(tls=context):
+        server.routes["/feed"] = reply(200, ATOM, FEED)
+        outcome = one(server.url("/feed"), config(retries=2))
+        assert outcome.kind == "failed"
+        assert outcome.error.startswith("TLS: "), outcome.error
+        assert "CERTIFICATE_VERIFY_FAILED" in outcome.error
+        assert server.requests == []  # never retried insecurely
 
 
 def test_length_mismatch_is_a_truncated_body(fault_server: FaultServer) -> None:
