@@ -395,3 +395,27 @@ def test_feedparser_is_never_handed_a_url() -> None:
     # A body that is a URL must be treated as (bad) content, never fetched.
     with pytest.raises(ParseError):
         parse_feed(b"http://127.0.0.1:9/feed.xml", {}, "http://src.example/feed", "src")
+
+
+def test_valid_feed_with_no_items_is_not_an_error() -> None:
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    parsed = parse_feed(body, {"Content-Type": "text/plain"}, "http://q.example/rss", "q")
+    assert parsed.articles == () and parsed.meta.title == "Quiet" and parsed.meta.format == "rss20"
+
+
+def test_broken_feed_with_no_items_is_an_error() -> None:
+    with pytest.raises(ParseError, match="not a well-formed feed"):
+        parse_feed(b'<rss version="2.0"><channel><title>x</ti', {}, "http://q.example/rss", "q")
+
+
+def test_html_page_error_lists_advertised_feeds_resolved() -> None:
+    page = (
+        b"<!DOCTYPE html><html><head><title>Blog</title>"
+        b'<link rel="alternate" type="application/atom+xml" href="/atom.xml">'
+        b'<link rel="stylesheet" href="/s.css"></head><body><p>hi</p></body></html>'
+    )
+    with pytest.raises(ParseError) as caught:
+        parse_feed(page, {"Content-Type": "text/html; charset=utf-8"}, "https://b.example/", "b")
+    assert str(caught.value) == (
+        "not a feed (HTML page); it advertises: https://b.example/atom.xml (application/atom+xml)"
+    )

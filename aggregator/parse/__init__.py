@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from feedparser import NonXMLContentType
+from feedparser import CharacterEncodingOverride, NonXMLContentType
 
 from aggregator.errors import ParseError
 from aggregator.model import Article, FeedMeta, ParsedFeed
@@ -19,6 +19,8 @@ from .common import assign_ids
 
 __all__ = ["parse_feed"]
 
+# bozo reasons that say nothing about the document's structure: a feed with no items is still a feed.
+_BENIGN = (NonXMLContentType, CharacterEncodingOverride)
 _CUT_OFF = ("unclosed token", "unclosed CDATA section", "no element found")
 
 
@@ -80,10 +82,11 @@ def _parse_xml(
         # The document ends inside its last item (dropped connection, unclosed CDATA): that item is half.
         warnings.append(f"document cut off: last item dropped ({_bozo_reason(parsed)})")
         articles.pop()
-    if parsed.get("bozo") and not articles:
+    is_broken = parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), _BENIGN)
+    if is_broken and not articles:
         raise ParseError(f"not a well-formed feed: {_bozo_reason(parsed)}")
-    if parsed.get("bozo") and not isinstance(parsed.get("bozo_exception"), NonXMLContentType):
-        warnings.append(f"feed is not well-formed, parsed leniently: {_bozo_reason(parsed)}")
+    if is_broken or isinstance(parsed.get("bozo_exception"), CharacterEncodingOverride):
+        warnings.append(f"feed parsed leniently: {_bozo_reason(parsed)}")
     return meta, articles
 
 
