@@ -46,7 +46,9 @@ SPEC = FeedSpec("finance", "金融", "Money & markets")
 
 def make_articles() -> list[Article]:
     meta_a = FeedMeta(title="新浪财经－国內", link="https://news.example.org/", id="", updated=T0)
-    meta_b = FeedMeta(title="A blog", link="https://blog.example.com/", id="urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a")
+    meta_b = FeedMeta(
+        title="A blog", link="https://blog.example.com/", id="urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"
+    )
     return [
         Article(
             id="tag:agg.example.net,2024:a1",
@@ -66,7 +68,7 @@ def make_articles() -> list[Article]:
             id="tag:agg.example.net,2024:a2",
             source_url=SRC_B,
             source_name="A blog",
-            title="Episode 12: a <podcast> & \"quotes\"",
+            title='Episode 12: a <podcast> & "quotes"',
             link="https://blog.example.com/ep12",
             authors=("Ann Author", "Bob Writer"),
             published=T0 - timedelta(days=1),
@@ -120,7 +122,10 @@ def test_feed_level_elements() -> None:
     # Never "now": the newest entry's updated.
     assert root.findtext(f"{ATOM}updated") == T0.isoformat()
     links = {link.get("rel"): link.get("href") for link in root.findall(f"{ATOM}link")}
-    assert links == {"self": "https://agg.example.net/feeds/finance.atom", "alternate": "https://agg.example.net/feeds/"}
+    assert links == {
+        "self": "https://agg.example.net/feeds/finance.atom",
+        "alternate": "https://agg.example.net/feeds/",
+    }
     assert root.findtext(f"{ATOM}author/{ATOM}name") == "Example editor"
     generator = root.find(f"{ATOM}generator")
     assert generator is not None and generator.text == "aggregator" and generator.get("version")
@@ -140,7 +145,10 @@ def test_entries_newest_first_ties_by_id_and_all_fields() -> None:
     assert [a.findtext(f"{ATOM}name") for a in ep.findall(f"{ATOM}author")] == ["Ann Author", "Bob Writer"]
     assert [a.findtext(f"{ATOM}name") for a in news.findall(f"{ATOM}author")] == ["新浪财经"]  # fallback
     assert [c.get("term") for c in news.findall(f"{ATOM}category")] == ["金融", "移民", "规划"]
-    links = [(link.get("rel"), link.get("href"), link.get("type"), link.get("length")) for link in ep.findall(f"{ATOM}link")]
+    links = [
+        (link.get("rel"), link.get("href"), link.get("type"), link.get("length"))
+        for link in ep.findall(f"{ATOM}link")
+    ]
     assert links == [
         ("alternate", "https://blog.example.com/ep12", None, None),
         ("enclosure", "https://cdn.example.com/ep12.mp3", "audio/mpeg", "12345678"),
@@ -210,10 +218,15 @@ def test_rss_has_the_required_fields() -> None:
         assert channel.findtext(name)
     assert channel.findtext("link") == "https://agg.example.net/feeds/"
     atom_links = {link.get("rel"): link.get("href") for link in channel.findall(f"{ATOM}link")}
-    assert atom_links == {"self": "https://agg.example.net/feeds/finance.rss", "hub": "https://hub.example.org/"}
+    assert atom_links == {
+        "self": "https://agg.example.net/feeds/finance.rss",
+        "hub": "https://hub.example.org/",
+    }
     assert parsedate_to_datetime(channel.findtext("lastBuildDate") or "") == T0
     items = channel.findall("item")
-    assert [i.findtext("guid") for i in items] == [a.id for a in sorted(make_articles(), key=lambda a: (-a.updated.timestamp(), a.id))]  # type: ignore[union-attr]
+    assert [i.findtext("guid") for i in items] == [
+        a.id for a in sorted(make_articles(), key=lambda a: (-a.updated.timestamp(), a.id))
+    ]  # type: ignore[union-attr]
     for item in items:
         assert item.findtext("title") or item.findtext("description")  # one of them is required
         assert item.find("guid").get("isPermaLink") == "false"  # type: ignore[union-attr]
@@ -221,9 +234,14 @@ def test_rss_has_the_required_fields() -> None:
         assert item.find("author") is None  # RSS <author> must be an e-mail: dc:creator instead
     enclosure = items[0].find("enclosure")
     assert enclosure is not None and enclosure.attrib == {
-        "url": "https://cdn.example.com/ep12.mp3", "length": "12345678", "type": "audio/mpeg"
+        "url": "https://cdn.example.com/ep12.mp3",
+        "length": "12345678",
+        "type": "audio/mpeg",
     }
-    assert [c.text for c in items[0].findall("{http://purl.org/dc/elements/1.1/}creator")] == ["Ann Author", "Bob Writer"]
+    assert [c.text for c in items[0].findall("{http://purl.org/dc/elements/1.1/}creator")] == [
+        "Ann Author",
+        "Bob Writer",
+    ]
     assert items[2].find("source").get("url") == SRC_A  # type: ignore[union-attr]
     assert not feedparser.parse(render_rss(SPEC, make_articles(), output, CATEGORIES)).bozo
 
@@ -304,7 +322,11 @@ def test_publish_outputs_refuses_unsafe_slugs(tmp_path: Path) -> None:
     feeds = [(FeedSpec("../evil", "x", ""), make_articles()), (FeedSpec("ok", "OK", ""), make_articles())]
     report = publish_outputs(OUTPUT, out, feeds, CATEGORIES)
     assert any("../evil" in warning for warning in report.warnings)
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["feeds.opml", "index.html", "ok.atom"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "feeds.opml",
+        "index.html",
+        "ok.atom",
+    ]
     with pytest.raises(ValueError, match="unsafe feed slug"):
         render_atom(FeedSpec("a/b", "x", ""), [], OUTPUT, {})
 
@@ -380,7 +402,9 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 def test_max_age_needs_now(tmp_path: Path) -> None:
     output = replace(OUTPUT, max_age=2 * 3600)
-    publish_outputs(output, tmp_path, feeds_of(make_articles()), CATEGORIES, now=T0 + timedelta(hours=1, minutes=30))
+    publish_outputs(
+        output, tmp_path, feeds_of(make_articles()), CATEGORIES, now=T0 + timedelta(hours=1, minutes=30)
+    )
     ids = [e.id for e in feedparser.parse((tmp_path / "all.atom").read_bytes()).entries]
     assert ids == ["tag:agg.example.net,2024:a2", "tag:agg.example.net,2024:a3"]  # a1 (T0-1h) is 2.5 h old
 
@@ -393,6 +417,8 @@ def test_opml_lists_every_feed(tmp_path: Path) -> None:
     assert root.findtext("head/title") == "Example news"
     outlines = root.findall("body/outline")
     assert {o.get("xmlUrl") for o in outlines} == {
-        f"https://agg.example.net/feeds/{slug}.{fmt}" for slug in ("finance", "tech", "all") for fmt in ("atom", "rss")
+        f"https://agg.example.net/feeds/{slug}.{fmt}"
+        for slug in ("finance", "tech", "all")
+        for fmt in ("atom", "rss")
     }
     assert all(o.get("text") and o.get("type") == "rss" for o in outlines)

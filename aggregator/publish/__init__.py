@@ -64,10 +64,14 @@ def publish_outputs(
     selected = _select(output, feeds, now, warnings)
     files = _render_files(output, selected, categories_of, warnings)
     written, unchanged = _write_all(output_dir, files, dry_run)
-    hexo_written, hexo_unchanged = _publish_posts(output, output_dir, selected, categories_of, dry_run, warnings)
+    hexo_written, hexo_unchanged = _publish_posts(
+        output, output_dir, selected, categories_of, dry_run, warnings
+    )
     hub = common.web_iri(output.websub_hub)
     if hub and not dry_run:
-        changed = [common.base_url(output) + name for name in written if name.rsplit(".", 1)[-1] in _RENDERERS]
+        changed = [
+            common.base_url(output) + name for name in written if name.rsplit(".", 1)[-1] in _RENDERERS
+        ]
         warnings.extend(ping_hub(hub, changed))
     elif output.websub_hub and not hub:
         warnings.append(f"output.websub_hub: not an http(s) URL: {output.websub_hub!r}; no pings sent")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any
 
 from feedgen.entry import FeedEntry
@@ -139,9 +140,7 @@ def _feed_images(fg: FeedGenerator, output: OutputConfig, spec: FeedSpec) -> Non
         fg.image(url=logo, title=common.feed_title(spec), link=common.base_url(output))
 
 
-def _add_entry(
-    fe: FeedEntry, article: Article, categories_of: Mapping[str, Sequence[str]], fmt: str
-) -> None:
+def _add_entry(fe: FeedEntry, article: Article, categories_of: Mapping[str, Sequence[str]], fmt: str) -> None:
     fe.id(common.entry_id(article))
     fe.guid(common.entry_id(article), permalink=False)
     fe.title(common.entry_title(article))
@@ -167,13 +166,18 @@ def _add_entry(
     if fmt == "rss":
         source_url = common.web_iri(article.source_url)
         if source_url:
-            fe.source(url=source_url, title=common.text(article.feed.title or article.source_name) or source_url)
+            fe.source(
+                url=source_url, title=common.text(article.feed.title or article.source_name) or source_url
+            )
 
 
 def _add_text(fe: FeedEntry, article: Article, link: str, fmt: str) -> None:
     summary = common.text(article.summary)
     content = common.html(article.content_html)
-    if summary:
+    if summary and fmt == "rss":
+        # RSS <description> is HTML: plain text must be escaped, or "a < b" reads as markup.
+        fe.summary(escape(summary, quote=False))
+    elif summary:
         fe.summary(summary, type="text")
     if content:
         fe.content(content, type="html")
@@ -211,7 +215,8 @@ def _source(article: Article) -> dict[str, str]:
     updated = common.utc(meta.updated) or common.updated_of(article)
     values = {
         "id": feed_id or source_url or alternate,
-        "title": common.text(meta.title, common.MAX_TITLE) or common.text(article.source_name, common.MAX_NAME),
+        "title": common.text(meta.title, common.MAX_TITLE)
+        or common.text(article.source_name, common.MAX_NAME),
         "alternate": alternate,
         "self": source_url,
         "updated": updated.isoformat() if updated else "",

@@ -6,14 +6,14 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from aggregator.model import Article, OutputConfig
 from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
 
 SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TITLE = 1000  # hostile/xml very_long_title: bounded output titles
 MAX_CATEGORIES = 20  # hostile/xml many_categories: bounded per entry
 MAX_NAME = 200
@@ -64,7 +64,9 @@ def entry_id(article: Article) -> str:
     value = strip_invalid_xml_chars(article.id).strip()
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value) and len(value) <= 2048:
         return quote(value, safe=_IRI_SAFE)
-    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, strip_invalid_xml_chars(article.source_url + "\n" + article.id)))
+    return "urn:uuid:" + str(
+        uuid.uuid5(uuid.NAMESPACE_URL, strip_invalid_xml_chars(article.source_url + "\n" + article.id))
+    )
 
 
 def entry_title(article: Article) -> str:
@@ -107,8 +109,8 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def updated_of(article: Article) -> datetime:
@@ -131,9 +133,10 @@ def order_articles(articles: Iterable[Article], max_entries: int) -> list[Articl
 
 def within_age(articles: Iterable[Article], max_age_s: float, now: datetime | None) -> list[Article]:
     """Drop articles older than `max_age_s` before `now` (no-op when either is unset)."""
-    if not max_age_s or now is None:
+    when = utc(now)
+    if not max_age_s or when is None:
         return list(articles)
-    cutoff = utc(now) - timedelta(seconds=max_age_s)  # type: ignore[operator]
+    cutoff = when - timedelta(seconds=max_age_s)
     return [a for a in articles if updated_of(a) >= cutoff]
 
 

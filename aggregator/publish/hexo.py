@@ -57,7 +57,7 @@ def hexo_options(raw: Mapping[str, object]) -> HexoOptions | None:
         raise ValueError(f"output.hexo.date_format: expected rfc1123 or iso8601, got {date_format!r}")
     fields = raw.get("fields") or {}
     if not isinstance(fields, Mapping):
-        raise ValueError("output.hexo.fields: expected a mapping of front-matter key renames")
+        raise ValueError("output.hexo.fields: expected a mapping of key renames")  # noqa: TRY004 (a config value error)
     return HexoOptions(
         dir=str(folder),
         prune=bool(raw.get("prune", False)),
@@ -69,7 +69,9 @@ def hexo_options(raw: Mapping[str, object]) -> HexoOptions | None:
 def post_name(article: Article) -> str:
     """`YYYY-MM-DD-<ascii title slug>-<12 hex of the id>.md`: the id hash keeps it collision-free."""
     date = common.published_of(article).strftime("%Y-%m-%d")
-    ascii_title = unicodedata.normalize("NFKD", common.entry_title(article)).encode("ascii", "ignore").decode()
+    ascii_title = (
+        unicodedata.normalize("NFKD", common.entry_title(article)).encode("ascii", "ignore").decode()
+    )
     slug = _SLUG_CHARS.sub("-", ascii_title.lower()).strip("-")[:SLUG_WORDS].strip("-")
     digest = hashlib.sha256(article.id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{date}-{slug}-{digest}.md" if slug else f"{date}-{digest}.md"
@@ -93,13 +95,17 @@ def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     front["author"] = ", ".join(common.authors(article))
     front["comments"] = False
     when = common.published_of(article)
-    front["date"] = format_datetime(when, usegmt=True) if options.date_format == "rfc1123" else when.isoformat()
+    front["date"] = (
+        format_datetime(when, usegmt=True) if options.date_format == "rfc1123" else when.isoformat()
+    )
     if image:
         front["thumbnail"] = image
     front = _rename(front, dict(options.fields))
-    header = yaml.safe_dump(front, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20)
+    header = yaml.safe_dump(
+        front, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
+    )
     body = escape_nunjucks(common.html(article.content_html) or common.html(_paragraph(article.summary)))
-    return f"---\n{header}---\n\n{body}\n".encode("utf-8")
+    return f"---\n{header}---\n\n{body}\n".encode()
 
 
 def escape_nunjucks(body: str) -> str:

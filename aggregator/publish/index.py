@@ -22,7 +22,7 @@ def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[
     package = resources.files("aggregator.publish")
     template = Template(package.joinpath("index.html").read_text(encoding="utf-8"))
     formats = feed_formats(output)
-    entries = sum(len(articles) for _, articles in feeds)
+    entries = len({article.id for _, articles in feeds for article in articles})
     page = template.substitute(
         lang=_attr(common.language(output.language) or "en"),
         generator=_attr(f"aggregator {aggregator.__version__}"),

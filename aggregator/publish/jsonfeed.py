@@ -83,7 +83,10 @@ def _attachments(article: Article) -> list[dict[str, Any]]:
         if not url or url in seen:
             continue
         seen.add(url)
-        attachment: dict[str, Any] = {"url": url, "mime_type": common.text(enclosure.type) or "application/octet-stream"}
+        attachment: dict[str, Any] = {
+            "url": url,
+            "mime_type": common.text(enclosure.type) or "application/octet-stream",
+        }
         if enclosure.length > 0:
             attachment["size_in_bytes"] = enclosure.length
         result.append(attachment)
