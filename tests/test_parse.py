@@ -419,3 +419,10 @@ def test_html_page_error_lists_advertised_feeds_resolved() -> None:
     assert str(caught.value) == (
         "not a feed (HTML page); it advertises: https://b.example/atom.xml (application/atom+xml)"
     )
+
+
+def test_rss_published_is_not_copied_into_updated() -> None:
+    article = _parse(FEEDS / "rsparser/atp.rss").articles[0]
+    assert article.published is not None and article.updated is None
+    atom = _parse(FEEDS / "feed-rs/atom_example_2.xml").articles[0]
+    assert atom.updated is not None and atom.published is None
