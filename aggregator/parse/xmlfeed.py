@@ -46,11 +46,17 @@ def feed_meta(parsed: Any, feed_url: str) -> FeedMeta:
         title=title_text(clean_text(feed.get("title")), str(detail.get("type", ""))),
         link=absolute_url(feed.get("link"), feed_url),
         id=clean_text(feed.get("id")).strip(),
-        updated=utc_from_struct(dict.get(feed, "updated_parsed")),
+        updated=utc_from_struct(_own(feed, "updated_parsed")),
         language=clean_text(feed.get("language")).strip()[:35],
         ttl_s=_ttl_s(feed),
         format=str(parsed.get("version") or ""),
     )
+
+
+def _own(mapping: Mapping[str, Any], key: str) -> Any:
+    """The key's own value: FeedParserDict.get("updated_parsed") falls back to the published date
+    (deprecated), and an invented "updated" would hide which date the feed really gave."""
+    return dict.get(mapping, key) if isinstance(mapping, dict) else mapping.get(key)
 
 
 def _ttl_s(feed: Mapping[str, Any]) -> int | None:
@@ -86,9 +92,7 @@ def entry_article(
         link=link,
         authors=_authors(entry),
         published=utc_from_struct(entry.get("published_parsed")),
-        # dict.get: FeedParserDict.get("updated_parsed") falls back to the published date (deprecated),
-        # and an invented "updated" would hide which date the feed really gave.
-        updated=utc_from_struct(dict.get(entry, "updated_parsed")),
+        updated=utc_from_struct(_own(entry, "updated_parsed")),
         summary=summary,
         content_html=content_html,
         tags=dedupe([clean_text(t.get("term") or t.get("label")) for t in entry.get("tags") or ()], MAX_TAGS),
