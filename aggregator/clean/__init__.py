@@ -1,0 +1,136 @@
+"""The clean stage: Article in, Article out with safe, tidy HTML, plain text title/summary and a lead image; pure.
+
+Steps, in order (miniflux-style: structure first, sanitizer last):
+  1. restructure (html.py, lxml): drop junk by generic and site rules, fix lazy images, drop pixels,
+     resolve URLs, strip tracking parameters, unwrap wrappers, collapse whitespace, drop empty blocks;
+  2. sanitize (sanitize.py, nh3): the allowlist table, always last. If step 1 raises, step 2 alone runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from ..model import Article, CleanConfig
+from lxml import etree
+
+from ..text import collapse_whitespace, strip_invalid_xml_chars
+from .html import Explain, parse_fragment, restructure
+from .images import choose_lead_image, content_images
+from .rules import SiteRule, load_site_rules, rules_for
+from .sanitize import sanitize
+from .summary import html_to_text, root_text, is_useful_summary, plain_title, title_from_summary, truncate_text
+from .urls import first_base, resolve_url, strip_tracking
+
+__all__ = ["clean_article", "clean_html", "load_site_rules", "SiteRule"]
+
+log = logging.getLogger(__name__)
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+
+
+def clean_html(
+    html: str,
+    base_url: str = "",
+    config: CleanConfig | None = None,
+    host_rules: Sequence[SiteRule] | None = None,
+    explain: list[str] | None = None,
+    removed_images: set[str] | None = None,
+) -> str:
+    """Safe, tidy HTML for `html` seen at `base_url`. Never raises; idempotent.
+
+    host_rules: the site rules to apply (default: the packaged and config rules matching base_url).
+    removed_images receives the URLs of images the cleaning removed.
+    """
+    config = config or CleanConfig()
+    rules = _rules(config, (), (base_url,)) if host_rules is None else tuple(host_rules)
+    removed = removed_images if removed_images is not None else set()
+    return _clean(html, base_url, config, rules, explain, removed)[0]
+
+
+def _clean(
+    html: str,
+    base: str,
+    config: CleanConfig,
+    rules: tuple[SiteRule, ...],
+    explain: list[str] | None,
+    removed: set[str],
+) -> tuple[str, etree._Element | None]:
+    """Cleaned HTML and the DOM it came from (None when the DOM pass did not run)."""
+    html = strip_invalid_xml_chars(html or "")
+    if not html.strip():
+        return "", None
+    if "<" not in html:  # plain text: nothing to restructure
+        return sanitize(collapse_whitespace(html)), None
+    try:
+        tidy, root = restructure(html, base, rules, config.iframe_hosts, Explain(explain), removed)
+    except Exception:  # a DOM-pass bug must never lose an article: the sanitizer alone still makes it safe
+        log.warning("structural cleaning failed for %s; sanitizing only", base or "an article", exc_info=True)
+        return sanitize(html).strip(), None
+    out = sanitize(tidy, config.iframe_hosts).strip()
+    if out.count("<") != tidy.count("<"):
+        # The sanitizer's parser (html5ever) read the markup differently from libxml2 (mutation-style
+        # or broken markup): one more round over its own output reaches the fixed point (idempotency).
+        try:
+            tidy, root = restructure(out, base, rules, config.iframe_hosts, Explain(None), removed)
+        except Exception:
+            log.warning("structural cleaning failed for %s; sanitizing only", base or "an article", exc_info=True)
+            return out, None
+        out = sanitize(tidy, config.iframe_hosts).strip()
+    return out, root
+
+
+def _rules(config: CleanConfig, extra: Sequence[Mapping[str, object]], urls: Sequence[str]) -> tuple[SiteRule, ...]:
+    try:
+        rules = load_site_rules([*config.rules, *extra])
+    except ValueError:
+        log.warning("invalid extra clean rules ignored", exc_info=True)
+        rules = load_site_rules()
+    return rules_for(rules, [u for u in urls if u])
+
+
+def _lead_candidates(article: Article, base: str, root: etree._Element | None, content: str) -> list[str]:
+    urls = [resolve_url(article.image, base)] if article.image else []
+    for enc in article.enclosures:
+        if enc.type.startswith("image/") or enc.url.lower().split("?")[0].endswith(_IMAGE_EXTENSIONS):
+            urls.append(resolve_url(enc.url, base))
+    if "<img" in content:
+        urls.extend(content_images(root if root is not None else parse_fragment(content)))
+    return urls
+
+
+def clean_article(
+    article: Article,
+    config: CleanConfig,
+    extra_rules: Sequence[Mapping[str, object]] = (),
+    explain: list[str] | None = None,
+) -> Article:
+    """A new Article: cleaned content, plain-text title and summary, lead image, tracking-free link."""
+    base = first_base(article.base_url, article.link, article.feed.link)
+    link = strip_tracking(resolve_url(article.link, base)) if article.link else ""
+    rules = _rules(config, extra_rules, (article.link, article.feed.link, article.base_url))
+    removed: set[str] = set()
+    content, root = _clean(article.content_html, base, config, rules, explain, removed)
+    image = choose_lead_image(_lead_candidates(article, base, root, content), removed)
+    summary_text = ""
+    if article.summary:
+        summary_html, summary_root = _clean(article.summary, base, config, rules, None, removed)
+        summary_text = root_text(summary_root) if summary_root is not None else html_to_text(summary_html)
+    # only the start of the content matters: the summary is compared with it or cut from it
+    limit = max(config.summary_length * 2, len(summary_text) * 2) + 200
+    content_text = root_text(root, limit) if root is not None else html_to_text(content)
+    if not is_useful_summary(summary_text, content_text):
+        summary_text = truncate_text(content_text, config.summary_length)
+    title = plain_title(article.title)
+    if not title and summary_text:
+        title = title_from_summary(summary_text)
+    enclosures = tuple(replace(enc, url=resolve_url(enc.url, base) or enc.url) for enc in article.enclosures)
+    return replace(
+        article,
+        title=strip_invalid_xml_chars(title),
+        summary=strip_invalid_xml_chars(summary_text),
+        content_html=content,
+        link=link or article.link,
+        image=image,
+        enclosures=enclosures,
+    )

@@ -1,0 +1,473 @@
+"""The structural DOM pass (lxml.html): junk removal, unwrapping, URL fixes, whitespace; sanitizing is sanitize.py's job."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+
+from lxml import etree
+
+from .images import is_pixel, needs_no_referrer
+from .sanitize import ALLOWED_TAGS
+from .rules import SiteRule, active_selector, drop_text_regex, is_tracker
+from .urls import host_of, resolve_url, strip_tracking
+
+# Elements removed with their content; the sanitizer would drop most, but their text must go too.
+_DROP = frozenset(
+    "script style noscript template object embed applet form input button select textarea option "
+    "svg math frame frameset link meta base head title nav canvas dialog map area param".split()
+)
+# Wrappers removed but whose children are kept (presentational or layout only).
+_UNWRAP = frozenset("font center span section article main header footer aside big basefont o:p label".split())
+_BLOCKS = frozenset(
+    "p div h1 h2 h3 h4 h5 h6 li dd dt td th blockquote figcaption caption pre ul ol dl table tbody thead "
+    "tfoot tr figure hr details summary section article".split()
+)
+_TEXT_BLOCKS = ("p", "li", "dd", "dt", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "caption", "blockquote", "div")
+_KEEP_EMPTY = frozenset("img br hr iframe video audio source td th tr col colgroup track".split())
+_MEDIA = ("img", "iframe", "video", "audio", "picture")
+_LAZY_SRC = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-original-src", "data-url", "file")
+_LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
+_WS = re.compile(r"[ \t\n\r\f\v]+")
+_LEADING = re.compile(r"^[\s\u3000\u00a0\u200b\ufeff]+")
+_TRAILING = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+$")
+_RELATED = re.compile(r"^(related( posts| articles| stories| reading)?|you (may|might) also like|more from .{1,40}|相关(阅读|文章|推荐|新闻)|延伸阅读|推荐阅读)\s*[:：]?$", re.I)
+
+
+class Explain:
+    """Collects one line per removal; a no-op when the caller asked for no explanation."""
+
+    def __init__(self, lines: list[str] | None) -> None:
+        self.lines = lines
+
+    def add(self, el: etree._Element, rule: str) -> None:
+        if self.lines is None:
+            return
+        text = _WS.sub(" ", text_of(el) if isinstance(el.tag, str) else "").strip()
+        cls = el.get("class", "") if isinstance(el.tag, str) else ""
+        what = f"<{el.tag}{' class=' + repr(cls) if cls else ''}>" if isinstance(el.tag, str) else "comment"
+        src = el.get("src", "") if isinstance(el.tag, str) else ""
+        self.lines.append(f"removed {what}{' ' + src if src else ''}{' ' + repr(text[:60]) if text else ''} by {rule}")
+
+
+def _remove(el: etree._Element) -> None:
+    """Remove el but keep its tail text."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail:
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+def _unwrap(el: etree._Element) -> None:
+    """Replace el by its children and text (lxml.html's drop_tag, for plain etree elements)."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    prev = el.getprevious()
+    if el.text:
+        if prev is not None:
+            prev.tail = (prev.tail or "") + el.text
+        else:
+            parent.text = (parent.text or "") + el.text
+    if el.tail:
+        if len(el):
+            last = el[-1]
+            last.tail = (last.tail or "") + el.tail
+        elif prev is not None:
+            prev.tail = (prev.tail or "") + el.tail
+        else:
+            parent.text = (parent.text or "") + el.tail
+    index = parent.index(el)
+    parent[index : index + 1] = list(el)
+
+
+def text_of(el: etree._Element) -> str:
+    return "".join(el.itertext())
+
+
+def short_text(el: etree._Element, limit: int) -> str | None:
+    """el's text when it has at most `limit` characters, else None; stops reading at the limit."""
+    parts, size = [], 0
+    for text in el.itertext():
+        size += len(text)
+        if size > limit:
+            return None
+        parts.append(text)
+    return "".join(parts)
+
+
+def _fix_lazy(img: etree._Element) -> None:
+    src = img.get("src", "")
+    for attr in _LAZY_SRC:
+        lazy = img.get(attr, "")
+        if lazy and not lazy.startswith("data:") and (not src or src.startswith("data:") or "placeholder" in src or "lazy" in src or "blank" in src):
+            img.set("src", lazy)
+            break
+    for attr in _LAZY_SRCSET:
+        if img.get(attr) and not img.get("srcset"):
+            img.set("srcset", img.get(attr, ""))
+
+
+def _resolve_srcset(value: str, base: str) -> str:
+    out = []
+    for candidate in value.split(","):
+        parts = candidate.split()
+        if parts:
+            url = resolve_url(parts[0], base)
+            if url:
+                out.append(" ".join([url, *parts[1:2]]))
+    return ", ".join(out)
+
+
+def _noscript_images(root: etree._Element) -> None:
+    """A <noscript> fallback after a lazy image gives that image its real src; other noscripts go."""
+    for ns in list(root.iter("noscript")):
+        inner = (ns.text or "") + "".join(etree.tostring(c, encoding="unicode") for c in ns)
+        if "<img" not in inner.lower():
+            continue
+        try:
+            frag = parse_fragment(inner)
+        except (etree.ParserError, ValueError):
+            continue
+        imgs = frag.xpath(".//img[@src]")
+        if not imgs:
+            continue
+        prev = ns.getprevious()
+        if prev is not None and prev.tag == "img" and (not prev.get("src") or prev.get("src", "").startswith("data:")):
+            prev.set("src", imgs[0].get("src"))
+        elif prev is None or prev.tag != "img":
+            new = etree.Element("img", src=imgs[0].get("src"), alt=imgs[0].get("alt", ""))
+            ns.addprevious(new)
+
+
+def _forget_images(el: etree._Element, base: str, removed: set[str]) -> None:
+    """Remember images inside removed junk, so the lead image is never one of them."""
+    for img in el.iter("img"):
+        for attr in ("src", *_LAZY_SRC):
+            if img.get(attr):
+                removed.add(resolve_url(img.get(attr, ""), base))
+
+
+def _apply_rules(
+    root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why: Explain, removed: set[str], base: str
+) -> None:
+    if why.lines is not None:
+        _apply_rules_explained(root, rules, why, removed, base)
+        return
+    remove = active_selector(rules, "remove", raw)
+    if remove is not None:
+        for el in remove(root):
+            if el is not root and el.getparent() is not None:
+                _forget_images(el, base, removed)
+                _remove(el)
+    unwrap = active_selector(rules, "unwrap", raw)
+    if unwrap is not None:
+        for el in unwrap(root):
+            if el is not root:
+                _unwrap(el)
+    pattern = drop_text_regex(rules)
+    if pattern is not None:
+        _drop_text(root, [("site rules", pattern)], why, removed, base)
+
+
+def _apply_rules_explained(root: etree._Element, rules: Sequence[SiteRule], why: Explain, removed: set[str], base: str) -> None:
+    """The same as the fast path, one selector at a time, so each removal names its rule."""
+    for rule in rules:
+        for css, selector in rule.remove:
+            gone: set[etree._Element] = set()
+            for el in selector(root):
+                gone.add(el)
+                if el is not root and el.getparent() is not None and not any(a in gone for a in el.iterancestors()):
+                    why.add(el, f"{rule.name} remove {css}")
+                    _forget_images(el, base, removed)
+                    _remove(el)
+        for _css, selector in rule.unwrap:
+            for el in selector(root):
+                if el is not root:
+                    _unwrap(el)
+    patterns = [(f"{rule.name} drop_text {p.pattern}", p) for rule in rules for p in rule.drop_text]
+    if patterns:
+        _drop_text(root, patterns, why, removed, base)
+
+
+def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
+    for el in list(root.iter(*_TEXT_BLOCKS)):
+        if el is root or el.getparent() is None or len(el) > 12:
+            continue
+        short = short_text(el, 600)
+        if short is None:
+            continue
+        text = _WS.sub(" ", short).strip(_BLANK)
+        if not text or len(text) > 400:
+            continue
+        for name, pattern in patterns:
+            if pattern.search(text):
+                why.add(el, name)
+                _forget_images(el, base, removed)
+                nxt = el.getnext()
+                if _RELATED.match(text) and nxt is not None and nxt.tag in ("ul", "ol"):
+                    why.add(nxt, f"{name} (the related list after it)")
+                    _remove(nxt)
+                _remove(el)
+                break
+
+
+def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str]) -> None:
+    for img in list(root.iter("img")):
+        _fix_lazy(img)
+        src = resolve_url(img.get("src", ""), base)
+        srcset = _resolve_srcset(img.get("srcset", ""), base) if img.get("srcset") else ""
+        if not src and srcset:
+            src = srcset.split(",")[0].split()[0]
+        if not src or is_tracker(src) or is_pixel(img):
+            if src:
+                removed.add(src)
+            why.add(img, "pixel/tracker" if src else "image without usable src")
+            _remove(img)
+            continue
+        for attr in list(img.attrib):
+            if attr not in ("alt", "title", "width", "height"):
+                del img.attrib[attr]
+        img.set("src", src)
+        if srcset:
+            img.set("srcset", srcset)
+        if needs_no_referrer(src):
+            img.set("referrerpolicy", "no-referrer")
+    for el in root.iter("video", "audio", "source", "track"):
+        for attr in ("src", "poster"):
+            if el.get(attr) is not None:
+                url = resolve_url(el.get(attr, ""), base)
+                if url:
+                    el.set(attr, url)
+                else:
+                    del el.attrib[attr]
+        if el.get("srcset"):
+            el.set("srcset", _resolve_srcset(el.get("srcset", ""), base))
+
+
+def _fix_links(root: etree._Element, base: str) -> None:
+    for a in list(root.iter("a")):
+        href = a.get("href", "")
+        url = resolve_url(href, base) if href else ""
+        if not url or url.startswith(("http://", "https://")) and not host_of(url):
+            _unwrap(a)  # a link to nowhere (javascript:, #anchor without base) reads as text
+            continue
+        a.set("href", strip_tracking(url))
+    for el in root.iter("blockquote", "q", "del", "ins"):
+        if el.get("cite"):
+            url = resolve_url(el.get("cite", ""), base)
+            if url:
+                el.set("cite", url)
+            else:
+                del el.attrib["cite"]
+
+
+def _fix_iframes(root: etree._Element, base: str, iframe_hosts: Collection[str], why: Explain) -> None:
+    hosts = {h.lower() for h in iframe_hosts}
+    for frame in list(root.iter("iframe")):
+        src = resolve_url(frame.get("src") or frame.get("data-src") or "", base)
+        if src.startswith("http://"):
+            src = "https://" + src[7:]
+        if not src or host_of(src) not in hosts:
+            why.add(frame, "iframe host not allowlisted")
+            _remove(frame)
+            continue
+        keep = {k: frame.get(k, "") for k in ("width", "height", "allowfullscreen") if frame.get(k) is not None}
+        frame.attrib.clear()
+        frame.set("src", src)
+        for k, v in keep.items():
+            frame.set(k, v)
+        frame.text = None
+        for child in list(frame):
+            frame.remove(child)
+
+
+_KEEP_TAGS_WITH_IFRAME = ALLOWED_TAGS | {"iframe"}
+_NESTING_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "hr")
+_FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
+
+
+def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
+    for el in [e for e in root.iter() if e.tag not in keep_tags]:
+        if el is not root:
+            _unwrap(el)  # what the sanitizer would strip anyway (span, font, center, tt...): text stays
+    # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
+    # browsers (html5ever in nh3); unwrapping the outer element makes every parser agree (idempotency).
+    for el in list(root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code")):
+        if el is not root and next(el.iterdescendants(*_NESTING_BLOCKS), None) is not None:
+            if el.tag == "a" and el.get("href"):
+                continue
+            _unwrap(el)
+    for div in list(root.iter("div")):
+        if div is root:
+            continue
+        if any(child.tag in _BLOCKS for child in div):
+            _unwrap(div)
+        else:
+            div.tag = "p"  # a div holding only text/inline content is a paragraph
+            div.attrib.clear()
+
+
+_BLANK = " \t\n\r\u3000\u00a0\u200b\ufeff"
+
+
+def _is_empty(el: etree._Element) -> bool:
+    """No text and nothing but <br> inside. Called innermost first, so empty children are already gone."""
+    if (el.text or "").strip(_BLANK):
+        return False
+    return all(child.tag == "br" and not (child.tail or "").strip(_BLANK) for child in el)
+
+
+def _collapse(text: str) -> str:
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+        return _WS.sub(" ", text)
+    return text
+
+
+_KEEP_ATTRS = frozenset("href title alt cite datetime colspan rowspan start value scope headers span reversed".split())
+_MEDIA_TAGS = frozenset(("img", "iframe", "video", "audio", "source", "track"))
+
+
+def _tidy(root: etree._Element) -> None:
+    """One walk for attributes and whitespace, then empty elements (innermost first), then block edges."""
+    in_pre = {e for pre in root.iter("pre") for e in pre.iter() if e is not pre} if root.find(".//pre") is not None else set()
+    elements = list(root.iter())
+    for el in reversed(elements):
+        if el is root or el.tag in _KEEP_EMPTY or el.tag == "pre" or (in_pre and el in in_pre):
+            continue
+        if _is_empty(el) and el.getparent() is not None:
+            _remove(el)
+    for el in root.iter():
+        if el.attrib and el.tag not in _MEDIA_TAGS:
+            for attr in [a for a in el.attrib if a not in _KEEP_ATTRS]:
+                del el.attrib[attr]
+        if in_pre and el in in_pre:
+            continue
+        if el.tag == "pre":
+            if el.text:  # HTML parsers drop a newline right after <pre>: drop them all, so a re-parse agrees
+                el.text = el.text.lstrip("\r\n")
+        elif el.text:
+            el.text = _collapse(el.text)
+        if el.tail:
+            el.tail = "\n" if el.tag in _BLOCKS and not el.tail.strip() else _collapse(el.tail)
+    for el in root.iter(*_TEXT_BLOCKS):
+        if el is not root and not (in_pre and el in in_pre):
+            _trim_br(el)
+            _strip_edges(el)
+
+
+def _strip_edges(el: etree._Element) -> None:
+    """Strip leading indentation (incl. U+3000 and nbsp runs) and trailing blanks of a block."""
+    node: etree._Element | None = el
+    if el.text and el.text.strip(_BLANK):
+        if el.text[0] in _BLANK:
+            el.text = _LEADING.sub("", el.text)
+    elif len(el) == 0:
+        el.text = _LEADING.sub("", el.text or "")
+    else:
+        el.text = None
+        first = el[0]
+        while first is not None and isinstance(first.tag, str) and first.tag not in _BLOCKS and first.tag != "br":
+            if first.text and first.text.strip(_BLANK):
+                if first.text[0] in _BLANK:
+                    first.text = _LEADING.sub("", first.text)
+                break
+            if len(first) or first.tag in _MEDIA:
+                break
+            first.text = None
+            if first.tail and first.tail.strip(" \t\n\r\u3000\u00a0\u200b\ufeff"):
+                first.tail = _LEADING.sub("", first.tail) if first.tag in () else first.tail
+                break
+            first = first.getnext()
+    _strip_trailing(el)
+
+
+def _strip_trailing(el: etree._Element) -> None:
+    """Trailing blanks go, also from the end of the last inline child (e.g. <p>x <b>y </b></p>)."""
+    node = el
+    while True:
+        if len(node) == 0:
+            if node.text and node.text[-1] in _BLANK:
+                node.text = _TRAILING.sub("", node.text)
+            return
+        last = node[-1]
+        if last.tail and last.tail.strip(_BLANK):
+            if last.tail[-1] in _BLANK:
+                last.tail = _TRAILING.sub("", last.tail)
+            return
+        last.tail = None
+        if last.tag in _MEDIA or last.tag in _KEEP_EMPTY or last.tag in _BLOCKS:
+            return
+        node = last
+
+
+def _trim_br(el: etree._Element) -> None:
+    """No <br> at the start or end of a block."""
+    while len(el) and el[-1].tag == "br" and not (el[-1].tail or "").strip():
+        el.remove(el[-1])
+    while len(el) and el[0].tag == "br" and not (el.text or "").strip():
+        tail = el[0].tail
+        el.remove(el[0])
+        el.text = _LEADING.sub("", tail or "") or None
+
+
+# Plain etree elements (no lxml.html element classes: their lookup cost ~10% of the pass);
+# comments and processing instructions never reach the tree.
+_DOC_TAGS = re.compile(r"</?(?:html|body|head)\b[^<>]*>", re.I)
+_PARSER = etree.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True, no_network=True)
+
+
+def parse_fragment(html_text: str) -> etree._Element:
+    """The fragment as children of one <body> element (never None)."""
+    # libxml2 drops whatever follows </html> and strays after </body>: those tags carry nothing.
+    html_text = _DOC_TAGS.sub("", html_text)
+    doc = etree.fromstring("<html><body>" + html_text, _PARSER)  # body first: no text lands in <head>
+    body = doc.find("body") if doc is not None else None
+    if body is None:
+        return etree.Element("body")
+    return body
+
+
+def serialize(root: etree._Element) -> str:
+    parts = [html_lib_escape(root.text or "")]
+    parts.extend(etree.tostring(child, method="html", encoding="unicode", with_tail=True) for child in root)
+    return "".join(parts).strip()
+
+
+def html_lib_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def restructure(
+    html_text: str,
+    base: str,
+    rules: tuple[SiteRule, ...],
+    iframe_hosts: Collection[str],
+    why: Explain,
+    removed_images: set[str],
+) -> tuple[str, etree._Element]:
+    """The DOM pass, in order: drop dangerous/junk elements, site rules, media, links, unwrap, whitespace."""
+    root = parse_fragment(html_text)
+    _noscript_images(root)
+    for img in root.iter("img"):
+        _fix_lazy(img)
+    _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
+    for el in list(root.iter(*_DROP)):
+        if el.getparent() is not None:
+            _forget_images(el, base, removed_images)
+            if el.tag not in ("noscript", "head", "meta", "link", "base"):
+                why.add(el, f"element <{el.tag}>")
+            _remove(el)
+    _fix_iframes(root, base, iframe_hosts, why)
+    _fix_media(root, base, why, removed_images)
+    _fix_links(root, base)
+    _structure(root, _KEEP_TAGS_WITH_IFRAME if iframe_hosts else ALLOWED_TAGS)
+    _tidy(root)
+    return serialize(root), root

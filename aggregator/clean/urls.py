@@ -1,0 +1,70 @@
+"""URL helpers for cleaning: resolve against a base, upgrade protocol-relative, strip tracking parameters; no I/O."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+# Query parameters that only identify a campaign or a click (issue 4 "URLs").
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|gclsrc|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|mkt_tok|igshid|"
+    r"spm|scm|from_spmid|share_source|share_medium|share_from|share_token|vd_source|wt\.mc_id|"
+    r"ref_src|ref_url|__twitter_impression|_openstat|oly_anon_id|oly_enc_id|rb_clickid|s_cid|"
+    r"ncid|cmpid|icid|sr_share|wbraid|gbraid)$",
+    re.IGNORECASE,
+)
+_SAFE_SCHEMES = ("http", "https", "mailto")
+_UNSAFE = re.compile(r"[\x00-\x20\\]")
+
+
+def resolve_url(url: str, base: str) -> str:
+    """An absolute URL for `url` seen on a page at `base`; '' when it cannot be made absolute and safe."""
+    if url.startswith(("https://", "http://")) and not _UNSAFE.search(url):
+        return url  # the common case, already absolute
+    url = re.sub(r"[\t\n\r]", "", url).strip()
+    if not url:
+        return ""
+    if url.startswith("//"):
+        return "https:" + url
+    try:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme:
+            return url if scheme in _SAFE_SCHEMES else ""
+        if not base or urlsplit(base).scheme.lower() not in ("http", "https"):
+            return ""
+        absolute = urljoin(base, url)
+    except ValueError:
+        return ""
+    return absolute if urlsplit(absolute).scheme.lower() in ("http", "https") else ""
+
+
+def first_base(*candidates: str) -> str:
+    """The first absolute http(s) URL among candidates (xml:base, item link, feed link)."""
+    for candidate in candidates:
+        if candidate and resolve_url(candidate, "") and not candidate.startswith("mailto:"):
+            return resolve_url(candidate, "")
+    return ""
+
+
+def strip_tracking(url: str) -> str:
+    """`url` without utm_* and other click-tracking query parameters; other parameters keep their order."""
+    if "?" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not _TRACKING_PARAMS.match(k)]
+    if len(kept) == len(pairs):
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
