@@ -29,7 +29,6 @@ from aggregator.store.dedup import (
     is_near_duplicate,
     meta_hash,
     prepare_batch,
-    raw_hash,
 )
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, body_values, from_micros, to_micros
@@ -319,9 +318,8 @@ class _Upsert:
         """The stored entry of each candidate (None = new); also every (kind, value) key found."""
         guid_map = self._lookup("guid", {c.guid for c in candidates if c.guid})
         link_map = self._lookup("link", {c.link_key for c in candidates if c.link_usable})
-        hash_map = self._lookup("hash", {c.content_hash for c in candidates if not c.guid})
-        entries = self._load_entries(set(guid_map.values()) | set(link_map.values()) | set(hash_map.values()))
-        found = {("guid", v) for v in guid_map} | {("link", v) for v in link_map} | {("hash", v) for v in hash_map}
+        entries = self._load_entries(set(guid_map.values()) | set(link_map.values()))
+        found = {("guid", v) for v in guid_map} | {("link", v) for v in link_map}
         matches: list[_Entry | None] = [None] * len(candidates)
         claimed: set[int] = set()
         # guids: an entry's own guid first, so an alias (re-post, churned guid) never overrides it
@@ -334,14 +332,21 @@ class _Upsert:
                     self._absorbed.add(i)
                 matches[i] = entry
                 claimed.add(entry.key)
-        for kind, mapping in (("link", link_map), ("hash", hash_map)):
-            for i, c in enumerate(candidates):
-                value = c.link_key if kind == "link" else c.content_hash
-                usable = c.link_usable if kind == "link" else not c.guid
-                entry = entries.get(mapping.get(value, -1)) if usable else None
-                if matches[i] is None and entry is not None and entry.key not in claimed:
-                    matches[i] = entry
-                    claimed.add(entry.key)
+        for i, c in enumerate(candidates):
+            entry = entries.get(link_map.get(c.link_key, -1)) if c.link_usable else None
+            if matches[i] is None and entry is not None and entry.key not in claimed:
+                matches[i] = entry
+                claimed.add(entry.key)
+        # content hashes only for what is still unmatched: normalizing HTML is the costly part
+        unmatched = [i for i, c in enumerate(candidates) if matches[i] is None and not c.guid]
+        hash_map = self._lookup("hash", {candidates[i].content_hash for i in unmatched})
+        found |= {("hash", v) for v in hash_map}
+        entries.update(self._load_entries(set(hash_map.values()) - set(entries)))
+        for i in unmatched:
+            entry = entries.get(hash_map.get(candidates[i].content_hash, -1))
+            if entry is not None and entry.key not in claimed:
+                matches[i] = entry
+                claimed.add(entry.key)
         self._match_titles(candidates, matches)
         return matches, found
 
@@ -385,7 +390,7 @@ class _Upsert:
         if absorbed:  # a re-post or alias of an article another candidate speaks for
             self._count(entry, unchanged=True)
             return
-        digest = raw_hash(article)
+        digest = candidate.raw_hash
         if digest == entry.raw_hash:
             self._count(entry, unchanged=True)
             self._touch(entry)
@@ -427,7 +432,8 @@ class _Upsert:
                   found: set[tuple[str, str]]) -> None:
         rows = [
             (self.source_url, kind, value, entry.key)
-            for c, entry in zip(candidates, matches) if entry is not None
+            for c, entry in zip(candidates, matches)
+            if entry is not None and entry.raw_hash != c.raw_hash  # same raw article: same keys, known
             for kind, value in c.identity_keys() if (kind, value) not in found
         ]
         self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", rows)
@@ -446,7 +452,7 @@ class _Upsert:
             key = next_key + offset
             published, updated = self._dates(c.article)
             status = "held" if id(c) in held else "published"
-            entries.append((key, entry_id, self.source_url, c.link_key, raw_hash(c.article), c.content_hash,
+            entries.append((key, entry_id, self.source_url, c.link_key, c.raw_hash, c.content_hash,
                             meta_hash(c.article), self.now_us, self.now_us, published, updated, status,
                             c.title_key))
             bodies.append((key, *body_values(c.article)))
@@ -467,12 +473,14 @@ class _Upsert:
     def _collapse_reposts(self, fresh: Sequence[Candidate]) -> list[Candidate]:
         """In-batch near-duplicate titles: later re-posts fold into the first (store.dedup)."""
         kept: list[Candidate] = []
+        by_title: dict[str, list[tuple[Candidate, datetime]]] = {}
         for c in fresh:
             date = self._clamp(article_date(c.article)) or self.now
-            first = next((k for k in kept if is_near_duplicate(
-                c.title_key, date, k.title_key, self._clamp(article_date(k.article)) or self.now)), None)
+            earlier = by_title.setdefault(c.title_key, [])
+            first = next((k for k, d in earlier if is_near_duplicate(c.title_key, date, k.title_key, d)), None)
             if first is None:
                 kept.append(c)
+                earlier.append((c, date))
             else:
                 self._reposts.setdefault(id(first), []).append(c)
                 self.tally.unchanged += 1

@@ -20,6 +20,7 @@ Within one batch the first occurrence in document order wins, so the outcome is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -42,8 +43,16 @@ _TRACKING_NAMES = frozenset({
     "mkt_tok", "ncid", "wt.mc_id", "wt_mc_id", "cmpid", "spm", "scm", "share_token", "from_rss",
     "rss", "ref_src", "ref_url", "feature", "sr_share",
 })
-_URL_ATTRS = frozenset({"href", "src", "cite", "poster", "action", "data", "background"})
-_TAG = re.compile(r"""<(/?)([A-Za-z][^\s/>]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+_TRACKING_QS = re.compile(
+    r"([?&])(?:(?:utm|mtm|pk|_hs|oly|vero)_[\w.]*|"
+    + "|".join(re.escape(n) for n in sorted(_TRACKING_NAMES))
+    + r")=[^&#\"'\s<>]*",
+    re.IGNORECASE,
+)
+_SEPARATORS = re.compile(r"([?&])[?&]+")
+_DANGLING = re.compile(r"[?&]+(?=[\"'#])")  # left at the end of a URL in an attribute
+_UPPER_TAG = re.compile(r"</?[a-z0-9]*[A-Z][A-Za-z0-9]*")
+_ATTR_TAG = re.compile(r"<([a-z][^\s/>]*)\s([^<>]*)>")
 _ATTR = re.compile(r"""([^\s"'=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -103,36 +112,28 @@ def normalize_text(text: str) -> str:
 
 
 def normalize_html(fragment: str) -> str:
-    """HTML with cosmetic differences removed: whitespace, entity spelling, attribute order and
-    quoting, tag-name case, self-closing slashes, tracking parameters in URLs."""
-    out: list[str] = []
-    pos = 0
-    for match in _TAG.finditer(fragment):
-        out.append(_normalize_text_run(fragment[pos:match.start()]))
-        out.append(_normalize_tag(match))
-        pos = match.end()
-    out.append(_normalize_text_run(fragment[pos:]))
-    return "".join(out)
+    """HTML with cosmetic differences removed, for hashing only: whitespace, entity spelling,
+    attribute order and quoting, tag-name case, self-closing slashes, tracking parameters.
+
+    Regex passes rather than a parser: it runs on every new article (issue 8: ~59,000 per cold
+    run) and only has to map cosmetic variants to one string, never to produce valid HTML.
+    """
+    text = html.unescape(fragment)
+    text, tracked = _TRACKING_QS.subn(r"\1", text)
+    if tracked:  # tidy the separators left behind (rare: skip the passes otherwise)
+        text = _DANGLING.sub("", _SEPARATORS.sub(r"\1", text))
+    text = " ".join(text.split())
+    text = _UPPER_TAG.sub(lambda m: m.group().lower(), text)
+    text = _ATTR_TAG.sub(_sort_attributes, text)
+    # whitespace is single spaces by now, so plain replaces (fast, in C) finish the job
+    return text.replace(" />", ">").replace("/>", ">").replace(" <", "<").replace("> ", ">").strip()
 
 
-def _normalize_text_run(text: str) -> str:
-    return normalize_text(html.unescape(text)) if text else ""
-
-
-def _normalize_tag(match: re.Match[str]) -> str:
-    closing, name, rest = match.group(1), match.group(2).lower(), match.group(3)
-    if closing:
-        return f"</{name}>"
-    attrs: list[tuple[str, str]] = []
-    for attr in _ATTR.finditer(rest):
-        key = attr.group(1).lower()
-        raw = next((g for g in attr.group(2, 3, 4) if g is not None), "")
-        value = normalize_text(html.unescape(raw))
-        if key in _URL_ATTRS:
-            value = strip_tracking(value)
-        attrs.append((key, value))
-    attrs.sort()
-    return "<" + name + "".join(f' {k}="{v}"' for k, v in attrs) + ">"
+def _sort_attributes(match: re.Match[str]) -> str:
+    pairs = sorted(
+        (name.lower(), dq or sq or bare) for name, dq, sq, bare in _ATTR.findall(match.group(2))
+    )
+    return "<" + match.group(1) + "".join(f' {k}="{v}"' for k, v in pairs) + ">"
 
 
 def title_key(title: str) -> str:
@@ -174,16 +175,30 @@ def raw_hash(article: Article) -> str:
     )))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Candidate:
-    """One article of a batch with the keys the store matches it by."""
+    """One article of a batch with the keys the store matches it by.
+
+    The hashes are computed on first use: an unchanged article is recognised by guid or link
+    and its raw hash alone, without normalizing its HTML (issue 8: warm runs must be cheap).
+    """
 
     article: Article
     guid: str  # "" when absent or repeated (untrustworthy)
     link_key: str  # "" when absent
     link_usable: bool  # unique in the batch and not a site root
-    content_hash: str
-    title_key: str
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        return content_hash(self.article)
+
+    @functools.cached_property
+    def raw_hash(self) -> str:
+        return raw_hash(self.article)
+
+    @functools.cached_property
+    def title_key(self) -> str:
+        return title_key(self.article.title)
 
     def identity(self) -> tuple[str, str]:
         """The key that decides duplicates within one batch."""
@@ -215,11 +230,12 @@ class Batch:
 def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: frozenset[str]) -> Batch:
     """Key every article, detect repeated guids, drop in-batch duplicates (first one wins)."""
     links = [canonical_link(a.link) for a in articles]
-    hashes = [content_hash(a) for a in articles]
+    guids = [a.original_id.strip() for a in articles]
+    guid_counts = Counter(g for g in guids if g)
     variants: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for article, link, digest in zip(articles, links, hashes):
-        if article.original_id.strip():
-            variants[article.original_id.strip()].add((link, digest))
+    for article, link, guid in zip(articles, links, guids):
+        if guid_counts[guid] > 1:  # only then is the (costly) normalized hash needed here
+            variants[guid].add((link, content_hash(article)))
     repeated = frozenset(g for g, v in variants.items() if len(v) > 1)
     untrusted = repeated | known_repeated
     link_counts = Counter(k for k in links if k)
@@ -230,15 +246,12 @@ def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: 
     ]
     seen: set[tuple[str, str]] = set()
     candidates = []
-    for article, link, digest in zip(articles, links, hashes):
-        guid = article.original_id.strip()
+    for article, link, guid in zip(articles, links, guids):
         candidate = Candidate(
             article=article,
             guid="" if guid in untrusted else guid,
             link_key=link,
             link_usable=bool(link) and link_counts[link] == 1 and not is_site_root(link),
-            content_hash=digest,
-            title_key=title_key(article.title),
         )
         if candidate.identity() in seen:
             continue
