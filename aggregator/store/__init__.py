@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.store.db import DEFAULT_BURST_THRESHOLD, Store, UpsertResult
+from aggregator.store.db import Store
+from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, UpsertResult
 
 __all__ = ["DEFAULT_BURST_THRESHOLD", "Store", "UpsertResult"]

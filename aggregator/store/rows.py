@@ -1,8 +1,9 @@
-"""Article <-> SQLite row encoding for the store: times as integer microseconds, tuples as JSON; pure."""
+"""Article <-> SQLite row encoding for the store (times as integer microseconds, tuples as JSON), and a chunked IN query."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from aggregator.model import Article, Enclosure, FeedMeta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK = 500  # bound parameters per IN (...) query
 
 BODY_COLUMNS = (
     "source_name", "original_id", "title", "link", "authors", "feed_published", "feed_updated",
@@ -89,3 +91,20 @@ def article_from_row(entry_id: str, source_url: str, published: int, updated: in
         language=values["language"],
         feed=_feed_meta(values["feed"]),
     )
+
+
+def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object],
+               prefix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start:start + CHUNK]
+        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), (*prefix, *chunk)).fetchall())
+    return rows
+
+
+def aware(moment: datetime) -> datetime:
+    """UTC-aware; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,368 @@
+"""Applying one source's articles to the store: match, compare, insert, hold back; inside the caller's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aggregator.ids import derive_id
+from aggregator.model import Article
+from aggregator.store.dedup import Candidate, article_date, is_near_duplicate, meta_hash, prepare_batch
+from aggregator.store.rows import BODY_COLUMNS, aware, body_values, from_micros, select_in, to_micros
+
+DEFAULT_BURST_THRESHOLD = 20  # "new" articles with old dates from a known source before the breaker trips
+FUTURE_SLACK = timedelta(days=1)  # a date further ahead than this is bogus: first-seen time instead
+LAST_SEEN_STEP = timedelta(hours=6)  # refresh last_seen this rarely, so unchanged runs write nothing
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What one source's articles did to the store.
+
+    new: articles stored and published for the first time (including held ones released);
+    updated: real changes stored in place; unchanged: already known (also collapsed
+    duplicates); held_back: articles held by the circuit breaker (not published).
+    """
+
+    new: int
+    updated: int
+    unchanged: int
+    held_back: int
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: int
+    id: str
+    status: str
+    original_id: str
+    raw_hash: str
+    content_hash: str
+    meta_hash: str
+    published: int
+    updated: int
+    last_seen: int
+
+
+@dataclass
+class _Tally:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    held_back: int = 0
+
+
+class _Upsert:
+    """One source's batch against the store, inside the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
+                 burst_threshold: int, accept_burst: bool) -> None:
+        self.conn = conn
+        self.source_url = source_url
+        self.now = now
+        self.now_us = to_micros(now)
+        self.burst_threshold = burst_threshold
+        self.accept_burst = accept_burst
+        self.tally = _Tally()
+        self.warnings: list[str] = []
+        self._absorbed: set[int] = set()  # batch positions folded into an entry another one speaks for
+        self._reposts: dict[int, list[Candidate]] = {}  # id(kept candidate) -> its in-batch re-posts
+
+    def run(self, articles: Sequence[Article]) -> UpsertResult:
+        self.conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (self.source_url,))
+        batch = prepare_batch(self.source_url, articles, self._repeated_guids())
+        self.warnings.extend(batch.warnings)
+        self._remember_repeated(batch.repeated_guids)
+        had_articles, newest = self._source_stats()
+        matches, found = self._match(batch.candidates)
+        fresh: list[Candidate] = []
+        for i, (candidate, entry) in enumerate(zip(batch.candidates, matches)):
+            if entry is None:
+                fresh.append(candidate)
+            else:
+                self._update(candidate, entry, absorbed=i in self._absorbed)
+        self._add_keys(batch.candidates, matches, found)
+        self._insert(fresh, had_articles, newest)
+        if self.accept_burst:
+            self._release_held()
+        t = self.tally
+        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings))
+
+    # matching ---------------------------------------------------------------------------
+
+    def _match(self, candidates: Sequence[Candidate]) -> tuple[list[_Entry | None], set[tuple[str, str]]]:
+        """The stored entry of each candidate (None = new); also every (kind, value) key found."""
+        guid_map = self._lookup("guid", {c.guid for c in candidates if c.guid})
+        link_map = self._lookup("link", {c.link_key for c in candidates if c.link_usable})
+        entries = self._load_entries(set(guid_map.values()) | set(link_map.values()))
+        found = {("guid", v) for v in guid_map} | {("link", v) for v in link_map}
+        matches: list[_Entry | None] = [None] * len(candidates)
+        claimed: set[int] = set()
+        # guids: an entry's own guid first, so an alias (re-post, churned guid) never overrides it
+        for primary in (True, False):
+            for i, c in enumerate(candidates):
+                entry = entries.get(guid_map.get(c.guid, -1)) if c.guid else None
+                if entry is None or matches[i] is not None or (entry.original_id.strip() == c.guid) != primary:
+                    continue
+                if entry.key in claimed:
+                    self._absorbed.add(i)
+                matches[i] = entry
+                claimed.add(entry.key)
+        for i, c in enumerate(candidates):
+            entry = entries.get(link_map.get(c.link_key, -1)) if c.link_usable else None
+            if matches[i] is None and entry is not None and entry.key not in claimed:
+                matches[i] = entry
+                claimed.add(entry.key)
+        # content hashes only for what is still unmatched: normalizing HTML is the costly part
+        unmatched = [i for i, c in enumerate(candidates) if matches[i] is None and not c.guid]
+        hash_map = self._lookup("hash", {candidates[i].content_hash for i in unmatched})
+        found |= {("hash", v) for v in hash_map}
+        entries.update(self._load_entries(set(hash_map.values()) - set(entries)))
+        for i in unmatched:
+            entry = entries.get(hash_map.get(candidates[i].content_hash, -1))
+            if entry is not None and entry.key not in claimed:
+                matches[i] = entry
+                claimed.add(entry.key)
+        self._match_titles(candidates, matches)
+        return matches, found
+
+    def _match_titles(self, candidates: Sequence[Candidate], matches: list[_Entry | None]) -> None:
+        """The near-duplicate rule (store.dedup): collapse re-posts into the earlier article."""
+        keys = {c.title_key for c, m in zip(candidates, matches) if m is None and c.title_key}
+        if not keys:
+            return
+        rows = select_in(
+            self.conn,
+            "SELECT key, title_key, published FROM entries WHERE source_url = ? AND title_key IN ({})",
+            sorted(keys), prefix=(self.source_url,),
+        )
+        by_title: dict[str, list[tuple[int, int]]] = {}
+        for key, tkey, published in rows:
+            by_title.setdefault(tkey, []).append((key, published))
+        hits = {key for key, _, _ in rows}
+        entries = self._load_entries(hits)
+        for i, c in enumerate(candidates):
+            if matches[i] is not None:
+                continue
+            date = self._clamp(article_date(c.article)) or self.now
+            for key, published in by_title.get(c.title_key, []):
+                if is_near_duplicate(c.title_key, date, c.title_key, from_micros(published)):
+                    matches[i] = entries[key]
+                    self._absorbed.add(i)
+                    break
+
+    # known articles -----------------------------------------------------------------------
+
+    def _update(self, candidate: Candidate, entry: _Entry, *, absorbed: bool) -> None:
+        """Compare a known article with its stored version; write only what really changed."""
+        article = candidate.article
+        if entry.status == "held":
+            if not self.accept_burst:
+                self.tally.held_back += 1
+        elif entry.status == "pruned":
+            self.tally.unchanged += 1
+            self._touch(entry)
+            return
+        if absorbed:  # a re-post or alias of an article another candidate speaks for
+            self._count(entry, unchanged=True)
+            return
+        digest = candidate.raw_hash
+        if digest == entry.raw_hash:
+            self._count(entry, unchanged=True)
+            self._touch(entry)
+            return
+        content = candidate.content_hash != entry.content_hash
+        meta = meta_hash(article) != entry.meta_hash
+        updated = self._bumped(article, entry) if content else entry.updated
+        self.conn.execute(
+            "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
+            "title_key = ?, last_seen = ? WHERE key = ?",
+            (digest, candidate.content_hash, meta_hash(article), updated, candidate.link_key,
+             candidate.title_key, self.now_us, entry.key),
+        )
+        if content or meta:
+            sets = ", ".join(f"{c} = ?" for c in BODY_COLUMNS)
+            self.conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), entry.key))
+        self._count(entry, unchanged=not (content or meta))
+
+    def _count(self, entry: _Entry, *, unchanged: bool) -> None:
+        if entry.status != "published":
+            return  # held ones are counted as held_back or, when released, as new
+        if unchanged:
+            self.tally.unchanged += 1
+        else:
+            self.tally.updated += 1
+
+    def _bumped(self, article: Article, entry: _Entry) -> int:
+        """The new `updated` of a real change: the feed's own newer date, else now."""
+        feed_date = self._clamp(article.updated)
+        if feed_date is not None and to_micros(feed_date) > entry.updated:
+            return to_micros(feed_date)
+        return max(self.now_us, entry.updated)
+
+    def _touch(self, entry: _Entry) -> None:
+        if entry.last_seen < self.now_us - LAST_SEEN_STEP // timedelta(microseconds=1):
+            self.conn.execute("UPDATE entries SET last_seen = ? WHERE key = ?", (self.now_us, entry.key))
+
+    def _add_keys(self, candidates: Sequence[Candidate], matches: Sequence[_Entry | None],
+                  found: set[tuple[str, str]]) -> None:
+        rows = [
+            (self.source_url, kind, value, entry.key)
+            for c, entry in zip(candidates, matches)
+            if entry is not None and entry.raw_hash != c.raw_hash  # same raw article: same keys, known
+            for kind, value in c.identity_keys() if (kind, value) not in found
+        ]
+        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", rows)
+
+    # new articles --------------------------------------------------------------------------
+
+    def _insert(self, fresh: Sequence[Candidate], had_articles: bool, newest: int | None) -> None:
+        fresh = self._collapse_reposts(fresh)
+        held = self._held(fresh, had_articles, newest)
+        next_key = (self.conn.execute("SELECT max(key) FROM entries").fetchone()[0] or 0) + 1
+        ids = self._assign_ids(fresh)
+        entries: list[tuple[object, ...]] = []
+        bodies: list[tuple[object, ...]] = []
+        keys: list[tuple[str, str, str, int]] = []
+        for offset, (c, entry_id) in enumerate(zip(fresh, ids)):
+            key = next_key + offset
+            published, updated = self._dates(c.article)
+            status = "held" if id(c) in held else "published"
+            entries.append((key, entry_id, self.source_url, c.link_key, c.raw_hash, c.content_hash,
+                            meta_hash(c.article), self.now_us, self.now_us, published, updated, status,
+                            c.title_key))
+            bodies.append((key, *body_values(c.article)))
+            keys.extend((self.source_url, kind, value, key) for kind, value in c.identity_keys())
+            keys.extend((self.source_url, kind, value, key) for r in self._reposts.get(id(c), [])
+                        for kind, value in r.identity_keys())
+        self.conn.executemany(
+            "INSERT INTO entries (key, id, source_url, link_key, raw_hash, content_hash, meta_hash, first_seen, "
+            "last_seen, published, updated, status, title_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            entries,
+        )
+        marks = ", ".join("?" * (len(BODY_COLUMNS) + 1))
+        self.conn.executemany(f"INSERT INTO bodies (entry, {', '.join(BODY_COLUMNS)}) VALUES ({marks})", bodies)
+        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", keys)
+        self.tally.new += len(fresh) - len(held)
+        self.tally.held_back += len(held)
+
+    def _collapse_reposts(self, fresh: Sequence[Candidate]) -> list[Candidate]:
+        """In-batch near-duplicate titles: later re-posts fold into the first (store.dedup)."""
+        kept: list[Candidate] = []
+        by_title: dict[str, list[tuple[Candidate, datetime]]] = {}
+        for c in fresh:
+            date = self._clamp(article_date(c.article)) or self.now
+            earlier = by_title.setdefault(c.title_key, [])
+            first = next((k for k, d in earlier if is_near_duplicate(c.title_key, date, k.title_key, d)), None)
+            if first is None:
+                kept.append(c)
+                earlier.append((c, date))
+            else:
+                self._reposts.setdefault(id(first), []).append(c)
+                self.tally.unchanged += 1
+        return kept
+
+    def _held(self, fresh: Sequence[Candidate], had_articles: bool, newest: int | None) -> set[int]:
+        """The circuit breaker: too many new articles with old dates from a known source."""
+        if not had_articles or newest is None or self.accept_burst:
+            return set()
+        cutoff = min(newest, self.now_us)
+        old = set()  # id() of each candidate: Articles are large to hash
+        for c in fresh:
+            date = self._clamp(article_date(c.article))
+            if date is not None and to_micros(date) < cutoff:
+                old.add(id(c))
+        if len(old) <= self.burst_threshold:
+            return set()
+        self.warnings.append(
+            f"source {self.source_url}: {len(old)} new articles carry dates before its newest stored "
+            f"article ({from_micros(newest).isoformat()}): held back as a suspected id churn or "
+            f"re-import; run with --accept-burst {self.source_url} to publish them"
+        )
+        return old
+
+    def _assign_ids(self, fresh: Sequence[Candidate]) -> list[str]:
+        """Each article's own id unless another stored article already uses it (then a derived one)."""
+        wanted = [c.article.id for c in fresh]
+        taken = {r[0] for r in select_in(self.conn, "SELECT id FROM entries WHERE id IN ({})", sorted(set(wanted)))}
+        ids = []
+        for c, entry_id in zip(fresh, wanted):
+            kind, value = c.identity()
+            attempt = 0
+            while not entry_id or entry_id in taken:
+                entry_id = derive_id(self.source_url, f"{kind}:{value}" + (f"#{attempt}" if attempt else ""))
+                attempt += 1
+                if entry_id not in taken:
+                    taken.update(r[0] for r in self.conn.execute("SELECT id FROM entries WHERE id = ?", (entry_id,)))
+            taken.add(entry_id)
+            ids.append(entry_id)
+        return ids
+
+    def _dates(self, article: Article) -> tuple[int, int]:
+        """(published, updated) to store: the feed's own dates; missing ones = first seen (now)."""
+        published = self._clamp(article.published)
+        updated = self._clamp(article.updated)
+        first = published or updated or self.now
+        return to_micros(first), to_micros(updated or first)
+
+    def _clamp(self, moment: datetime | None) -> datetime | None:
+        """A date, or None when missing or implausibly far in the future."""
+        if moment is None:
+            return None
+        moment = aware(moment)
+        return None if moment > self.now + FUTURE_SLACK else moment
+
+    def _release_held(self) -> None:
+        released = self.conn.execute(
+            "UPDATE entries SET status = 'published' WHERE source_url = ? AND status = 'held'", (self.source_url,)
+        ).rowcount
+        if released:
+            self.tally.new += released
+            self.warnings.append(f"source {self.source_url}: released {released} held articles (--accept-burst)")
+
+    # reads ------------------------------------------------------------------------------------
+
+    def _repeated_guids(self) -> frozenset[str]:
+        rows = self.conn.execute("SELECT value FROM keys WHERE source_url = ? AND kind = 'repeated'",
+                                 (self.source_url,))
+        return frozenset(r[0] for r in rows)
+
+    def _remember_repeated(self, guids: Iterable[str]) -> None:
+        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'repeated', ?, NULL)",
+                              [(self.source_url, g) for g in sorted(guids)])
+        # an untrusted guid must not keep matching its first article
+        self.conn.executemany("DELETE FROM keys WHERE source_url = ? AND kind = 'guid' AND value = ?",
+                              [(self.source_url, g) for g in sorted(guids)])
+
+    def _source_stats(self) -> tuple[bool, int | None]:
+        count, newest = self.conn.execute(
+            "SELECT count(*), max(published) FROM entries WHERE source_url = ?", (self.source_url,)
+        ).fetchone()
+        return count > 0, newest
+
+    def _lookup(self, kind: str, values: set[str]) -> dict[str, int]:
+        rows = select_in(
+            self.conn,
+            "SELECT value, entry FROM keys WHERE source_url = ? AND kind = ? AND entry IS NOT NULL AND value IN ({})",
+            sorted(values), prefix=(self.source_url, kind),
+        )
+        return {value: entry for value, entry in rows}
+
+    def _load_entries(self, keys: set[int]) -> dict[int, _Entry]:
+        rows = select_in(
+            self.conn,
+            "SELECT e.key, e.id, e.status, coalesce(b.original_id, ''), e.raw_hash, e.content_hash, e.meta_hash, "
+            "e.published, e.updated, e.last_seen FROM entries e LEFT JOIN bodies b ON b.entry = e.key "
+            "WHERE e.key IN ({})",
+            sorted(keys),
+        )
+        return {r[0]: _Entry(*r) for r in rows}
+
+
+def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,
+                 burst_threshold: int, accept_burst: bool) -> UpsertResult:
+    """Store.upsert_articles's work, inside its transaction."""
+    return _Upsert(conn, source_url, now, burst_threshold, accept_burst).run(articles)
