@@ -460,3 +460,31 @@ def test_file_settings(tmp_path: Path) -> None:
         assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         store.sync()
         assert store.check() == []
+
+
+# --- the whole Chinese corpus ---------------------------------------------------------------
+
+
+def test_real_feeds_rerun_and_guid_churn_never_duplicate(store: Store) -> None:
+    paths = sorted(CORPUS.glob("rsshub/*.xml")) + sorted(CORPUS.glob("feeds/wechat-feeds/*.xml"))
+    assert len(paths) >= 30
+    for path in paths:
+        url = "https://src.example/" + path.name
+        articles = load(path, url)
+        first = store.upsert_articles(url, articles, NOW)
+        assert first.new > 0 and first.warnings == (), path.name
+        rerun = store.upsert_articles(url, articles, NOW + timedelta(hours=1))
+        assert (rerun.new, rerun.updated, rerun.held_back) == (0, 0, 0), path.name
+        churned = [replace(a, original_id=a.original_id + "/v2", id=a.id + "/v2") if a.original_id else a
+                   for a in articles]
+        after = store.upsert_articles(url, churned, NOW + timedelta(hours=2))
+        assert (after.new, after.held_back) == (0, 0), path.name
+        out = store.articles_for([url], now=NOW)
+        assert len(out) == first.new and len({a.id for a in out}) == len(out), path.name
+
+
+def test_unusable_location_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state folder should be")
+    with pytest.raises(StateError, match="not-a-dir"):
+        Store.open(blocker / "state.db")
