@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import sqlite3
 import tempfile
@@ -251,7 +252,10 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
 def _make_executor(count: int, workers: int) -> Executor | None:
     if count < POOL_THRESHOLD:
         return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    # forkserver, not fork: workers must not inherit the run lock's file descriptor (a worker outliving a
+    # killed run would hold the lock), nor the event loop's threads and sockets.
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
 
 
 # --- publishing -------------------------------------------------------------------------------
