@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 
 from aggregator.ids import derive_id
 from aggregator.model import Article
-from aggregator.store.dedup import Candidate, article_date, is_near_duplicate, meta_hash, prepare_batch
+from aggregator.store.dedup import (
+    TITLE_KEY_MIN,
+    Candidate,
+    article_date,
+    is_near_duplicate,
+    meta_hash,
+    prepare_batch,
+)
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, from_micros, select_in, to_micros
 
 DEFAULT_BURST_THRESHOLD = 20  # "new" articles with old dates from a known source before the breaker trips
@@ -168,6 +175,7 @@ class _Upsert:
             return
         if absorbed:  # a re-post or alias of an article another candidate speaks for
             self._count(entry, unchanged=True)
+            self._touch(entry)  # still in the feed: its identity must survive prune
             return
         digest = candidate.raw_hash
         if digest == entry.raw_hash:
@@ -254,6 +262,9 @@ class _Upsert:
         kept: list[Candidate] = []
         by_title: dict[str, list[tuple[Candidate, datetime]]] = {}
         for c in fresh:
+            if len(c.title_key) < TITLE_KEY_MIN:  # the rule never applies: skip the bookkeeping
+                kept.append(c)
+                continue
             date = self._clamp(article_date(c.article)) or self.now
             earlier = by_title.setdefault(c.title_key, [])
             first = next((k for k, d in earlier if is_near_duplicate(c.title_key, date, k.title_key, d)), None)
