@@ -197,6 +197,14 @@ def test_feedparser_reads_back_ids_titles_links() -> None:
     assert by_id["tag:agg.example.net,2024:a2"].enclosures[0].href == "https://cdn.example.com/ep12.mp3"
 
 
+def test_a_repeated_id_is_published_once_newest_version() -> None:
+    old, _, _ = make_articles()
+    new = replace(old, title="Corrected title", updated=T0 + timedelta(hours=5))
+    for articles in ([old, new], [new, old]):
+        parsed = feedparser.parse(render_atom(SPEC, articles, OUTPUT, CATEGORIES))
+        assert [e.title for e in parsed.entries] == ["Corrected title"]
+
+
 def test_empty_feed_is_valid_and_stable() -> None:
     data = render_atom(FeedSpec("empty", "Empty", ""), [], OUTPUT, {})
     root = atom_root(data)

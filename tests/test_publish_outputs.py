@@ -137,6 +137,7 @@ def test_hexo_lead_image_fills_headimg_and_thumbnail(tmp_path: Path) -> None:
     front, _ = front_matter(post.read_bytes())
     assert front["headimg"] == front["thumbnail"] == "https://n.sinaimg.cn/finance/a.png"
     assert list(front) == ["title", "categories", "headimg", "author", "comments", "date", "thumbnail"]
+    assert front["categories"][0] == "金融"  # no categories_of entry: the feed's title
 
 
 def test_hexo_titles_survive_yaml_and_never_collide(tmp_path: Path) -> None:

@@ -158,7 +158,13 @@ def _publish_posts(
     if not folder.is_absolute():
         folder = output_dir / folder  # config.py should hand over an absolute path; this is the fallback
     articles = [article for _, feed_articles in feeds for article in feed_articles]
-    posts = hexo.posts(articles, categories_of, options)
+    # A source without a configured category still gets one: the first feed (not "all") holding it.
+    fallback: dict[str, list[str]] = {}
+    for spec, feed_articles in feeds:
+        for article in feed_articles:
+            if spec.slug != "all":
+                fallback.setdefault(article.source_url, [spec.title])
+    posts = hexo.posts(articles, {**fallback, **categories_of}, options)
     written, unchanged = _write_all(folder, posts, dry_run)
     if not dry_run:
         _remove_stale_posts(folder, posts, options.prune)

@@ -123,12 +123,13 @@ def published_of(article: Article) -> datetime:
 
 def order_articles(articles: Iterable[Article], max_entries: int) -> list[Article]:
     """Newest first by updated, ties by published then id; one entry per id; at most `max_entries`."""
-    by_id: dict[str, Article] = {}
-    for article in sorted(articles, key=lambda a: a.id):
-        by_id.setdefault(entry_id(article), article)
-    ordered = sorted(by_id.values(), key=lambda a: a.id)
+    ordered = sorted(articles, key=lambda a: a.id)
     ordered.sort(key=lambda a: (updated_of(a), published_of(a)), reverse=True)
-    return ordered[:max_entries] if max_entries > 0 else ordered
+    by_id: dict[str, Article] = {}
+    for article in ordered:  # a repeated id keeps its newest version
+        by_id.setdefault(entry_id(article), article)
+    unique_articles = list(by_id.values())
+    return unique_articles[:max_entries] if max_entries > 0 else unique_articles
 
 
 def within_age(articles: Iterable[Article], max_age_s: float, now: datetime | None) -> list[Article]:
