@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import re
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -488,3 +489,20 @@ def test_unusable_location_is_a_state_error(tmp_path: Path) -> None:
     blocker.write_text("a file where the state folder should be")
     with pytest.raises(StateError, match="not-a-dir"):
         Store.open(blocker / "state.db")
+
+
+def test_cosmetic_rewrites_of_a_real_feed_are_not_updates(store: Store) -> None:
+    url = "https://tc.example/"
+    articles = load(TECHCRUNCH, url)
+    store.upsert_articles(url, articles, NOW)
+    before = store.articles_for([url], now=NOW)
+
+    def restyle(html: str) -> str:
+        html = re.sub(r'href="([^"?]*)"', r'href="\1?utm_source=feedburner&amp;utm_medium=feed"', html)
+        return html.replace("\n", "\n    ").replace("<br />", "<BR>").replace("&#8217;", "\u2019")
+
+    restyled = [replace(a, content_html=restyle(a.content_html), title=f" {a.title} ") for a in articles]
+    assert sum(r.content_html != a.content_html for r, a in zip(restyled, articles)) >= 15
+    result = store.upsert_articles(url, restyled, NOW + timedelta(days=1))
+    assert (result.new, result.updated, result.unchanged) == (0, 0, 20)
+    assert store.articles_for([url], now=NOW) == before
