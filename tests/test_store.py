@@ -506,3 +506,16 @@ def test_cosmetic_rewrites_of_a_real_feed_are_not_updates(store: Store) -> None:
     result = store.upsert_articles(url, restyled, NOW + timedelta(days=1))
     assert (result.new, result.updated, result.unchanged) == (0, 0, 20)
     assert store.articles_for([url], now=NOW) == before
+
+
+def test_full_disk_is_a_state_error_and_loses_nothing(store: Store) -> None:
+    store.upsert_articles("https://tc.example/", load(TECHCRUNCH, "https://tc.example/"), NOW)
+    before = store.articles_for(["https://tc.example/"], now=NOW)
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full" (SQLITE_FULL)
+    with pytest.raises(StateError, match="full"):
+        store.upsert_articles("https://v2ex.example/", load(V2EX, "https://v2ex.example/"), NOW)
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.check() == []
+    assert store.articles_for(["https://tc.example/", "https://v2ex.example/"], now=NOW) == before
+    assert store.upsert_articles("https://v2ex.example/", load(V2EX, "https://v2ex.example/"), NOW).new == 50
