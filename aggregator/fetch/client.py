@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import hashlib
 import random
 import ssl
@@ -29,8 +28,9 @@ from .. import PROJECT_URL, __version__
 from ..model import FetchConfig, Source
 from . import schedule
 from .body import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, UndecodableBody
-from .safety import BlockedAddressError, DnsLookupError, GuardedBackend
+from .safety import BlockedAddressError, DnsLookupError
 from .state import SourceState
+from .transport import PerHostTransport, origin_key
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
 
@@ -46,6 +46,7 @@ RETRY_STATUSES = {408, 425, 500, 502, 504} | RATE_LIMIT_STATUSES
 HOST_BACKOFF_ROUTES = 2
 # Without a Retry-After, a rate-limited host is left alone for the configured min_interval.
 HOST_JITTER = 0.5  # the per-host delay is stretched by up to this fraction
+DRAIN_LIMIT = 64 * 1024  # a non-2xx body up to this size is read (and dropped) to keep the connection
 
 
 def default_user_agent() -> str:
@@ -140,6 +141,17 @@ class _Run:
         self.retry_base_s = retry_base_s
         self.global_slots = asyncio.Semaphore(max(config.concurrency, 1))
         self.hosts: dict[str, _Host] = {}
+        self.transport: PerHostTransport | None = None
+        self.pending: dict[str, int] = {}  # origin -> sources not finished + requests in flight
+
+    async def source_done(self, source: Source) -> None:
+        """Closes connections to origins no remaining source needs (redirect targets included)."""
+        if source.is_local or self.transport is None:
+            return
+        key = origin_key(httpx.URL(source.url))
+        self.pending[key] = self.pending.get(key, 1) - 1
+        idle = {k for k in self.transport.origins if self.pending.get(k, 0) <= 0}
+        await self.transport.release(idle)
 
     def host(self, url: str) -> _Host:
         key = host_key(url)
@@ -154,6 +166,16 @@ class _Run:
         gone out: the host's delay counts from then, so the server sees the gap (a new connection
         takes longer to send than a kept-alive one)."""
         host = self.host(url)
+        origin = origin_key(httpx.URL(url))
+        self.pending[origin] = self.pending.get(origin, 0) + 1  # its pool stays open while in use
+        try:
+            async with self._host_turn(host) as mark_sent:
+                yield mark_sent
+        finally:
+            self.pending[origin] -= 1
+
+    @contextlib.asynccontextmanager
+    async def _host_turn(self, host: _Host) -> AsyncIterator[Callable[[], None]]:
         async with host.slots:
             if host.is_backed_off:
                 raise _HostBackedOff
@@ -230,8 +252,14 @@ async def fetch_sources(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    async with make_client(config) as client:
+    client, transport = make_client(config)
+    async with client:
         run = _Run(client, config, now, run_rng, retry_base_s)
+        run.transport = transport
+        for source in sources:
+            if not source.is_local:
+                key = origin_key(httpx.URL(source.url))
+                run.pending[key] = run.pending.get(key, 0) + 1
         try:
             async with asyncio.timeout(config.run_deadline):
                 async with asyncio.TaskGroup() as group:
@@ -259,35 +287,23 @@ async def _fetch_and_report(
 ) -> None:
     try:
         outcome = await fetch_source(run, source, state, force=force, retry_gone=retry_gone)
+        await run.source_done(source)
     except Exception as exc:  # noqa: BLE001 (a bug must not stop the other sources; the message says it is one)
         error = f"internal error: {type(exc).__name__}: {exc}"
         outcome = FetchOutcome(source, "failed", replace(state, last_error=error), error=error)
     finish(i, outcome)
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~40 ms; once per process is enough."""
-    return httpx.create_ssl_context()
-
-
-def make_client(config: FetchConfig) -> httpx.AsyncClient:
-    """One client per run. Our own semaphores bound concurrency before httpx sees a request, so
-    httpcore's pool never queues (its queue costs O(requests x connections) CPU: httpx issue #3215)."""
-    limits = httpx.Limits(
-        max_connections=max(config.concurrency, 1),
-        max_keepalive_connections=max(config.concurrency, 1),
-        keepalive_expiry=10.0,
-    )
-    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, retries=0)
-    if not config.allow_private_addresses:
-        pool = transport._pool  # httpx exposes no network_backend argument; httpcore's pool has one
-        pool._network_backend = GuardedBackend(pool._network_backend)
+def make_client(config: FetchConfig) -> tuple[httpx.AsyncClient, PerHostTransport]:
+    """One client per run, over a pool per host. Our semaphores bound the requests in flight before
+    httpx sees them, so no pool ever queues."""
+    transport = PerHostTransport(config.per_host, allow_private_addresses=config.allow_private_addresses)
     timeout = httpx.Timeout(
         connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
     )
     # trust_env=False: a proxy from the environment would bypass the private-address check.
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+    client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+    return client, transport
 
 
 async def fetch_source(
@@ -581,6 +597,8 @@ async def _send_and_read(
         body = b""
         if 200 <= status < 300:
             body = await _read_body(response, response_headers, max_body, progress)
+        else:
+            await _drain(response)
         return _Response(status, response_headers, body, str(response.url), "")
     finally:
         await response.aclose()
@@ -601,6 +619,15 @@ async def _read_body(
         parts.append(decoder.feed(chunk))
     decoder.finish()
     return b"".join(parts)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Reads a small error or 304 body so the connection can be reused; a big one is cut off."""
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > DRAIN_LIMIT:
+            break
 
 
 def _map_httpx_error(exc: httpx.HTTPError, url: str, progress: _Progress, config: FetchConfig) -> _Failure:
