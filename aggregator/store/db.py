@@ -25,7 +25,7 @@ from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, select_in, to_micros
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, UpsertResult, apply_upsert
 
-MIN_IDENTITY_KEEP = timedelta(days=1)  # identities outlive LAST_SEEN_STEP whatever keep_days says
+MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
 
 class Store:

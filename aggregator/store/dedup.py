@@ -16,6 +16,18 @@ Identity of an article within one source, in the order the store tries it (issue
    a false merge loses a story, a missed merge only shows one twice.
 
 Within one batch the first occurrence in document order wins, so the outcome is stable.
+Example (corpus hostile/xml/duplicate_guids.xml): 'dup-1' on two items with different links
+is repeated, so both are kept, each identified by its link; the guid-less item sharing link /a
+with the first falls back to its content hash (a link shared within a batch identifies
+nothing): 4 articles. An id that another stored article already uses (the same guid-IRI from
+two sources) is replaced by a urn:uuid derived from source + identity, once, and stored.
+
+Changes to a known article, by three hashes:
+  raw_hash     every stored field exactly: equal -> nothing to do, no write at all;
+  content_hash title + content, normalized (whitespace, entities, attribute order and
+               quoting, tag case, tracking parameters): differs -> a real update, `updated` moves;
+  meta_hash    link, enclosures, image, authors, tags, summary: differs -> stored, date kept.
+Anything else is cosmetic: the stored version stays, so published bytes do not change.
 """
 
 from __future__ import annotations
