@@ -106,6 +106,7 @@ class CleanConfig:
     )
     summary_length: int = _opt(200, "int", "characters in a generated plain-text summary")  # type: ignore[assignment]
     rules: list[dict[str, object]] = _opt([], "list", "extra site rules: {hosts, remove, unwrap, drop_text}")  # type: ignore[assignment]
+    future_margin: int = _opt(3600, "duration", "dates further in the future become the first-seen time")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.clean import clean_article
+from aggregator.enrich import correct_dates, full_text_article
 from aggregator.errors import AggregatorError, ParseError
 from aggregator.fetch import FetchOutcome, SourceState, fetch_sources, mark_parse_failed, reschedule_after_parse
 from aggregator.filters import Rule, apply_filters, compile_filters
@@ -65,6 +66,8 @@ class SourceReport:
     warnings: tuple[str, ...] = ()
     explain: tuple[str, ...] = ()
     moved_to: str = ""
+    full_text_failures: list[str] = field(default_factory=list)
+    date_state: dict[str, object] = field(default_factory=dict)  # tz_samples, tz_offset_s
 
 
 @dataclass
@@ -180,9 +183,9 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
             state_path = _copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
         store = stack.enter_context(Store.open(state_path))
-        states = {url: SourceState.from_dict(data) for url, data in store.source_states().items()}
+        raw_states = store.source_states()
         before = _snapshot(config, store, now) if options.dry_run else {}
-        asyncio.run(_fetch_and_ingest(config, options, sources, states, store, now, summary, on_progress))
+        asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress))
         if options.dry_run:
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:
@@ -192,12 +195,23 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
 
 
 async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
-                            states: Mapping[str, SourceState], store: Store, now: datetime,
+                            raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None) -> None:
     loop = asyncio.get_running_loop()
     executor = _make_executor(len(sources), options.workers)
     pending: list[asyncio.Task[None]] = []
+    deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
+    states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
+
+    def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
+        report.moved_to = getattr(state, "moved_to", "") or ""
+        extra = {k: v for k, v in raw_states.get(outcome.source.url, {}).items() if k.startswith("tz_")}
+        extra.update(report.date_state)
+        store.save_source_state(outcome.source.url, {**state.to_dict(), **extra})
+        summary.sources.append(report)
+        if on_progress:
+            on_progress(report)
 
     async def ingest(outcome: FetchOutcome) -> None:
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
@@ -206,14 +220,14 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             processed = await loop.run_in_executor(
                 executor, process_body, outcome.body, dict(outcome.headers), outcome.source,
                 outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain)
-            state = _ingest_processed(config, options, store, outcome, processed, report, now)
+            if outcome.source.full_text and processed.feed is not None:
+                deferred.append(_Deferred(outcome, processed, report))
+                return
+            state = _ingest_processed(config, options, store, outcome, processed, report, now,
+                                      raw_states.get(outcome.source.url, {}))
         elif outcome.kind in ("failed", "gone"):
             report.error = outcome.error or outcome.kind
-        report.moved_to = getattr(state, "moved_to", "") or ""
-        store.save_source_state(outcome.source.url, state.to_dict())
-        summary.sources.append(report)
-        if on_progress:
-            on_progress(report)
+        finish(report, outcome, state)
 
     def on_outcome(outcome: FetchOutcome) -> None:
         pending.append(loop.create_task(ingest(outcome)))
@@ -224,6 +238,12 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         while pending:  # ingest tasks may still be parsing
             batch, pending[:] = list(pending), []
             await asyncio.gather(*batch)
+        if deferred:
+            await _add_full_text(config, store, deferred, executor, now)
+            for item in deferred:
+                state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now,
+                                          raw_states.get(item.outcome.source.url, {}))
+                finish(item.report, item.outcome, state)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -231,8 +251,58 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
     summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
 
 
+@dataclass
+class _Deferred:
+    outcome: FetchOutcome
+    processed: _Processed
+    report: SourceReport
+
+
+# Article pages are bigger than feeds and less important: a tighter cap, no retries.
+FULL_TEXT_MAX_BODY = 5 * 1024 * 1024
+
+
+async def _add_full_text(config: Config, store: Store, deferred: Sequence[_Deferred], executor: Executor | None,
+                         now: datetime) -> None:
+    """Fetch the pages of new articles from full-text sources (same per-host budgets) and extract them."""
+    wanted: dict[str, list[tuple[_Deferred, int]]] = {}
+    for item in deferred:
+        assert item.processed.feed is not None
+        known = store.articles_for([item.outcome.source.url], now=now)
+        known_ids, known_links = {a.id for a in known}, {a.link for a in known}
+        for index, article in enumerate(item.processed.feed.articles):
+            if article.link and article.id not in known_ids and article.link not in known_links:
+                wanted.setdefault(article.link, []).append((item, index))  # cached by URL within the run
+    if not wanted:
+        return
+    page_sources = [Source(url=url, categories=(), name=f"page of {wanted[url][0][0].outcome.source.label}")
+                    for url in wanted]
+    fetch_config = replace(config.fetch, retries=0, max_body=min(config.fetch.max_body, FULL_TEXT_MAX_BODY))
+    outcomes = await fetch_sources(page_sources, fetch_config, {}, now, force=True)
+    loop = asyncio.get_running_loop()
+    for outcome in outcomes:
+        targets = wanted[outcome.source.url]
+        for item, index in targets:
+            assert item.processed.feed is not None
+            articles = list(item.processed.feed.articles)
+            if outcome.kind != "fetched":
+                item.report.full_text_failures.append(f"full text of {outcome.source.url}: "
+                                                      f"{outcome.error or outcome.kind}; kept the teaser")
+                continue
+            enriched, problem = await loop.run_in_executor(
+                executor, full_text_article, articles[index], outcome.body, outcome.final_url or outcome.source.url,
+                config.clean, item.outcome.source.clean_rules)
+            if problem:
+                item.report.full_text_failures.append(f"full text of {outcome.source.url}: {problem}; "
+                                                      "kept the teaser")
+                continue
+            articles[index] = enriched
+            item.processed = replace(item.processed, feed=replace(item.processed.feed, articles=tuple(articles)))
+
+
 def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome: FetchOutcome,
-                      processed: _Processed, report: SourceReport, now: datetime) -> SourceState:
+                      processed: _Processed, report: SourceReport, now: datetime,
+                      raw_state: Mapping[str, object]) -> SourceState:
     source = outcome.source
     if processed.feed is None:
         report.kind, report.error = "failed", processed.error
@@ -242,10 +312,12 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
         report.dropped[label] = report.dropped.get(label, 0) + 1
     report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
     report.articles = len(feed.articles)
+    margin = timedelta(seconds=config.clean.future_margin)
+    articles, report.date_state = correct_dates(feed.articles, raw_state, now, margin)
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
-    result = store.upsert_articles(source.url, feed.articles, now, accept_burst=accept)
+    result = store.upsert_articles(source.url, articles, now, accept_burst=accept)
     report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
-    report.warnings = feed.warnings + result.warnings
+    report.warnings = feed.warnings + result.warnings + tuple(report.full_text_failures)
     return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)
 
 

@@ -1,0 +1,165 @@
+"""Issue 9 end to end over loopback: filters, full text for teaser feeds, time-zone correction."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import lxml.html
+import pytest
+from lxml import etree
+
+from aggregator.cli import main
+from aggregator.config import load_config
+from aggregator.pipeline import RunOptions, run
+from conftest import CORPUS, RecordingServer, Route
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+PAGES = Path(__file__).parent / "data" / "fulltext"
+
+
+def rss(items: list[tuple[str, str, str, str]], title: str = "Test feed") -> bytes:
+    """items: (guid, title, link, description HTML) ; pubDate omitted unless in the guid tuple."""
+    body = "".join(
+        f"<item><guid>{g}</guid><title>{t}</title><link>{link}</link>"
+        f"<description><![CDATA[{d}]]></description></item>" for g, t, link, d in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+            f"<link>https://example.org/</link>{body}</channel></rss>").encode()
+
+
+def config_file(tmp_path: Path, sources: str, extra: str = "") -> Path:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"""\
+output: {{dir: {tmp_path / 'out'}, base_url: 'https://news.example.org/feeds/', max_entries: 0}}
+state: {tmp_path / 'state.db'}
+categories:
+  news: {{title: News}}
+{extra}sources:
+{sources}""", encoding="utf-8")
+    return path
+
+
+def entries(path: Path) -> list[etree._Element]:
+    return list(etree.parse(str(path)).getroot().iter(f"{ATOM}entry"))
+
+
+def titles(path: Path) -> list[str]:
+    return [e.findtext(f"{ATOM}title") or "" for e in entries(path)]
+
+
+def test_filters_drop_and_keep_with_counts(tmp_path: Path, http_server: RecordingServer,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    items = [(f"https://example.org/{i}", title, f"https://example.org/{i}", f"<p>{body}</p>")
+             for i, (title, body) in enumerate([
+                 ("Python 3.14 released", "A long story about Python."),
+                 ("Sponsored: buy our stuff", "Python python python."),
+                 ("Rust news", "Memory safety."),
+                 ("Gardening tips", "Tomatoes."),
+             ])]
+    http_server.routes["/f.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    sources = f"""\
+  - url: {http_server.url('/f.xml')}
+    category: news
+    filters:
+      - keep: {{content: "(?i)python|memory"}}
+"""
+    config = config_file(tmp_path, sources, extra="filters:\n  - drop: {title: '^Sponsored'}\n")
+    assert main(["run", "--config", str(config), "--no-progress", "--dry-run", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "filtered by drop title /^Sponsored/" in out and "'Sponsored: buy our stuff'" in out
+    assert "no keep-rule matched" in out and "'Gardening tips'" in out
+    assert "news.atom new: Python 3.14 released" in out
+    assert not (tmp_path / "out").exists()  # dry run wrote nothing
+
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "filtered: " in out and "1 by drop title /^Sponsored/" in out
+    assert sorted(titles(tmp_path / "out" / "news.atom")) == ["Python 3.14 released", "Rust news"]
+
+
+def test_full_text_replaces_teasers_and_keeps_them_on_failure(tmp_path: Path, http_server: RecordingServer,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    page = (PAGES / "flowfx.de.tmux.html").read_bytes()
+    http_server.routes["/post/tmux"] = Route(200, {"Content-Type": "text/html; charset=utf-8"}, page)
+    items = [
+        ("a1", "Copy paste from tmux", http_server.url("/post/tmux"), "<p>Teaser only…</p>"),
+        ("a2", "Missing page", http_server.url("/post/missing"), "<p>Second teaser stays.</p>"),
+    ]
+    http_server.routes["/teasers.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    sources = f"  - {{url: '{http_server.url('/teasers.xml')}', category: news, full_text: true}}\n"
+    config = config_file(tmp_path, sources)
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "full text of " + http_server.url("/post/missing") in err and "kept the teaser" in err
+    by_title = {e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}content") or "" for e in
+                entries(tmp_path / "out" / "news.atom")}
+    text = " ".join(lxml.html.fromstring(by_title["Copy paste from tmux"]).text_content().split())
+    assert "As usual, StackOverflow" in text and "set-option -s set" in text
+    assert "Teaser only" not in by_title["Copy paste from tmux"]
+    assert "<script" not in by_title["Copy paste from tmux"]
+    assert "Second teaser stays." in by_title["Missing page"]
+
+    # only new articles: a second run fetches no page again
+    pages_before = sum(1 for path, _h in http_server.requests if path.startswith("/post/"))
+    assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
+    capsys.readouterr()
+    assert sum(1 for path, _h in http_server.requests if path.startswith("/post/")) == pages_before
+
+
+def shifted_feed(real: list[tuple[str, datetime]], shift: timedelta, host: str = "zh.example") -> bytes:
+    """A Chinese feed whose stated dates are local time (UTC+8) labelled GMT when shift is 8 h."""
+    body = "".join(
+        f"<item><guid>https://{host}/{i}</guid><title>{title}</title><link>https://{host}/{i}</link>"
+        f"<pubDate>{format_datetime(when + shift, usegmt=True)}</pubDate></item>"
+        for i, (title, when) in enumerate(real))
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>中文</title>'
+            f"<link>https://zh.example/</link>{body}</channel></rss>").encode()
+
+
+def chinese_titles() -> list[str]:
+    root = etree.parse(str(CORPUS / "rsshub" / "sina-finance.xml")).getroot()
+    found = [t.text or "" for t in root.iter("title")][1:]
+    root = etree.parse(str(CORPUS / "rsshub" / "36kr-news.xml")).getroot()
+    return found + [t.text or "" for t in root.iter("title")][1:]
+
+
+def test_time_zone_offset_is_detected_and_corrected(tmp_path: Path, http_server: RecordingServer) -> None:
+    names = chinese_titles()
+    assert len(names) >= 12
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    sources = (f"  - {{url: '{http_server.url('/plus8.xml')}', category: news, name: plus8}}\n"
+               f"  - {{url: '{http_server.url('/right.xml')}', category: news, name: right}}\n")
+    config = load_config(config_file(tmp_path, sources))
+    real: list[tuple[str, datetime]] = []
+    for step in range(10):  # a run every 30 minutes; a fresh article appears 5 minutes before each run
+        now = start + step * timedelta(minutes=30)
+        real.append((names[step], now - timedelta(minutes=5)))
+        http_server.routes["/plus8.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                                 shifted_feed(real, timedelta(hours=8)))
+        http_server.routes["/right.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                                 shifted_feed([(f"ok {t}", w) for t, w in real], timedelta(0), "right.example"))
+        summary = run(config, RunOptions(force=True), now=now)
+        assert not summary.failures
+
+    published = {e.findtext(f"{ATOM}title"): datetime.fromisoformat(e.findtext(f"{ATOM}published") or "")
+                 for e in entries(tmp_path / "out" / "news.atom")}
+    for title, when in real:
+        assert published[f"ok {title}"] == when  # a correct source is never touched
+    # once enough samples agree, the +8 h source's dates are its true times; before that, the
+    # future-dated ones were pinned to their first-seen time: never in the future, never "now" at render
+    for step, (title, when) in enumerate(real):
+        seen = start + step * timedelta(minutes=30)
+        assert when <= published[title] <= seen, (step, published[title])
+    assert [published[t] for t, _w in real[6:]] == [w for _t, w in real[6:]]
+
+
+def test_sources_reports_the_offset(tmp_path: Path, http_server: RecordingServer,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    test_time_zone_offset_is_detected_and_corrected(tmp_path, http_server)
+    capsys.readouterr()
+    assert main(["sources", "--config", str(tmp_path / "feeds.yaml"), "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["plus8"]["tz_offset_s"] == 8 * 3600 and "tz-corrected" in rows["plus8"]["flags"]
+    assert rows["right"]["tz_offset_s"] == 0 and "tz-corrected" not in rows["right"]["flags"]
