@@ -24,14 +24,15 @@ def render_opml(output: OutputConfig, specs: Sequence[FeedSpec]) -> bytes:
         for fmt in ("atom", "rss"):
             if fmt == "atom" or fmt in output.formats:
                 title = common.feed_title(spec) + ("" if fmt == "atom" else " (RSS)")
-                etree.SubElement(
+                outline = etree.SubElement(
                     body,
                     "outline",
                     type=_TYPES[fmt],
-                    version="RSS2" if fmt == "rss" else "ATOM",
                     text=title,
                     title=title,
                     xmlUrl=common.feed_url(output, spec.slug, fmt),
                     htmlUrl=common.base_url(output),
                 )
+                if fmt == "rss":  # OPML 2.0 knows RSS versions only; Atom outlines carry none
+                    outline.set("version", "RSS2")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
