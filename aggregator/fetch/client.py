@@ -30,7 +30,7 @@ from . import schedule
 from .body import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, UndecodableBody
 from .safety import BlockedAddressError, DnsLookupError
 from .state import SourceState
-from .transport import PerHostTransport, origin_key
+from .transport import PerHostTransport, origin_of
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
 
@@ -148,7 +148,7 @@ class _Run:
         """Closes connections to origins no remaining source needs (redirect targets included)."""
         if source.is_local or self.transport is None:
             return
-        key = origin_key(httpx.URL(source.url))
+        key = origin_of(source.url)
         self.pending[key] = self.pending.get(key, 1) - 1
         idle = {k for k in self.transport.origins if self.pending.get(k, 0) <= 0}
         await self.transport.release(idle)
@@ -166,7 +166,7 @@ class _Run:
         gone out: the host's delay counts from then, so the server sees the gap (a new connection
         takes longer to send than a kept-alive one)."""
         host = self.host(url)
-        origin = origin_key(httpx.URL(url))
+        origin = origin_of(url)
         self.pending[origin] = self.pending.get(origin, 0) + 1  # its pool stays open while in use
         try:
             async with self._host_turn(host) as mark_sent:
@@ -258,7 +258,7 @@ async def fetch_sources(
         run.transport = transport
         for source in sources:
             if not source.is_local:
-                key = origin_key(httpx.URL(source.url))
+                key = origin_of(source.url)
                 run.pending[key] = run.pending.get(key, 0) + 1
         try:
             async with asyncio.timeout(config.run_deadline):

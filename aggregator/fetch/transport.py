@@ -25,6 +25,12 @@ def origin_key(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host.lower()}:{url.port or ''}"
 
 
+@functools.lru_cache(maxsize=8192)
+def origin_of(url: str) -> str:
+    """origin_key of a URL string; cached, since httpx's URL parser costs ~0.3 ms."""
+    return origin_key(httpx.URL(url))
+
+
 class PerHostTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, per_host: int, *, allow_private_addresses: bool, keepalive_expiry: float = 30.0
