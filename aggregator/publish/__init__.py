@@ -25,7 +25,7 @@ from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
 from aggregator.publish.rss import render_rss
 from aggregator.publish.websub import ping_hub
-from aggregator.publish.write import write_atomically
+from aggregator.publish.write import sync_folder, write_atomically
 
 __all__ = [
     "FeedSpec",
@@ -134,8 +134,10 @@ def _write_all(folder: Path, files: Mapping[str, bytes], dry_run: bool) -> tuple
         if dry_run:
             changed = not (path.is_file() and path.read_bytes() == data)
         else:
-            changed = write_atomically(path, data)
+            changed = write_atomically(path, data, sync_dir=False)
         (written if changed else unchanged).append(name)
+    if written and not dry_run:
+        sync_folder(folder)  # once for all the renames above
     return written, unchanged
 
 

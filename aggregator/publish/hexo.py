@@ -103,8 +103,8 @@ def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     if image:
         front["thumbnail"] = image
     front = _rename(front, dict(options.fields))
-    header = yaml.safe_dump(
-        front, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
+    header = yaml.dump(
+        front, Dumper=_DUMPER, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
     )
     body = escape_nunjucks(common.html(article.content_html) or common.html(_paragraph(article.summary)))
     return f"---\n{header}---\n\n{body}\n".encode()

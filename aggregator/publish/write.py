@@ -9,11 +9,12 @@ from pathlib import Path
 _MODE = 0o644  # outputs are served by a static web server: world-readable
 
 
-def write_atomically(path: Path, data: bytes) -> bool:
+def write_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> bool:
     """Write `data` to `path` via a temp file in the same folder, fsync and os.replace.
 
     Returns False, leaving the file (and its mtime) untouched, when it already holds these bytes,
-    so a static server's ETag/Last-Modified stay put and readers get 304s.
+    so a static server's ETag/Last-Modified stay put and readers get 304s. `sync_dir=False` leaves
+    flushing the folder to the caller (one `sync_folder` after many writes instead of one each).
     """
     if _holds(path, data):
         return False
@@ -29,7 +30,8 @@ def write_atomically(path: Path, data: bytes) -> bool:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        sync_folder(path.parent)
     return True
 
 
@@ -42,7 +44,7 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _fsync_dir(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     # The rename itself is durable only once the directory entry is flushed (POSIX).
     try:
         fd = os.open(folder, os.O_RDONLY)
