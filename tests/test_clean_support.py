@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import feedparser
@@ -19,8 +20,15 @@ def corpus_files() -> list[Path]:
     return sorted(files) + sorted(CORPUS.joinpath("rsshub").glob("*.xml"))
 
 
-def articles_of(path: Path) -> Iterator[Article]:
-    """Articles straight from feedparser, with its sanitizer and URL resolution off: clean does both."""
+@lru_cache(maxsize=None)
+def articles_of(path: Path) -> tuple[Article, ...]:
+    """Articles straight from feedparser, with its sanitizer and URL resolution off: clean does both.
+
+    Cached: several clean tests walk the whole corpus, and feedparser is the slow part."""
+    return tuple(_articles_of(path))
+
+
+def _articles_of(path: Path) -> Iterator[Article]:
     parsed = feedparser.parse(path.read_bytes(), sanitize_html=False, resolve_relative_uris=False)
     feed = FeedMeta(title=parsed.feed.get("title", ""), link=parsed.feed.get("link", ""))
     for i, entry in enumerate(parsed.entries):

@@ -9,6 +9,7 @@ Steps, in order (miniflux-style: structure first, sanitizer last):
 from __future__ import annotations
 
 import logging
+from html import escape, unescape
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -60,8 +61,9 @@ def _clean(
     html = strip_invalid_xml_chars(html or "")
     if not html.strip():
         return "", None
-    if "<" not in html:  # plain text: nothing to restructure
-        return sanitize(collapse_whitespace(html)), None
+    if "<" not in html:  # plain text: nothing to restructure or sanitize; escaped as the sanitizer would
+        text = escape(unescape(collapse_whitespace(html)).strip(), quote=False).replace("\u00a0", "&nbsp;")
+        return text, None
     try:
         tidy, root = restructure(html, base, rules, config.iframe_hosts, Explain(explain), removed)
     except Exception:  # a DOM-pass bug must never lose an article: the sanitizer alone still makes it safe

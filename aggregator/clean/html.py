@@ -66,26 +66,24 @@ def _remove(el: etree._Element) -> None:
 
 
 def _unwrap(el: etree._Element) -> None:
-    """Replace el by its children and text (lxml.html's drop_tag, for plain etree elements)."""
+    """Replace el by its children and text. O(children): no index() or slicing over the siblings."""
     parent = el.getparent()
     if parent is None:
         return
-    prev = el.getprevious()
     if el.text:
+        prev = el.getprevious()
         if prev is not None:
             prev.tail = (prev.tail or "") + el.text
         else:
             parent.text = (parent.text or "") + el.text
-    if el.tail:
-        if len(el):
-            last = el[-1]
-            last.tail = (last.tail or "") + el.tail
-        elif prev is not None:
-            prev.tail = (prev.tail or "") + el.tail
-        else:
-            parent.text = (parent.text or "") + el.tail
-    index = parent.index(el)
-    parent[index : index + 1] = list(el)
+    if len(el):
+        children = list(el)
+        if el.tail:
+            children[-1].tail = (children[-1].tail or "") + el.tail
+            el.tail = None
+        for child in children:
+            el.addprevious(child)  # moves the child with its tail
+    _remove(el)
 
 
 def text_of(el: etree._Element) -> str:
@@ -96,7 +94,7 @@ def short_text(el: etree._Element, limit: int) -> str | None:
     """el's text when it has at most `limit` characters, else None; stops reading at the limit."""
     parts, size = [], 0
     for text in el.itertext():
-        size += len(text)
+        size += len(text) + 10  # +10: a deep run of empty inline elements counts too
         if size > limit:
             return None
         parts.append(text)
@@ -199,8 +197,8 @@ def _apply_rules_explained(root: etree._Element, rules: Sequence[SiteRule], why:
 
 def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
     for el in list(root.iter(*_TEXT_BLOCKS)):
-        if el is root or el.getparent() is None or len(el) > 12:
-            continue
+        if el is root or el.getparent() is None or len(el) > 12 or any(c.tag in _BLOCKS for c in el):
+            continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
         short = short_text(el, 600)
         if short is None:
             continue
@@ -295,9 +293,11 @@ _FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
 
 
 def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
-    for el in [e for e in root.iter() if e.tag not in keep_tags]:
-        if el is not root:
-            _unwrap(el)  # what the sanitizer would strip anyway (span, font, center, tt...): text stays
+    # what the sanitizer would strip anyway (span, font, center, tt...) goes here, text kept; strip_tags is
+    # linear in C, where unwrapping one by one re-copies a growing text for every wrapper
+    strays = {e.tag for e in root.iter() if e.tag not in keep_tags and e is not root}
+    if strays:
+        etree.strip_tags(root, *strays)
     # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
     # browsers (html5ever in nh3); unwrapping the outer element makes every parser agree (idempotency).
     for el in list(root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code")):
@@ -459,12 +459,13 @@ def restructure(
     for img in root.iter("img"):
         _fix_lazy(img)
     _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
-    for el in list(root.iter(*_DROP)):
-        if el.getparent() is not None:
+    dropped = {el.tag for el in root.iter(*_DROP)}
+    if dropped:
+        for el in root.iter(*dropped):
             _forget_images(el, base, removed_images)
             if el.tag not in ("noscript", "head", "meta", "link", "base"):
                 why.add(el, f"element <{el.tag}>")
-            _remove(el)
+        etree.strip_elements(root, *dropped, with_tail=False)
     _fix_iframes(root, base, iframe_hosts, why)
     _fix_media(root, base, why, removed_images)
     _fix_links(root, base)
