@@ -6,9 +6,13 @@ Tools (each a fresh process, run one at a time, order rotated per rep):
   naive       bench/naive.py: sequential feedparser, then feedgen
   aggregator  `aggregator run --force --config <generated>`
 
-Per run it records wall time, CPU (user+sys of the whole process tree: getrusage(RUSAGE_CHILDREN)
-deltas; every descendant is waited for by its parent, so pool workers count) and peak RSS of the
-tree (psutil, sum of RSS over the process and all its descendants, sampled every 50 ms: a
+Per run it records wall time, CPU (user+sys of the whole process tree: the larger of the
+getrusage(RUSAGE_CHILDREN) delta and the sum over the tree of each process's last CPU seen by
+psutil, descendants re-listed every 0.5 s; the second is needed because a multiprocessing
+forkserver, and so its pool workers, is never waited for, and their CPU never reaches
+RUSAGE_CHILDREN; both are lower bounds) and peak RSS of the
+tree (psutil, sum of RSS over the process and all its descendants, sampled every 50 ms, the
+descendants re-listed every 0.5 s: a
 conservative upper bound, since forked workers share pages; ru_maxrss would give the largest
 single process instead). Each steady rep checks that aggregator published exactly the items
 the farm added. Results: a JSON file and a Markdown table (see bench/README.md).
@@ -24,6 +28,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,37 +62,58 @@ class Sample:
     peak_rss_mb: float
     rc: int
     proxy_cpu_s: float = 0.0
+    cycle: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(cmd: list[str], log: Path, poll_s: float = 0.05) -> tuple[float, float, float, int, str]:
-    """Run cmd; return wall, CPU of its tree, peak tree RSS (MB), exit code and stdout."""
+def measure(cmd: list[str], log: Path,
+            poll_s: float = 0.05) -> tuple[float, float, float, int, str, float, float]:
+    """Run cmd; return wall, CPU of its tree, peak tree RSS (MB), exit code, stdout, rusage CPU, peak PSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with open(log, "wb") as err, open(log.with_suffix(".out"), "wb") as out:
         proc = psutil.Popen(cmd, stdout=out, stderr=err)
-        peak = 0
+        tree: list[psutil.Process] = [proc]
+        cpu_seen: dict[int, float] = {}
+        peak, peak_pss, polls = 0, 0, 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc))
+            if polls % 10 == 0:  # finding descendants scans /proc: every 0.5 s, not every sample
+                tree = _tree(proc)
+            rss, pss = _sample(tree, cpu_seen, with_pss=polls % 10 == 5)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            polls += 1
             time.sleep(poll_s)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, peak / 2**20, proc.returncode, log.with_suffix(".out").read_text(errors="replace")
+    rusage_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # A forkserver's workers are reaped by the forkserver, which nobody waits for: their CPU never
+    # reaches our RUSAGE_CHILDREN. So also sum the last CPU seen per process of the tree.
+    return wall, max(rusage_cpu, sum(cpu_seen.values())), peak / 2**20, proc.returncode, \
+        log.with_suffix(".out").read_text(errors="replace"), rusage_cpu, peak_pss / 2**20
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
-        procs = [proc, *proc.children(recursive=True)]
+        return [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
-    for p in procs:
+        return [proc]
+
+
+def _sample(tree: list[psutil.Process], cpu_seen: dict[int, float], with_pss: bool) -> tuple[int, int]:
+    """Sums of RSS and (every 0.5 s) PSS over the tree; records each process's own CPU so far."""
+    total = pss = 0
+    for p in tree:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                if with_pss:  # PSS splits shared pages between the processes that share them
+                    pss += p.memory_full_info().pss
+                t = p.cpu_times()
+            # own CPU only: a forkserver's children_* would count its workers a second time
+            cpu_seen[p.pid] = max(cpu_seen.get(p.pid, 0.0), t.user + t.system)
         except psutil.Error:
             pass
-    return total
+    return total, pss
 
 
 # --- tools -------------------------------------------------------------------------------------
@@ -213,24 +239,29 @@ def run(args: argparse.Namespace) -> list[Sample]:
             for d in dirs.values():
                 d.mkdir(parents=True)
             snapshots: dict[str, dict[str, tuple[str, str]]] = {}
-            added: list[farm_mod.Item] = []
-            for phase in PHASES:
-                if phase == "steady":
-                    added = farm_mod.mutate(args.farm_dir, 1)
+            steps = [("cold", 0)] + [(phase, c) for c in range(args.cycles) for phase in ("noop", "steady")]
+            for phase, cycle in steps:
+                added: list[farm_mod.Item] = []
+                if phase == "steady":  # generation cycle+1: 5 % of the feeds gain 1-3 items
+                    added = farm_mod.mutate(args.farm_dir, cycle + 1)
                 for tool in tools:
                     s = one(tool, phase, rep, work, dirs[tool], farm, server, args)
+                    s.cycle = cycle
                     if tool == "aggregator" and s.rc == 0:
                         now = published(dirs[tool] / "feeds")
                         if phase == "cold":
                             s.info["check"] = check_cold(farm, now, 50)
                         elif phase == "noop":
-                            s.info["check"] = {"ok": now == snapshots["cold"], "changed": len(set(now) ^ set(snapshots["cold"]))}
+                            s.info["check"] = {"ok": now == snapshots["last"],
+                                               "changed": len(set(now) ^ set(snapshots["last"]))}
                         else:
-                            s.info["check"] = check_steady(snapshots["noop"], now, added)
-                        snapshots[phase] = now
+                            s.info["check"] = check_steady(snapshots["last"], now, added)
+                        snapshots["last"] = now
                     samples.append(s)
-                    print(json.dumps(asdict(s), ensure_ascii=False), flush=True)
-                    (work / "samples.jsonl").open("a").write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
+                    line = json.dumps(asdict(s), ensure_ascii=False)
+                    print(line, flush=True)
+                    with (work / "samples.jsonl").open("a") as fh:
+                        fh.write(line + "\n")
             if not args.keep_state:
                 shutil.rmtree(work / f"rep{rep}")
     finally:
@@ -243,20 +274,20 @@ def one(tool: str, phase: str, rep: int, work: Path, state_dir: Path, farm: farm
         args: argparse.Namespace) -> Sample:
     cmd = command(tool, work, state_dir, farm, args)
     proxy_before = server.proxy_cpu_s()
-    wall, cpu, rss, rc, out = measure(cmd, state_dir / f"{phase}.log")
-    info: dict[str, Any] = {}
+    wall, cpu, rss, rc, out, rusage_cpu, pss = measure(cmd, state_dir / f"{phase}.log")
+    info: dict[str, Any] = {"cpu_rusage_s": round(rusage_cpu, 3), "peak_pss_mb": round(pss, 1)}
     last = out.strip().splitlines()[-1:] if out.strip() else []
     if last and tool != "aggregator":
         try:
-            info = json.loads(last[0])
+            info.update(json.loads(last[0]))
         except json.JSONDecodeError:
-            info = {"stdout": last[0][:200]}
+            info["stdout"] = last[0][:200]
     elif last:
-        info = {"stdout": last[0][:300]}
+        info["stdout"] = last[0][:300]
     if rc != 0:
         info["stderr"] = (state_dir / f"{phase}.log").read_text(errors="replace")[-600:]
     return Sample(tool, phase, rep, round(wall, 3), round(cpu, 3), round(rss, 1), rc,
-                  round(server.proxy_cpu_s() - proxy_before, 3), info)
+                  round(server.proxy_cpu_s() - proxy_before, 3), info=info)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -286,8 +317,8 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def markdown(table: dict[str, dict[str, dict[str, float]]], samples: list[Sample]) -> str:
-    out = ["| phase | tool | wall s | CPU s | peak RSS MB | x floor fetch | x floor process | checks |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
+    out = ["| phase | tool | wall s | CPU s | peak RSS MB (sum) | peak PSS MB | x floor fetch | x floor process "
+           "| checks |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for phase, rows in table.items():
         floor = rows.get("floor", {})
         for tool, row in rows.items():
@@ -296,7 +327,10 @@ def markdown(table: dict[str, dict[str, dict[str, float]]], samples: list[Sample
             checks = [s.info.get("check", {}).get("ok") for s in samples
                       if s.tool == tool and s.phase == phase and "check" in s.info]
             check = f"{sum(bool(c) for c in checks)}/{len(checks)} ok" if checks else ""
+            pss = statistics.median(float(s.info.get("peak_pss_mb", 0)) for s in samples
+                                    if s.tool == tool and s.phase == phase and s.rc == 0)
             out.append(f"| {phase} | {tool} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | {row['peak_rss_mb']:.0f} "
+                       f"| {pss:.0f} "
                        f"| {ratio} | {ratio2} | {check} |")
     return "\n".join(out)
 
@@ -310,6 +344,8 @@ def main() -> None:
     ap.add_argument("--base-port", type=int, default=farm_mod.BASE_PORT)
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--cycles", type=int, default=1,
+                    help="noop+steady cycles after each cold phase (generation 1, 2, ...: new items each time)")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--concurrency", type=int, default=100, help="floor and aggregator: requests in flight")
     ap.add_argument("--per-host", type=int, default=2, help="floor and aggregator: requests in flight per host")
@@ -319,8 +355,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-work"))
     ap.add_argument("--out", type=Path, help="write the JSON result here")
     ap.add_argument("--keep-state", action="store_true")
+    ap.add_argument("--render", type=Path, help="only print the table of an earlier --out JSON file")
     args = ap.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        old = [Sample(**s) for s in saved["samples"]]
+        print(f"`{saved['command']}` ({saved['started']})\n\n{json.dumps(saved['machine'])}\n")
+        print(markdown(summarize(old), old))
+        return
     args.tools = args.tools.split(",")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops nginx and the proxy
     note = machine_note()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     samples = run(args)
