@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import importlib.util
 import random
 import ssl
 import time
@@ -294,16 +295,36 @@ async def _fetch_and_report(
     finish(i, outcome)
 
 
-def make_client(config: FetchConfig) -> tuple[httpx.AsyncClient, PerHostTransport]:
-    """One client per run, over a pool per host. Our semaphores bound the requests in flight before
-    httpx sees them, so no pool ever queues."""
-    transport = PerHostTransport(config.per_host, allow_private_addresses=config.allow_private_addresses)
+def uses_aiohttp(config: FetchConfig) -> bool:
+    if config.http_backend == "httpx":
+        return False
+    if config.http_backend == "aiohttp":
+        return True
+    return importlib.util.find_spec("httpx_aiohttp") is not None
+
+
+def make_client(config: FetchConfig) -> tuple[httpx.AsyncClient, PerHostTransport | None]:
+    """One client per run. Our semaphores bound the requests in flight before httpx sees them, so
+    no pool ever queues. httpcore gets a pool per host (PerHostTransport); aiohttp keys its pool
+    by host itself."""
+    transport: httpx.AsyncBaseTransport
+    per_host: PerHostTransport | None = None
+    if uses_aiohttp(config):
+        from .aiohttp_backend import make_aiohttp_transport
+
+        transport = make_aiohttp_transport(
+            config.per_host, allow_private_addresses=config.allow_private_addresses
+        )
+    else:
+        transport = per_host = PerHostTransport(
+            config.per_host, allow_private_addresses=config.allow_private_addresses
+        )
     timeout = httpx.Timeout(
         connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
     )
     # trust_env=False: a proxy from the environment would bypass the private-address check.
     client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
-    return client, transport
+    return client, per_host
 
 
 async def fetch_source(
@@ -633,6 +654,19 @@ async def _drain(response: httpx.Response) -> None:
 def _map_httpx_error(exc: httpx.HTTPError, url: str, progress: _Progress, config: FetchConfig) -> _Failure:
     """Each library error as one line with the step and the numbers (FAULTS.md)."""
     text = str(exc) or type(exc).__name__
+    if uses_aiohttp(config):
+        from .aiohttp_backend import describe_aiohttp_error
+
+        described = describe_aiohttp_error(
+            exc,
+            has_headers=progress.has_headers,
+            received=progress.received,
+            expected=progress.expected,
+            connect_s=config.connect_timeout,
+            read_s=config.read_timeout,
+        )
+        if described is not None:
+            return _Failure(described[0], retryable=described[1])
     if isinstance(exc, httpx.ConnectTimeout):
         return _Failure(f"connect timeout after {config.connect_timeout:g} s", retryable=True)
     if isinstance(exc, httpx.ReadTimeout):
