@@ -430,3 +430,24 @@ def test_opml_lists_every_feed(tmp_path: Path) -> None:
         for fmt in ("atom", "rss")
     }
     assert all(o.get("text") and o.get("type") == "rss" for o in outlines)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://例子.测试/路径?q=中文#f",
+            "https://xn--fsqu00a.xn--0zwm56d/%E8%B7%AF%E5%BE%84?q=%E4%B8%AD%E6%96%87#f",
+        ),
+        ('http://example.org:8080/a b"<x>', "http://example.org:8080/a%20b%22%3Cx%3E"),
+        ("https://x.org/ok?a=1&b=%20", "https://x.org/ok?a=1&b=%20"),
+        ("javascript:alert(1)", ""),
+        ("/relative/path", ""),
+        ("http://user:pw@x.org/", ""),
+        ("ftp://x.org/file", ""),
+    ],
+)
+def test_links_become_valid_uris_or_nothing(url: str, expected: str) -> None:
+    from aggregator.publish.common import web_iri
+
+    assert web_iri(url) == expected

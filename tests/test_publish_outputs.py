@@ -126,6 +126,7 @@ def test_hexo_post_matches_the_seed_front_matter(tmp_path: Path) -> None:
     ]
     assert "<p>近日，国家移民管理局依据……</p>" in body
     assert post.name.startswith("2021-12-28-") and post.name.endswith(".md")
+    assert [p.name for p in (tmp_path / "feeds").iterdir()] == ["finance.atom"]  # output.index off
 
 
 def test_hexo_lead_image_fills_headimg_and_thumbnail(tmp_path: Path) -> None:

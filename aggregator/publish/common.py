@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig
 from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
@@ -46,15 +46,23 @@ def html(value: str) -> str:
 
 
 def web_iri(url: str) -> str:
-    """`url` as a valid absolute http(s) IRI, or "" when it is not one (javascript:, relative, junk)."""
+    """`url` as a valid absolute http(s) URI, or "" when it is not one (javascript:, relative, junk).
+
+    Characters no URI allows (spaces, quotes, non-ASCII in the path) are percent-encoded as UTF-8
+    and a non-ASCII host becomes punycode, so every reader and the W3C validator accept it.
+    """
     url = strip_invalid_xml_chars(url).strip()
     if not url:
         return ""
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return ""
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.username is not None:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username is not None:
+            return ""
+        if not parts.netloc.isascii():
+            host = parts.hostname.encode("idna").decode("ascii")
+            netloc = f"{host}:{parts.port}" if parts.port else host
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    except (ValueError, UnicodeError):
         return ""
     return quote(url, safe=_IRI_SAFE)
 
