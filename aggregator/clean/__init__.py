@@ -9,6 +9,7 @@ Steps, in order (miniflux-style: structure first, sanitizer last):
 from __future__ import annotations
 
 import logging
+import re
 from html import escape, unescape
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -16,7 +17,7 @@ from dataclasses import replace
 from ..model import Article, CleanConfig
 from lxml import etree
 
-from ..text import collapse_whitespace, strip_invalid_xml_chars
+from ..text import strip_invalid_xml_chars
 from .html import Explain, parse_fragment, restructure
 from .images import choose_lead_image, content_images
 from .rules import SiteRule, load_site_rules, rules_for
@@ -27,6 +28,9 @@ from .urls import first_base, resolve_url, strip_tracking
 __all__ = ["clean_article", "clean_html", "load_site_rules", "SiteRule"]
 
 log = logging.getLogger(__name__)
+# Only ASCII whitespace collapses, in both paths: U+3000 and nbsp are text to the DOM pass (idempotency).
+_ASCII_WS = re.compile(r"[ \t\n\r\f\v]+")
+_ASCII_BLANK = " \t\n\r\f\v"
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 
 
@@ -62,14 +66,14 @@ def _clean(
     if not html.strip():
         return "", None
     if "<" not in html:  # plain text: nothing to restructure or sanitize; escaped as the sanitizer would
-        text = escape(unescape(collapse_whitespace(html)).strip(), quote=False).replace("\u00a0", "&nbsp;")
+        text = escape(unescape(_ASCII_WS.sub(" ", html)).strip(_ASCII_BLANK), quote=False).replace("\u00a0", "&nbsp;")
         return text, None
     try:
         tidy, root = restructure(html, base, rules, config.iframe_hosts, Explain(explain), removed)
     except Exception:  # a DOM-pass bug must never lose an article: the sanitizer alone still makes it safe
         log.warning("structural cleaning failed for %s; sanitizing only", base or "an article", exc_info=True)
-        return sanitize(html).strip(), None
-    out = sanitize(tidy, config.iframe_hosts).strip()
+        return sanitize(html).strip(_ASCII_BLANK), None
+    out = sanitize(tidy, config.iframe_hosts).strip(_ASCII_BLANK)
     if out.count("<") != tidy.count("<"):
         # The sanitizer's parser (html5ever) read the markup differently from libxml2 (mutation-style
         # or broken markup): one more round over its own output reaches the fixed point (idempotency).
@@ -78,7 +82,7 @@ def _clean(
         except Exception:
             log.warning("structural cleaning failed for %s; sanitizing only", base or "an article", exc_info=True)
             return out, None
-        out = sanitize(tidy, config.iframe_hosts).strip()
+        out = sanitize(tidy, config.iframe_hosts).strip(_ASCII_BLANK)
     return out, root
 
 

@@ -217,8 +217,19 @@ def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[st
                 break
 
 
+_EMOJI_CLASS = re.compile(r"\b(wp-smiley|emoji|emoticon)\b", re.I)
+
+
+def _replace_with_text(el: etree._Element, text: str) -> None:
+    el.tail = text + (el.tail or "")
+    _remove(el)
+
+
 def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str]) -> None:
     for img in list(root.iter("img")):
+        if _EMOJI_CLASS.search(img.get("class", "")) and img.get("alt"):
+            _replace_with_text(img, img.get("alt", ""))  # an emoji drawn as an image reads as the emoji
+            continue
         _fix_lazy(img)
         src = resolve_url(img.get("src", ""), base)
         srcset = _resolve_srcset(img.get("srcset", ""), base) if img.get("srcset") else ""
@@ -287,9 +298,53 @@ def _fix_iframes(root: etree._Element, base: str, iframe_hosts: Collection[str],
             frame.remove(child)
 
 
+_HIDDEN = etree.XPath(
+    "//*[contains(translate(@style, ' ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), 'display:none')"
+    " or contains(translate(@style, ' ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), 'visibility:hidden')]"
+)
 _KEEP_TAGS_WITH_IFRAME = ALLOWED_TAGS | {"iframe"}
 _NESTING_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "hr")
 _FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
+
+
+_TABLE_CHILDREN = {
+    # td/th directly in a table or section get an implied <tr> from browsers: they stay
+    "table": frozenset(("caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td", "th")),
+    "thead": frozenset(("tr", "td", "th")), "tbody": frozenset(("tr", "td", "th")), "tfoot": frozenset(("tr", "td", "th")),
+    "tr": frozenset(("td", "th")),
+}
+
+
+def _text_before(anchor: etree._Element, text: str) -> None:
+    prev = anchor.getprevious()
+    if prev is not None:
+        prev.tail = (prev.tail or "") + text
+    else:
+        parent = anchor.getparent()
+        if parent is not None:
+            parent.text = (parent.text or "") + text
+
+
+def _fix_tables(root: etree._Element) -> None:
+    """Do what a browser does with misplaced table content (foster parenting), so libxml2 and html5ever,
+    and hence a second cleaning, agree: stray text and elements move before their table."""
+    for el in list(root.iter("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "colgroup", "col")):
+        table = el if el.tag == "table" else next(el.iterancestors("table"), None)
+        if table is None:
+            _unwrap(el)  # table parts outside a table: browsers ignore the tag
+            continue
+        allowed = _TABLE_CHILDREN.get(el.tag)
+        if allowed is None:
+            continue
+        if el.text and el.text.strip(_BLANK):
+            _text_before(table, el.text)
+        el.text = None
+        for child in list(el):
+            if child.tag not in allowed:
+                table.addprevious(child)  # carries its tail along
+            elif child.tail and child.tail.strip(_BLANK):
+                tail, child.tail = child.tail, None
+                _text_before(table, tail)
 
 
 def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
@@ -298,6 +353,8 @@ def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
     strays = {e.tag for e in root.iter() if e.tag not in keep_tags and e is not root}
     if strays:
         etree.strip_tags(root, *strays)
+    if root.find(".//table") is not None or root.find(".//tr") is not None or root.find(".//td") is not None:
+        _fix_tables(root)
     # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
     # browsers (html5ever in nh3); unwrapping the outer element makes every parser agree (idempotency).
     for el in list(root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code")):
@@ -361,6 +418,7 @@ def _tidy(root: etree._Element) -> None:
         if el is not root and not (in_pre and el in in_pre):
             _trim_br(el)
             _strip_edges(el)
+    _trim_br(root)
 
 
 def _strip_edges(el: etree._Element) -> None:
@@ -438,7 +496,7 @@ def parse_fragment(html_text: str) -> etree._Element:
 def serialize(root: etree._Element) -> str:
     parts = [html_lib_escape(root.text or "")]
     parts.extend(etree.tostring(child, method="html", encoding="unicode", with_tail=True) for child in root)
-    return "".join(parts).strip()
+    return "".join(parts).strip(" \t\n\r\f\v")
 
 
 def html_lib_escape(text: str) -> str:
@@ -459,6 +517,12 @@ def restructure(
     for img in root.iter("img"):
         _fix_lazy(img)
     _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
+    if "display" in html_text or "visibility" in html_text:
+        for el in _HIDDEN(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
+            if el.getparent() is not None:
+                why.add(el, "hidden by its style")
+                _forget_images(el, base, removed_images)
+                _remove(el)
     dropped = {el.tag for el in root.iter(*_DROP)}
     if dropped:
         for el in root.iter(*dropped):
