@@ -192,6 +192,7 @@ def cmd_export_opml(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from aggregator.pipeline import prune
     from aggregator.store import Store
     from aggregator.text import parse_duration
 
@@ -201,8 +202,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from exc
     with Store.open(config.state) as store:
-        removed = store.prune(keep_days=keep_s / 86400, now=datetime.now(UTC),
-                              active_source_urls=[s.url for s in config.sources])
+        removed = prune(config, store, datetime.now(UTC), keep_s)
     print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
     return EXIT_OK
 

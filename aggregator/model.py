@@ -168,5 +168,6 @@ class Config:
     sources: tuple[Source, ...]
     filters: tuple[dict[str, object], ...] = ()
     retention: float = 180 * 86400  # seconds of state kept for articles no longer published
+    burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back
     health: str = ""  # JSON health file; "" = health.json beside the state file
     metrics: str = ""  # Prometheus textfile-collector file; "" = none

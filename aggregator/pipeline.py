@@ -189,7 +189,9 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         if options.dry_run:
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:
+            store.sync()  # every stored article durable before any feed shows it
             summary.publish = publish(config, store, now)
+            _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -315,10 +317,34 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
     margin = timedelta(seconds=config.clean.future_margin)
     articles, report.date_state = correct_dates(feed.articles, raw_state, now, margin)
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
-    result = store.upsert_articles(source.url, articles, now, accept_burst=accept)
+    result = store.upsert_articles(source.url, articles, now, accept_burst=accept,
+                                   burst_threshold=config.burst_threshold)
     report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
     report.warnings = feed.warnings + result.warnings + tuple(report.full_text_failures)
     return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)
+
+
+PRUNE_EVERY_S = 86400
+
+
+def _prune_daily(config: Config, store: Store, now: datetime) -> None:
+    """Automatic pruning, at most once a day (it scans the whole store); a marker file keeps the time."""
+    marker = Path(config.state + ".pruned")
+    try:
+        if marker.exists() and now.timestamp() - marker.stat().st_mtime < PRUNE_EVERY_S:
+            return
+    except OSError:
+        return
+    prune(config, store, now, config.retention)
+    marker.touch()
+    os.utime(marker, (now.timestamp(), now.timestamp()))
+
+
+def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
+    """Retention: drop state older than keep_s, except what a feed shows now."""
+    showing = {a.id for _spec, articles in feed_contents(config, store, now) for a in articles}
+    return store.prune(keep_days=keep_s / 86400, now=now, active_source_urls=[s.url for s in config.sources],
+                       keep_ids=showing)
 
 
 def _make_executor(count: int, workers: int) -> Executor | None:

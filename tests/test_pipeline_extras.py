@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -163,3 +164,24 @@ def test_sources_reports_the_offset(tmp_path: Path, http_server: RecordingServer
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["plus8"]["tz_offset_s"] == 8 * 3600 and "tz-corrected" in rows["plus8"]["flags"]
     assert rows["right"]["tz_offset_s"] == 0 and "tz-corrected" not in rows["right"]["flags"]
+
+
+def test_prune_keeps_what_feeds_show_and_pruned_items_never_return(
+        tmp_path: Path, http_server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    old = [(f"https://old.example/{i}", f"Old story {i}", f"https://old.example/{i}", "<p>old</p>") for i in range(5)]
+    body = rss(old).replace(b"</title><link>", b"</title><link>")
+    dated = body.replace(b"<description>", b"<pubDate>Mon, 01 Jan 2024 10:00:00 GMT</pubDate><description>")
+    http_server.routes["/old.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, dated)
+    config = config_file(tmp_path, f"  - {{url: '{http_server.url('/old.xml')}', category: news}}\n")
+    config.write_text(config.read_text(encoding="utf-8").replace("max_entries: 0", "max_entries: 2"), encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    shown = titles(tmp_path / "out" / "news.atom")
+    assert len(shown) == 2
+    capsys.readouterr()
+    with sqlite3.connect(tmp_path / "state.db") as db:  # the run pruned (daily) the 3 bodies no feed shows
+        assert db.execute("SELECT count(*) FROM bodies").fetchone() == (2,)
+    assert main(["prune", "--config", str(config), "--older-than", "30d"]) == 0
+    assert "pruned 0 rows" in capsys.readouterr().out
+    assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
+    assert "0 new" in capsys.readouterr().out  # pruned articles are still recognised
+    assert titles(tmp_path / "out" / "news.atom") == shown

@@ -165,8 +165,12 @@ class Store:
 
     # --- retention --------------------------------------------------------------------
 
-    def prune(self, *, keep_days: float, now: datetime, active_source_urls: Collection[str]) -> int:
+    def prune(self, *, keep_days: float, now: datetime, active_source_urls: Collection[str],
+              keep_ids: Collection[str] = ()) -> int:
         """Remove what retention no longer needs; return the number of rows removed.
+
+        `keep_ids`: articles a feed shows right now (within its max_entries); they keep their
+        body whatever their age, so a quiet source's last entries never vanish from its feed.
 
         Articles whose `updated` is older than `keep_days` lose their body (they are no longer
         published) but keep their identity (ids, links, hashes), so they never come back as new
@@ -179,9 +183,14 @@ class Store:
         identity_cut = to_micros(now - max(timedelta(days=keep_days), MIN_IDENTITY_KEEP))
         conn = self._conn
         with self._guard(), self._transaction():
-            stale = "SELECT key FROM entries WHERE status != 'pruned' AND updated < ?"
-            removed = conn.execute(f"DELETE FROM bodies WHERE entry IN ({stale})", (cut,)).rowcount
-            conn.execute("UPDATE entries SET status = 'pruned' WHERE status != 'pruned' AND updated < ?", (cut,))
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM keep_ids")
+            conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(i,) for i in keep_ids])
+            old = "status != 'pruned' AND updated < ? AND id NOT IN (SELECT id FROM keep_ids)"
+            removed = conn.execute(f"DELETE FROM bodies WHERE entry IN (SELECT key FROM entries WHERE {old})",
+                                   (cut,)).rowcount
+            conn.execute(f"UPDATE entries SET status = 'pruned' WHERE {old}", (cut,))
+            conn.execute("DELETE FROM keep_ids")
             gone = "SELECT key FROM entries WHERE status = 'pruned' AND last_seen < ?"
             removed += conn.execute(f"DELETE FROM keys WHERE entry IN ({gone})", (identity_cut,)).rowcount
             removed += conn.execute("DELETE FROM entries WHERE status = 'pruned' AND last_seen < ?",
