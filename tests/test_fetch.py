@@ -205,6 +205,35 @@ def test_per_host_limit_and_min_delay_hold_on_the_server(
     assert len(fault_server2.requests) == 1
 
 
+def etag_aware(body: bytes) -> Any:
+    def handle(conn: Conn, request: Request) -> bool:
+        if request.headers.get("if-none-match") == '"same"':
+            return reply(304, {"ETag": '"same"'})(conn, request)
+        return reply(200, {**ATOM, "ETag": '"same"'}, body)(conn, request)
+
+    return handle
+
+
+def test_many_unchanged_sources_cost_one_conditional_request_each(
+    fault_server: FaultServer, fault_server2: FaultServer
+) -> None:
+    servers = (fault_server, fault_server2)
+    for server in servers:
+        for i in range(30):
+            server.routes[f"/s{i}"] = etag_aware(FEED)
+    sources = [source(server.url(f"/s{i}")) for i in range(30) for server in servers]
+    cfg = config(concurrency=16, per_host=2, total_timeout=5.0, read_timeout=5.0)
+    first = run(sources, cfg)
+    assert {o.kind for o in first} == {"fetched"}
+    states = {o.source.url: o.state for o in first}
+    second = run(sources, cfg, states, force=True)
+    assert {o.kind for o in second} == {"not_modified"}
+    for server in servers:
+        assert len(server.requests) == 60
+        assert all(r.headers.get("if-none-match") == '"same"' for r in server.requests[30:])
+        assert server.max_in_flight <= 2
+
+
 def test_time_queued_for_a_slot_does_not_count_against_the_deadline(fault_server: FaultServer) -> None:
     for i in range(4):
         fault_server.routes[f"/q{i}"] = slow(0.2)
