@@ -16,7 +16,13 @@ from httpx_aiohttp import AiohttpTransport
 
 from . import safety
 from .safety import BlockedAddressError, resolve_public
-from .transport import shared_ssl_context
+from .transport import on_headers_sent, shared_ssl_context
+
+
+async def _headers_sent(session: object, context: object, params: object) -> None:
+    callback = on_headers_sent.get()
+    if callback is not None:
+        callback()
 
 
 class GuardedResolver(AbstractResolver):
@@ -66,7 +72,11 @@ def make_aiohttp_transport(per_host: int, *, allow_private_addresses: bool) -> A
             resolver=None if allow_private_addresses else GuardedResolver(),
             enable_cleanup_closed=False,
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(_headers_sent)
+        return aiohttp.ClientSession(
+            connector=connector, trust_env=False, auto_decompress=False, trace_configs=[trace]
+        )
 
     if allow_private_addresses:
         return AiohttpTransport(client=session)

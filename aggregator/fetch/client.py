@@ -31,7 +31,7 @@ from . import schedule
 from .body import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, UndecodableBody
 from .safety import BlockedAddressError, DnsLookupError
 from .state import SourceState
-from .transport import PerHostTransport, origin_of
+from .transport import PerHostTransport, on_headers_sent, origin_of
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
 
@@ -610,6 +610,7 @@ async def _send_and_read(
             mark_sent()
 
     request = client.build_request("GET", url, headers=headers, extensions={"trace": trace})
+    on_headers_sent.set(mark_sent)  # for the aiohttp transport, which ignores httpx's trace extension
     response = await client.send(request, stream=True)
     try:
         progress.has_headers = True

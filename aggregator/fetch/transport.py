@@ -7,12 +7,20 @@ cost ~11 ms CPU per request here; a pool per host keeps every scan O(per_host).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import ssl
+from collections.abc import Callable
 
 import httpx
 
 from .safety import GuardedBackend
+
+# Set by the client around each request: called once the request's headers are out, so the
+# per-host delay counts from then. Transports without httpx's trace extension (aiohttp) use it.
+on_headers_sent: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "on_headers_sent", default=None
+)
 
 
 @functools.cache
