@@ -58,10 +58,11 @@ def web_iri(url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username is not None:
             return ""
-        if not parts.netloc.isascii():
+        netloc, path = parts.netloc, parts.path or "/"  # RFC 3986 6.2.3: an empty path is "/"
+        if not netloc.isascii():
             host = parts.hostname.encode("idna").decode("ascii")
             netloc = f"{host}:{parts.port}" if parts.port else host
-            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        url = urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
     except (ValueError, UnicodeError):
         return ""
     return quote(url, safe=_IRI_SAFE)
