@@ -15,8 +15,8 @@ import feedparser
 import nh3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aggregator.clean import clean_article  # noqa: E402
-from aggregator.model import Article, CleanConfig, Enclosure, FeedMeta  # noqa: E402
+from aggregator.clean import clean_article
+from aggregator.model import Article, CleanConfig, Enclosure, FeedMeta
 
 
 def corpus_articles(corpus: Path) -> Iterator[Article]:

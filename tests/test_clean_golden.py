@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_clean_support import article_from_json, load_json
 
 from aggregator.clean import clean_article, clean_html
 from aggregator.model import CleanConfig
-from test_clean_support import article_from_json, load_json
 
 DATA = Path(__file__).resolve().parent / "data" / "clean"
 CASES = sorted(p.name.removesuffix(".input.json") for p in DATA.glob("*.input.json"))

@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_clean_support import CORPUS, articles_of
 
 from aggregator.clean import clean_article
 from aggregator.model import Article, CleanConfig, FeedMeta
-from test_clean_support import CORPUS, articles_of
 
 SEED = CORPUS.parent / "seed" / "sina-finance-post.md"
 QR = "https://n.sinaimg.cn/finance/cece9e13/20200514/343233024.png"
 
 
 def _paragraphs(html: str) -> list[str]:
-    return re.findall(r"<p>(.*?)</p>", html, re.S)
+    return re.findall(r"<p>(.*?)</p>", html, re.DOTALL)
 
 
 _IMAGE = r'<img alt="[^"<]*" src="https://n\.sinaimg\.cn/[^"<]+" referrerpolicy="no-referrer">'

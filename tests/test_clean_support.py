@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import feedparser
@@ -20,7 +20,7 @@ def corpus_files() -> list[Path]:
     return sorted(files) + sorted(CORPUS.joinpath("rsshub").glob("*.xml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def articles_of(path: Path) -> tuple[Article, ...]:
     """Articles straight from feedparser, with its sanitizer and URL resolution off: clean does both.
 

@@ -13,11 +13,11 @@ import json
 from types import ModuleType
 
 import pytest
+from test_clean_support import CORPUS
 
 from aggregator.clean import clean_article, clean_html
 from aggregator.clean.sanitize import IFRAME_SANDBOX
 from aggregator.model import Article, CleanConfig
-from test_clean_support import CORPUS
 
 XSS = CORPUS / "hostile" / "xss"
 VECTORS = [json.loads(line) for line in XSS.joinpath("vectors.jsonl").read_text("utf-8").split("\n") if line.strip()]

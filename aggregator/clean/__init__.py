@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import logging
 import re
-from html import escape, unescape
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from html import escape, unescape
 
-from ..model import Article, CleanConfig
 from lxml import etree
 
+from ..model import Article, CleanConfig
 from ..text import strip_invalid_xml_chars
 from .html import Explain, parse_fragment, restructure
 from .images import choose_lead_image, content_images
 from .rules import SiteRule, load_site_rules, rules_for
 from .sanitize import sanitize
-from .summary import html_to_text, root_text, is_useful_summary, plain_title, title_from_summary, truncate_text
+from .summary import (
+    html_to_text,
+    is_useful_summary,
+    plain_title,
+    root_text,
+    title_from_summary,
+    truncate_text,
+)
 from .urls import first_base, resolve_url, strip_tracking
 
-__all__ = ["clean_article", "clean_html", "load_site_rules", "SiteRule"]
+__all__ = ["SiteRule", "clean_article", "clean_html", "load_site_rules"]
 
 log = logging.getLogger(__name__)
 # Only ASCII whitespace collapses, in both paths: U+3000 and nbsp are text to the DOM pass (idempotency).
@@ -63,7 +70,7 @@ def _clean(
 ) -> tuple[str, etree._Element | None]:
     """Cleaned HTML and the DOM it came from (None when the DOM pass did not run)."""
     html = strip_invalid_xml_chars(html or "")
-    if not html.strip():
+    if not html.strip(_ASCII_BLANK):
         return "", None
     if "<" not in html:  # plain text: nothing to restructure or sanitize; escaped as the sanitizer would
         text = escape(unescape(_ASCII_WS.sub(" ", html)).strip(_ASCII_BLANK), quote=False).replace("\u00a0", "&nbsp;")

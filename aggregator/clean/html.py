@@ -8,30 +8,28 @@ from collections.abc import Collection, Sequence
 from lxml import etree
 
 from .images import is_pixel, needs_no_referrer
-from .sanitize import ALLOWED_TAGS
 from .rules import SiteRule, active_selector, drop_text_regex, is_tracker
+from .sanitize import ALLOWED_TAGS
 from .urls import host_of, resolve_url, strip_tracking
 
 # Elements removed with their content; the sanitizer would drop most, but their text must go too.
 _DROP = frozenset(
-    "script style noscript template object embed applet form input button select textarea option "
-    "svg math frame frameset link meta base head title nav canvas dialog map area param".split()
+    ["script", "style", "noscript", "template", "object", "embed", "applet", "form", "input", "button", "select", "textarea", "option", "svg", "math", "frame", "frameset", "link", "meta", "base", "head", "title", "nav", "canvas", "dialog", "map", "area", "param"]
 )
 # Wrappers removed but whose children are kept (presentational or layout only).
-_UNWRAP = frozenset("font center span section article main header footer aside big basefont o:p label".split())
+_UNWRAP = frozenset(["font", "center", "span", "section", "article", "main", "header", "footer", "aside", "big", "basefont", "o:p", "label"])
 _BLOCKS = frozenset(
-    "p div h1 h2 h3 h4 h5 h6 li dd dt td th blockquote figcaption caption pre ul ol dl table tbody thead "
-    "tfoot tr figure hr details summary section article".split()
+    ["p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dd", "dt", "td", "th", "blockquote", "figcaption", "caption", "pre", "ul", "ol", "dl", "table", "tbody", "thead", "tfoot", "tr", "figure", "hr", "details", "summary", "section", "article"]
 )
 _TEXT_BLOCKS = ("p", "li", "dd", "dt", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "caption", "blockquote", "div")
-_KEEP_EMPTY = frozenset("img br hr iframe video audio source td th tr col colgroup track".split())
+_KEEP_EMPTY = frozenset(["img", "br", "hr", "iframe", "video", "audio", "source", "td", "th", "tr", "col", "colgroup", "track"])
 _MEDIA = ("img", "iframe", "video", "audio", "picture")
 _LAZY_SRC = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-original-src", "data-url", "file")
 _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset")
 _WS = re.compile(r"[ \t\n\r\f\v]+")
 _LEADING = re.compile(r"^[\s\u3000\u00a0\u200b\ufeff]+")
 _TRAILING = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+$")
-_RELATED = re.compile(r"^(related( posts| articles| stories| reading)?|you (may|might) also like|more from .{1,40}|相关(阅读|文章|推荐|新闻)|延伸阅读|推荐阅读)\s*[:：]?$", re.I)
+_RELATED = re.compile(r"^(related( posts| articles| stories| reading)?|you (may|might) also like|more from .{1,40}|相关(阅读|文章|推荐|新闻)|延伸阅读|推荐阅读)\s*[:：]?$", re.IGNORECASE)
 
 
 class Explain:
@@ -195,9 +193,17 @@ def _apply_rules_explained(root: etree._Element, rules: Sequence[SiteRule], why:
         _drop_text(root, patterns, why, removed, base)
 
 
+def _has_text_block(el: etree._Element) -> bool:
+    """A block child with visible text (an empty one will be removed later, so it does not count)."""
+    if el.tag not in _BLOCKS:
+        return False
+    text = short_text(el, 600)
+    return text is None or bool(text.strip(_BLANK)) or el.find(".//img") is not None
+
+
 def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
     for el in list(root.iter(*_TEXT_BLOCKS)):
-        if el is root or el.getparent() is None or len(el) > 12 or any(c.tag in _BLOCKS for c in el):
+        if el is root or el.getparent() is None or len(el) > 12 or any(_has_text_block(c) for c in el):
             continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
         short = short_text(el, 600)
         if short is None:
@@ -217,7 +223,7 @@ def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[st
                 break
 
 
-_EMOJI_CLASS = re.compile(r"\b(wp-smiley|emoji|emoticon)\b", re.I)
+_EMOJI_CLASS = re.compile(r"\b(wp-smiley|emoji|emoticon)\b", re.IGNORECASE)
 
 
 def _replace_with_text(el: etree._Element, text: str) -> None:
@@ -298,15 +304,20 @@ def _fix_iframes(root: etree._Element, base: str, iframe_hosts: Collection[str],
             frame.remove(child)
 
 
+_LOWER_NO_SPACE = "translate(translate(@style, ' ', ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 _HIDDEN = etree.XPath(
-    "//*[contains(translate(@style, ' ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), 'display:none')"
-    " or contains(translate(@style, ' ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), 'visibility:hidden')]"
+    f"//*[contains({_LOWER_NO_SPACE}, 'display:none') or contains({_LOWER_NO_SPACE}, 'visibility:hidden')]"
 )
 _KEEP_TAGS_WITH_IFRAME = ALLOWED_TAGS | {"iframe"}
 _NESTING_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "hr")
 _FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
 
 
+_PRE_STRIPPED = (
+    "p", "div", "ul", "ol", "li", "dl", "dt", "dd", "table", "caption", "colgroup", "col", "thead", "tbody",
+    "tfoot", "tr", "td", "th", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "figure", "figcaption", "hr",
+    "pre", "details", "summary",
+)
 _TABLE_CHILDREN = {
     # td/th directly in a table or section get an implied <tr> from browsers: they stay
     "table": frozenset(("caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td", "th")),
@@ -353,6 +364,8 @@ def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
     strays = {e.tag for e in root.iter() if e.tag not in keep_tags and e is not root}
     if strays:
         etree.strip_tags(root, *strays)
+    for pre in root.iter("pre"):  # libxml2 ends a <pre> at a block; browsers nest it: keep only the text
+        etree.strip_tags(pre, *_PRE_STRIPPED)
     if root.find(".//table") is not None or root.find(".//tr") is not None or root.find(".//td") is not None:
         _fix_tables(root)
     # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
@@ -388,7 +401,7 @@ def _collapse(text: str) -> str:
     return text
 
 
-_KEEP_ATTRS = frozenset("href title alt cite datetime colspan rowspan start value scope headers span reversed".split())
+_KEEP_ATTRS = frozenset(["href", "title", "alt", "cite", "datetime", "colspan", "rowspan", "start", "value", "scope", "headers", "span", "reversed"])
 _MEDIA_TAGS = frozenset(("img", "iframe", "video", "audio", "source", "track"))
 
 
@@ -397,9 +410,12 @@ def _tidy(root: etree._Element) -> None:
     in_pre = {e for pre in root.iter("pre") for e in pre.iter() if e is not pre} if root.find(".//pre") is not None else set()
     elements = list(root.iter())
     for el in reversed(elements):
-        if el is root or el.tag in _KEEP_EMPTY or el.tag == "pre" or (in_pre and el in in_pre):
+        if el is root or el.tag in _KEEP_EMPTY or el.tag == "pre":
             continue
-        if _is_empty(el) and el.getparent() is not None:
+        if in_pre and el in in_pre:
+            if not el.text and len(el) == 0:  # inside <pre> even a space is content: only truly empty goes
+                _remove(el)
+        elif _is_empty(el) and el.getparent() is not None:
             _remove(el)
     for el in root.iter():
         if el.attrib and el.tag not in _MEDIA_TAGS:
@@ -423,7 +439,6 @@ def _tidy(root: etree._Element) -> None:
 
 def _strip_edges(el: etree._Element) -> None:
     """Strip leading indentation (incl. U+3000 and nbsp runs) and trailing blanks of a block."""
-    node: etree._Element | None = el
     if el.text and el.text.strip(_BLANK):
         if el.text[0] in _BLANK:
             el.text = _LEADING.sub("", el.text)
@@ -441,7 +456,7 @@ def _strip_edges(el: etree._Element) -> None:
                 break
             first.text = None
             if first.tail and first.tail.strip(" \t\n\r\u3000\u00a0\u200b\ufeff"):
-                first.tail = _LEADING.sub("", first.tail) if first.tag in () else first.tail
+                first.tail = _LEADING.sub("", first.tail)  # e.g. <p><br>, then indented text
                 break
             first = first.getnext()
     _strip_trailing(el)
@@ -478,7 +493,7 @@ def _trim_br(el: etree._Element) -> None:
 
 # Plain etree elements (no lxml.html element classes: their lookup cost ~10% of the pass);
 # comments and processing instructions never reach the tree.
-_DOC_TAGS = re.compile(r"</?(?:html|body|head)\b[^<>]*>", re.I)
+_DOC_TAGS = re.compile(r"</?(?:html|body|head)\b[^<>]*>", re.IGNORECASE)
 _PARSER = etree.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True, no_network=True)
 
 
@@ -516,7 +531,6 @@ def restructure(
     _noscript_images(root)
     for img in root.iter("img"):
         _fix_lazy(img)
-    _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
     if "display" in html_text or "visibility" in html_text:
         for el in _HIDDEN(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
             if el.getparent() is not None:
@@ -530,6 +544,7 @@ def restructure(
             if el.tag not in ("noscript", "head", "meta", "link", "base"):
                 why.add(el, f"element <{el.tag}>")
         etree.strip_elements(root, *dropped, with_tail=False)
+    _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
     _fix_iframes(root, base, iframe_hosts, why)
     _fix_media(root, base, why, removed_images)
     _fix_links(root, base)

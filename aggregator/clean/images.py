@@ -10,13 +10,13 @@ from lxml import etree
 from .rules import is_tracker
 from .urls import host_of
 
-_SIZE_IN_STYLE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.I)
+_SIZE_IN_STYLE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px", re.IGNORECASE)
 # Names of images that are never an article's lead image (issue 4 "Lead image").
 _NOT_LEAD = re.compile(
     r"(emoji|emoticon|smiley|/smilies/|icon|favicon|avatar|gravatar|/logo|logo[._-]|badge|button|"
     r"qr[-_]?code|/qr/|qrcode|erweima|二维码|spacer|blank\.|pixel|loading|placeholder|"
     r"share|subscribe|/ads?/|banner|promo|feedburner|/wp-includes/images/)",
-    re.I,
+    re.IGNORECASE,
 )
 # Hosts that refuse images requested with a foreign Referer (issue 4: Sina and Weibo).
 _NO_REFERRER_HOSTS = (

@@ -13,9 +13,7 @@ import nh3
 # Not here on purpose: script, style, object, embed, form and its controls, svg, math, frame,
 # span/font/center (presentational; their text is kept), and every style/class/id/on* attribute.
 ALLOWED_TAGS: frozenset[str] = frozenset(
-    "a abbr b bdi bdo blockquote br caption cite code col colgroup dd del details dfn div dl dt em "
-    "figcaption figure h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p pre q rp rt ruby s samp small "
-    "strong sub summary sup table tbody td tfoot th thead time tr u ul var audio video source track".split()
+    ["a", "abbr", "b", "bdi", "bdo", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "rp", "rt", "ruby", "s", "samp", "small", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul", "var", "audio", "video", "source", "track"]
 )
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "a": {"href", "title", "hreflang"},
@@ -47,7 +45,7 @@ TAG_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
 IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-popups allow-presentation"
 _URL_ATTRS = frozenset({"href", "src", "cite", "poster"})
 _SRCSET_ATTRS = frozenset({"srcset"})
-_IFRAME_WITHOUT_SRC = re.compile(r"<iframe\b(?:(?!\ssrc=)[^>])*>.*?</iframe>", re.S | re.I)
+_IFRAME_WITHOUT_SRC = re.compile(r"<iframe\b(?:(?!\ssrc=)[^>])*>.*?</iframe>", re.DOTALL | re.IGNORECASE)
 
 
 def _is_http(url: str) -> bool:

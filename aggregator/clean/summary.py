@@ -13,7 +13,7 @@ from .html import parse_fragment
 _TAG = re.compile(r"<[A-Za-z/!?]")
 _SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_JUNK = re.compile(r"^(read more|continue reading|more|阅读全文|查看全文|点击查看|全文)\W*$", re.I)
+_JUNK = re.compile(r"^(read more|continue reading|more|阅读全文|查看全文|点击查看|全文)\W*$", re.IGNORECASE)
 _NON_WORD = re.compile(r"\W+")
 _BLOCK_TAGS = ("p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre", "figcaption")
 
@@ -29,7 +29,7 @@ def html_to_text(fragment: str) -> str:
     except (etree.ParserError, ValueError):
         return collapse_whitespace(html_lib.unescape(re.sub(r"<[^>]*>", " ", fragment)))
     for el in list(root.iter("script", "style", "noscript", "template")):
-        el.getparent().remove(el)  # type: ignore[union-attr]
+        el.getparent().remove(el)
     return root_text(root)
 
 

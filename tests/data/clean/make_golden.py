@@ -13,9 +13,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[2]), str(HERE.parents[1])]
 
-from aggregator.clean import clean_article  # noqa: E402
-from aggregator.model import CleanConfig  # noqa: E402
-from test_clean_support import CORPUS, article_to_json, articles_of  # noqa: E402
+from test_clean_support import CORPUS, article_to_json, articles_of
+
+from aggregator.clean import clean_article
+from aggregator.model import CleanConfig
 
 # (case name, corpus file, item index): one item per publisher, chosen for the junk each shows
 CASES = [
