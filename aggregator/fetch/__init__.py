@@ -6,7 +6,8 @@ Policy, in short (issue 3; FAULTS.md):
   `retry_gone`.
 - Budgets: `concurrency` requests in flight overall, `per_host` per host (host:port), and
   `per_host_delay` (stretched by up to 50 % jitter) between two requests to a host, counted from
-  when the previous one was sent. Time waiting for these never counts against a deadline.
+  when the previous one's response began (so the server, too, sees at least that gap between
+  two requests). Time waiting for these never counts against a deadline.
 - Deadlines: connect and per-read timeouts from httpx, plus `total_timeout` over each request
   (redirect hops share it) and `run_deadline` over the whole phase.
 - Retries in a run: connect errors, timeouts, 408/425/5xx and 429, up to `retries` times with

@@ -16,11 +16,11 @@ from httpx_aiohttp import AiohttpTransport
 
 from . import safety
 from .safety import BlockedAddressError, resolve_public
-from .transport import on_headers_sent, shared_ssl_context
+from .transport import on_response_start, shared_ssl_context
 
 
-async def _headers_sent(session: object, context: object, params: object) -> None:
-    callback = on_headers_sent.get()
+async def _response_started(session: object, context: object, params: object) -> None:
+    callback = on_response_start.get()
     if callback is not None:
         callback()
 
@@ -73,7 +73,7 @@ def make_aiohttp_transport(per_host: int, *, allow_private_addresses: bool) -> A
             enable_cleanup_closed=False,
         )
         trace = aiohttp.TraceConfig()
-        trace.on_request_headers_sent.append(_headers_sent)
+        trace.on_request_end.append(_response_started)
         return aiohttp.ClientSession(
             connector=connector, trust_env=False, auto_decompress=False, trace_configs=[trace]
         )

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib.util
 import ssl
 from collections.abc import Callable
 
 import httpx
 
+from ..model import FetchConfig
 from .safety import GuardedBackend
 
-# Set by the client around each request: called once the request's headers are out, so the
+# Set by the client around each request: called once the response headers are in, so the
 # per-host delay counts from then. Transports without httpx's trace extension (aiohttp) use it.
-on_headers_sent: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
-    "on_headers_sent", default=None
+on_response_start: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "on_response_start", default=None
 )
 
 
@@ -77,3 +79,12 @@ class PerHostTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.release(set(self._pools))
+
+
+def uses_aiohttp(config: FetchConfig) -> bool:
+    """Which transport a run uses: fetch.http_backend, "auto" meaning aiohttp when installed."""
+    if config.http_backend == "httpx":
+        return False
+    if config.http_backend == "aiohttp":
+        return True
+    return importlib.util.find_spec("httpx_aiohttp") is not None
