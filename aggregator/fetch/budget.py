@@ -17,8 +17,9 @@ from ..model import FetchConfig, Source
 from . import schedule
 from .transport import PerHostTransport, origin_of
 
+# Whole-host backoff starts when this many distinct routes of one host got 429/503 in a run (issue 3);
+# without a Retry-After, such a host is left alone for the configured min_interval.
 HOST_BACKOFF_ROUTES = 2
-# Without a Retry-After, a rate-limited host is left alone for the configured min_interval.
 HOST_JITTER = 0.5  # the per-host delay is stretched by up to this fraction
 
 

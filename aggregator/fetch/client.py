@@ -25,12 +25,11 @@ from ..model import FetchConfig, Source
 from . import schedule
 from .body import ACCEPT_ENCODING
 from .state import SourceState
+from .budget import Host, HostBackedOff, Run
+from .exchange import REDIRECT_STATUSES, Failure, Response, send_following_redirects
 from .transport import PerHostTransport, origin_of, uses_aiohttp
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
-
-from .budget import Host, HostBackedOff, Run
-from .exchange import REDIRECT_STATUSES, Failure, Response, send_following_redirects
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/rdf+xml;q=0.9, "
@@ -38,7 +37,6 @@ ACCEPT = (
 )
 RATE_LIMIT_STATUSES = {429, 503}
 RETRY_STATUSES = {408, 425, 500, 502, 504} | RATE_LIMIT_STATUSES
-# Whole-host backoff starts when this many distinct routes of one host got 429/503 in a run (issue 3).
 
 
 def default_user_agent() -> str:
