@@ -24,9 +24,9 @@ from .. import PROJECT_URL, __version__
 from ..model import FetchConfig, Source
 from . import schedule
 from .body import ACCEPT_ENCODING
-from .state import SourceState
 from .budget import Host, HostBackedOff, Run
 from .exchange import REDIRECT_STATUSES, Failure, Response, send_following_redirects
+from .state import SourceState
 from .transport import PerHostTransport, origin_of, uses_aiohttp
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
