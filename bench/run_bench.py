@@ -370,7 +370,9 @@ def main() -> None:
     samples = run(args)
     table = summarize(samples)
     note["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    result = {"started": started, "command": " ".join(sys.argv), "machine": note,
+    head = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"], capture_output=True,
+                          text=True).stdout.strip()
+    result = {"started": started, "command": " ".join(sys.argv), "machine": note, "git": head,
               "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "summary": table, "samples": [asdict(s) for s in samples]}
     if args.out:
