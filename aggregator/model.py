@@ -51,6 +51,9 @@ class Article:
     base_url: str = ""  # xml:base / item link / feed link: what relative URLs resolve against
     language: str = ""
     feed: FeedMeta = field(default_factory=FeedMeta)
+    # A hash of the item exactly as parsed, before cleaning: when the store already knows it,
+    # the item is not cleaned or stored again (issue 8: steady-state runs skip unchanged items).
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,10 +116,31 @@ class _Processed:
     error: str = ""
     dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
     explain: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
+
+
+def fingerprint(article: Article) -> str:
+    """A hash of everything an item says, as parsed (the feed's own metadata left out: it changes often)."""
+    a = article
+    fields = (a.source_name, a.original_id, a.title, a.link, a.authors, a.published, a.updated, a.summary,
+              a.content_html, a.tags, a.enclosures, a.image, a.base_url, a.language)
+    return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[list[Article], list[str]]:
+    """Articles to process, and fingerprints of known ones to skip. A known item sharing a guid or
+    link with a new one is processed again, so the store judges them together (repeated guids)."""
+    marked = [replace(a, fingerprint=fingerprint(a)) for a in articles]
+    fresh = [a for a in marked if a.fingerprint not in known]
+    clashes = {a.original_id for a in fresh if a.original_id} | {a.link for a in fresh if a.link}
+    todo = [a for a in marked if a.fingerprint not in known or a.original_id in clashes or a.link in clashes]
+    kept = {id(a) for a in todo}
+    return todo, [a.fingerprint for a in marked if id(a) not in kept]
 
 
 def process_body(body: bytes, headers: Mapping[str, str], source: Source, final_url: str,
-                 clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool) -> _Processed:
+                 clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
+                 known: frozenset[str] = frozenset()) -> _Processed:
     """Parse, clean and filter one feed document. Runs in a worker process; never raises."""
     try:
         parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url)
@@ -128,13 +149,14 @@ def process_body(body: bytes, headers: Mapping[str, str], source: Source, final_
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost only this source
         return _Processed(None, f"parser crashed: {type(exc).__name__}: {exc}")
     name = source.name or parsed.meta.title.strip() or urlsplit(source.url).netloc or Path(source.url).name
+    todo, seen = _split_known([replace(a, source_name=name) for a in parsed.articles], known)
     kept: list[Article] = []
     dropped: list[tuple[str, str]] = []
     notes: list[str] = []
-    for article in parsed.articles:
+    for article in todo:
         lines: list[str] | None = [] if explain else None
         try:
-            cleaned = clean_article(replace(article, source_name=name), clean_config, source.clean_rules, lines)
+            cleaned = clean_article(article, clean_config, source.clean_rules, lines)
         except Exception as exc:  # noqa: BLE001 - one bad article never costs the feed
             notes.append(f"article {article.link or article.original_id!r} dropped: cleaning failed: {exc}")
             continue
@@ -147,7 +169,8 @@ def process_body(body: bytes, headers: Mapping[str, str], source: Source, final_
         kept.append(cleaned)
     feed = replace(parsed, articles=tuple(kept), warnings=parsed.warnings + tuple(
         n for n in notes if "dropped:" in n))
-    return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n))
+    return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n),
+                      seen=tuple(seen))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -219,9 +242,10 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
         state = outcome.state
         if outcome.kind == "fetched":
+            known = store.known_fingerprints(outcome.source.url)
             processed = await loop.run_in_executor(
                 executor, process_body, outcome.body, dict(outcome.headers), outcome.source,
-                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain)
+                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known)
             if outcome.source.full_text and processed.feed is not None:
                 deferred.append(_Deferred(outcome, processed, report))
                 return
@@ -313,12 +337,12 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
     for label, _title in processed.dropped:
         report.dropped[label] = report.dropped.get(label, 0) + 1
     report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
-    report.articles = len(feed.articles)
+    report.articles = len(feed.articles) + len(processed.seen)
     margin = timedelta(seconds=config.clean.future_margin)
     articles, report.date_state = correct_dates(feed.articles, raw_state, now, margin)
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
     result = store.upsert_articles(source.url, articles, now, accept_burst=accept,
-                                   burst_threshold=config.burst_threshold)
+                                   burst_threshold=config.burst_threshold, seen_fingerprints=processed.seen)
     report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
     report.warnings = feed.warnings + result.warnings + tuple(report.full_text_failures)
     return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)

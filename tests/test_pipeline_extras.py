@@ -185,3 +185,29 @@ def test_prune_keeps_what_feeds_show_and_pruned_items_never_return(
     assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
     assert "0 new" in capsys.readouterr().out  # pruned articles are still recognised
     assert titles(tmp_path / "out" / "news.atom") == shown
+
+
+def test_unchanged_items_are_not_cleaned_or_stored_again(tmp_path: Path, http_server: RecordingServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import aggregator.pipeline as pipeline
+
+    cleaned: list[str] = []
+    real_clean = pipeline.clean_article
+
+    def counting_clean(article, *args, **kwargs):  # type: ignore[no-untyped-def]
+        cleaned.append(article.title)
+        return real_clean(article, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "clean_article", counting_clean)  # runs in-process: < 8 sources
+    items = [(f"https://s.example/{i}", f"Story {i}", f"https://s.example/{i}", f"<p>body {i}</p>") for i in range(4)]
+    http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    config = load_config(config_file(tmp_path, f"  - {{url: '{http_server.url('/s.xml')}', category: news}}\n"))
+    first = run(config, RunOptions(force=True))
+    assert (first.new, len(cleaned)) == (4, 4)
+    second = run(config, RunOptions(force=True))
+    assert (second.new, second.updated, len(cleaned)) == (0, 0, 4)  # nothing cleaned again
+    items[2] = (items[2][0], "Story 2 (corrected)", items[2][2], items[2][3])
+    http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    third = run(config, RunOptions(force=True))
+    assert (third.new, third.updated, cleaned[4:]) == (0, 1, ["Story 2 (corrected)"])
+    assert "Story 2 (corrected)" in titles(tmp_path / "out" / "news.atom")

@@ -519,3 +519,25 @@ def test_full_disk_is_a_state_error_and_loses_nothing(store: Store) -> None:
     assert store.check() == []
     assert store.articles_for(["https://tc.example/", "https://v2ex.example/"], now=NOW) == before
     assert store.upsert_articles("https://v2ex.example/", load(V2EX, "https://v2ex.example/"), NOW).new == 50
+
+
+def test_fingerprints_are_remembered_refreshed_and_pruned(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from aggregator.model import Article
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    article = Article(id="https://fp.example/1", source_url="https://fp.example/feed", source_name="fp",
+                      original_id="https://fp.example/1", title="One", link="https://fp.example/1",
+                      content_html="<p>x</p>", fingerprint="f" * 32)
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.known_fingerprints(article.source_url) == frozenset()
+        assert store.upsert_articles(article.source_url, [article], now).new == 1
+        assert store.known_fingerprints(article.source_url) == {"f" * 32}
+        later = now + timedelta(days=3)
+        result = store.upsert_articles(article.source_url, [], later, seen_fingerprints=["f" * 32])
+        assert (result.new, result.unchanged) == (0, 1)
+        store.prune(keep_days=2, now=later + timedelta(days=1), active_source_urls=[article.source_url])
+        assert store.known_fingerprints(article.source_url) == {"f" * 32}  # refreshed 3 days later: kept
+        store.prune(keep_days=2, now=later + timedelta(days=5), active_source_urls=[article.source_url])
+        assert store.known_fingerprints(article.source_url) == frozenset()  # unseen for 5 days: gone

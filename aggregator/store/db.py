@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,7 @@ from aggregator.model import Article
 from aggregator.store import schema
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, select_in, to_micros
-from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, UpsertResult, apply_upsert
+from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
@@ -97,7 +98,7 @@ class Store:
 
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
-                        accept_burst: bool = False) -> UpsertResult:
+                        accept_burst: bool = False, seen_fingerprints: Collection[str] = ()) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of
@@ -107,10 +108,38 @@ class Store:
         source that already has articles presents more than `burst_threshold` new ones dated
         before its newest stored article, those are stored as held, not published, unless
         `accept_burst` (which also releases the source's earlier held articles).
+
+        Fingerprints: every article's `fingerprint` is remembered, and `seen_fingerprints` (items
+        the caller skipped because :meth:`known_fingerprints` had them) are marked as still seen.
         """
         now = aware(now)
         with self._guard(), self._transaction():
-            return apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst)
+            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst)
+            self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],
+                                        seen_fingerprints, now)
+        if seen_fingerprints:
+            result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
+        return result
+
+    def known_fingerprints(self, source_url: str) -> frozenset[str]:
+        """Fingerprints of this source's items that were already processed."""
+        with self._guard():
+            rows = self._conn.execute("SELECT value FROM fingerprints WHERE source_url = ?", (source_url,))
+            return frozenset(r[0] for r in rows)
+
+    def _remember_fingerprints(self, source_url: str, fresh: Sequence[str], seen: Collection[str],
+                               now: datetime) -> None:
+        now_us = to_micros(now)
+        self._conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (source_url,))
+        self._conn.executemany(
+            "INSERT INTO fingerprints (source_url, value, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (source_url, value) DO UPDATE SET last_seen = excluded.last_seen",
+            [(source_url, value, now_us) for value in fresh])
+        # refresh rarely (as entries' last_seen): an unchanged run should write next to nothing
+        stale = now_us - LAST_SEEN_STEP // timedelta(microseconds=1)
+        self._conn.executemany(
+            "UPDATE fingerprints SET last_seen = ? WHERE source_url = ? AND value = ? AND last_seen < ?",
+            [(now_us, source_url, value, stale) for value in seen])
 
     # --- articles out -----------------------------------------------------------------
 
@@ -195,6 +224,7 @@ class Store:
             removed += conn.execute(f"DELETE FROM keys WHERE entry IN ({gone})", (identity_cut,)).rowcount
             removed += conn.execute("DELETE FROM entries WHERE status = 'pruned' AND last_seen < ?",
                                     (identity_cut,)).rowcount
+            removed += conn.execute("DELETE FROM fingerprints WHERE last_seen < ?", (identity_cut,)).rowcount
             removed += self._drop_inactive_sources(active_source_urls)
         return removed
 

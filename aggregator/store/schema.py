@@ -5,6 +5,7 @@ Tables:
   entries   one row per article ever stored: its stable id, identity hashes, dates, status.
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
+  fingerprints  (source, hash of an item as parsed): items already processed, skipped next time.
   keys      (source, kind, value) -> entry: the guids, canonical links and content hashes an
             article is recognised by. kind 'repeated' (entry NULL) marks a guid never to trust.
 """
@@ -75,6 +76,16 @@ CREATE INDEX entries_by_title ON entries(source_url, title_key) WHERE title_key 
 """
 
 
+_V3 = """
+CREATE TABLE fingerprints (
+    source_url TEXT NOT NULL REFERENCES sources(url) ON DELETE CASCADE,
+    value TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (source_url, value)
+) WITHOUT ROWID;
+"""
+
+
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
@@ -95,7 +106,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2, _script(_V3))
 VERSION = len(MIGRATIONS)
 
 
