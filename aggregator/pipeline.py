@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import sqlite3
 import tempfile
+import zlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -138,11 +139,12 @@ def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[li
     return todo, [a.fingerprint for a in marked if id(a) not in kept]
 
 
-def process_body(body: bytes, headers: Mapping[str, str], source: Source, final_url: str,
+def process_body(packed: bytes, headers: Mapping[str, str], source: Source, final_url: str,
                  clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
                  known: frozenset[str] = frozenset()) -> _Processed:
-    """Parse, clean and filter one feed document. Runs in a worker process; never raises."""
+    """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises."""
     try:
+        body = zlib.decompress(packed)
         parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url)
     except ParseError as exc:
         return _Processed(None, str(exc))
@@ -238,13 +240,13 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         if on_progress:
             on_progress(report)
 
-    async def ingest(outcome: FetchOutcome) -> None:
+    async def ingest(outcome: FetchOutcome, packed: bytes) -> None:
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
         state = outcome.state
         if outcome.kind == "fetched":
             known = store.known_fingerprints(outcome.source.url)
             processed = await loop.run_in_executor(
-                executor, process_body, outcome.body, dict(outcome.headers), outcome.source,
+                executor, process_body, packed, dict(outcome.headers), outcome.source,
                 outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known)
             if outcome.source.full_text and processed.feed is not None:
                 deferred.append(_Deferred(outcome, processed, report))
@@ -256,7 +258,10 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         finish(report, outcome, state)
 
     def on_outcome(outcome: FetchOutcome) -> None:
-        pending.append(loop.create_task(ingest(outcome)))
+        # Bodies wait here for a free worker while fetching races ahead: packed, they take ~5x
+        # less memory and are cheaper to send to the worker (zlib level 1: ~300 MB/s).
+        packed = zlib.compress(outcome.body, 1) if outcome.body else b""
+        pending.append(loop.create_task(ingest(replace(outcome, body=b""), packed)))
 
     try:
         await fetch_sources(sources, config.fetch, states, now, force=options.force,
@@ -377,6 +382,7 @@ def _make_executor(count: int, workers: int) -> Executor | None:
     # forkserver, not fork: workers must not inherit the run lock's file descriptor (a worker outliving a
     # killed run would hold the lock), nor the event loop's threads and sockets.
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["aggregator.pipeline"])  # workers fork ready-made, no re-imports
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
 
 

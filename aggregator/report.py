@@ -80,12 +80,9 @@ def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
 
     with Store.open(config.state) as store:
         states = store.source_states()
-        rows = []
-        for source in config.sources:
-            state = states.get(source.url, {})
-            items = len(store.articles_for([source.url], now=now))
-            rows.append(_row(source.label, source.url, source.categories, state, items, now))
-    return rows
+        counts = store.article_counts()
+    return [_row(s.label, s.url, s.categories, states.get(s.url, {}), counts.get(s.url, 0), now)
+            for s in config.sources]
 
 
 def _row(name: str, url: str, categories: tuple[str, ...], state: dict[str, Any], items: int,

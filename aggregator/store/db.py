@@ -121,6 +121,13 @@ class Store:
             result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
         return result
 
+    def article_counts(self) -> dict[str, int]:
+        """Published articles per source URL (one cheap query, for reports)."""
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT source_url, count(*) FROM entries WHERE status = 'published' GROUP BY source_url")
+            return {url: count for url, count in rows}
+
     def known_fingerprints(self, source_url: str) -> frozenset[str]:
         """Fingerprints of this source's items that were already processed."""
         with self._guard():
