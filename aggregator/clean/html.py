@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from lxml import etree
 
 from .images import is_pixel, needs_no_referrer
-from .rules import SiteRule, active_selector, drop_text_regex, is_tracker
+from .rules import SiteRule, active_selector, drop_text_regex, is_tracker, required_texts
 from .sanitize import ALLOWED_TAGS
 from .urls import host_of, resolve_url, strip_tracking
 
@@ -201,7 +201,22 @@ def _has_text_block(el: etree._Element) -> bool:
     return text is None or bool(text.strip(_BLANK)) or el.find(".//img") is not None
 
 
+def _may_drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]]) -> bool:
+    """False when no block can match: each block's text is a piece of the whole text, so a string
+    every match must contain (rules.required_texts) has to occur in the whole text too."""
+    needles: list[str] = []
+    for _name, pattern in patterns:
+        required = required_texts(pattern)
+        if required is None:
+            return True
+        needles.extend(required)
+    text = "".join(root.itertext())
+    return any(needle in text for needle in needles)
+
+
 def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
+    if not _may_drop_text(root, patterns):
+        return  # one substring search per pattern instead of reading every block's text
     for el in list(root.iter(*_TEXT_BLOCKS)):
         if el is root or el.getparent() is None or len(el) > 12 or any(_has_text_block(c) for c in el):
             continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
@@ -509,6 +524,10 @@ def parse_fragment(html_text: str) -> etree._Element:
 
 
 def serialize(root: etree._Element) -> str:
+    """The children of root (a <body>) as HTML."""
+    whole = etree.tostring(root, method="html", encoding="unicode", with_tail=False)
+    if whole.startswith("<body>") and whole.endswith("</body>"):  # one C call instead of one per child
+        return whole[6:-7].strip(" \t\n\r\f\v")
     parts = [html_lib_escape(root.text or "")]
     parts.extend(etree.tostring(child, method="html", encoding="unicode", with_tail=True) for child in root)
     return "".join(parts).strip(" \t\n\r\f\v")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Collection, Iterable
 
 from lxml import etree
@@ -58,6 +59,7 @@ def is_pixel(img: etree._Element) -> bool:
     return "display:none" in style or "visibility:hidden" in style
 
 
+@lru_cache(maxsize=16384)
 def needs_no_referrer(url: str) -> bool:
     host = host_of(url)
     return any(host == h or host.endswith("." + h) for h in _NO_REFERRER_HOSTS)

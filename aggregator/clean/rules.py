@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -58,17 +59,14 @@ def triggers(css: str) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=4096)
-def _places(urls: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for url in urls:
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-        except ValueError:
-            continue
-        if host:
-            out.append((host, host + parts.path))
-    return tuple(out)
+def _place(url: str) -> tuple[str, str] | None:
+    """(host, host + path) of a page URL; None when it has no host."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    return (host, host + parts.path) if host else None
 
 
 def _strings(value: object, key: str, name: str) -> tuple[str, ...]:
@@ -133,12 +131,41 @@ def load_site_rules(extra: Sequence[Mapping[str, object]] = ()) -> tuple[SiteRul
 
 def rules_for(rules: Sequence[SiteRule], urls: Sequence[str]) -> tuple[SiteRule, ...]:
     """The rules that apply to a page known by these URLs (item link, feed link, base)."""
-    return _matching(tuple(rules), _places(tuple(urls)))
+    rules = tuple(rules)
+    places = [place for place in map(_place, urls) if place is not None]
+    # item links differ per article: only the few path rules look at them, the rest is cached per host;
+    # a path glob can only match a URL holding its literal part (one regex search finds any)
+    path_rules, needles = _path_rules(rules)
+    path_hits = []
+    if path_rules and (needles is None or any(needles.search(where) for _, where in places)):
+        for rule in path_rules:
+            if rule.path_re and any(rule.path_re.match(where) for _, where in places):
+                path_hits.append(rule)
+    return _matching(rules, tuple(host for host, _ in places), frozenset(path_hits))
+
+
+@lru_cache(maxsize=256)
+def _path_rules(rules: tuple[SiteRule, ...]) -> tuple[tuple[SiteRule, ...], re.Pattern[str] | None]:
+    """The rules with path globs, and a regex for the literals one of which a URL must hold to match
+    any of them (the longest wildcard-free run of each glob; None: some glob has none)."""
+    path_rules = tuple(rule for rule in rules if rule.path_re is not None and not rule.is_generic)
+    globs = [re.sub(r"\[[^\]]*\]?", "*", g.lower()) for r in path_rules for g in r.hosts if "/" in g]  # [...] is no literal
+    needles = [max(re.split(r"[*?]", g), key=len) for g in globs]
+    if not all(needles):
+        return path_rules, None
+    return path_rules, re.compile("|".join(re.escape(n) for n in sorted(set(needles))))
 
 
 @lru_cache(maxsize=4096)
-def _matching(rules: tuple[SiteRule, ...], places: tuple[tuple[str, str], ...]) -> tuple[SiteRule, ...]:
-    return tuple(rule for rule in rules if rule.matches(places))
+def _matching(
+    rules: tuple[SiteRule, ...], hosts: tuple[str, ...], path_hits: frozenset[SiteRule]
+) -> tuple[SiteRule, ...]:
+    """SiteRule.matches for every rule, with the path matches already known."""
+    return tuple(
+        rule
+        for rule in rules
+        if rule.is_generic or rule in path_hits or (rule.host_re and any(rule.host_re.match(h) for h in hosts))
+    )
 
 
 @lru_cache(maxsize=256)
@@ -180,6 +207,7 @@ def trackers() -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(h.lower() for h in data["hosts"]), tuple(s.lower() for s in data["url_parts"])
 
 
+@lru_cache(maxsize=16384)  # pure; images and links recur across passes
 def is_tracker(url: str) -> bool:
     hosts, parts = trackers()
     try:
@@ -191,3 +219,59 @@ def is_tracker(url: str) -> bool:
         return True
     low = url.lower()
     return any(p in low for p in parts)
+
+
+_WS_SPLIT = re.compile(r"[ \t\n\r\f\v]+")
+
+
+@lru_cache(maxsize=1024)
+def required_texts(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Strings one of which any text `pattern` finds must contain, so a document whose text holds
+    none of them needs no block-by-block search; None when no such strings are known.
+
+    Only whitespace-free literal runs count: block texts are searched with whitespace collapsed.
+    """
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        import re._constants as sre_constants  # type: ignore[import-not-found]  # the stdlib's own regex parser
+        import re._parser as sre_parser  # type: ignore[import-not-found]
+
+        return _required(sre_parser.parse(pattern.pattern, pattern.flags), sre_constants)
+    except Exception:  # a private API: when it changes, just search every block as before
+        return None
+
+
+def _required(seq: object, c: Any) -> tuple[str, ...] | None:
+    best: tuple[str, ...] | None = None
+    run: list[str] = []
+
+    def better(cand: tuple[str, ...] | None) -> None:
+        nonlocal best
+        if cand and all(cand) and (best is None or min(map(len, cand)) > min(map(len, best))):
+            best = cand
+
+    def flush() -> None:
+        pieces = _WS_SPLIT.split("".join(run))
+        better((max(pieces, key=len),))
+        run.clear()
+
+    for op, av in seq:  # type: ignore[attr-defined]
+        if op is c.LITERAL:
+            run.append(chr(av))
+            continue
+        flush()
+        if op is c.SUBPATTERN:
+            _group, add_flags, _del_flags, sub = av
+            better(None if add_flags & c.SRE_FLAG_IGNORECASE else _required(sub, c))
+        elif op is c.BRANCH:
+            alternatives = [_required(branch, c) for branch in av[1]]
+            if all(a is not None for a in alternatives):
+                better(tuple(t for a in alternatives if a for t in a))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+            better(_required(av[2], c))
+        elif op is getattr(c, "ATOMIC_GROUP", None):
+            better(_required(av, c))
+    flush()
+    return best
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 # Query parameters that only identify a campaign or a click (issue 4 "URLs").
@@ -17,6 +18,7 @@ _SAFE_SCHEMES = ("http", "https", "mailto")
 _UNSAFE = re.compile(r"[\x00-\x20\\]")
 
 
+@lru_cache(maxsize=16384)  # pure; the same URLs recur across a feed's items and passes
 def resolve_url(url: str, base: str) -> str:
     """An absolute URL for `url` seen on a page at `base`; '' when it cannot be made absolute and safe."""
     if url.startswith(("https://", "http://")) and not _UNSAFE.search(url):
@@ -46,6 +48,7 @@ def first_base(*candidates: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=16384)
 def strip_tracking(url: str) -> str:
     """`url` without utm_* and other click-tracking query parameters; other parameters keep their order."""
     if "?" not in url:
@@ -63,6 +66,7 @@ def strip_tracking(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
 
 
+@lru_cache(maxsize=16384)
 def host_of(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()
