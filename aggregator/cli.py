@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--explain", action="store_true", help="list what cleaning and filters removed, per article")
     run.add_argument("--workers", type=int, default=0, help="parser processes (default: one per core)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    run.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                     help="how long to wait for another run's lock (default: config lock_timeout, 60 s)")
 
     check = command("check", "validate the config and exit", "aggregator check --online")
     check.add_argument("--online", action="store_true", help="also fetch each source once and report on it")
@@ -122,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(force=args.force, retry_gone=args.retry_gone, only=tuple(args.only),
                          dry_run=args.dry_run, accept_burst=tuple(args.accept_burst), explain=args.explain,
-                         workers=args.workers)
+                         workers=args.workers, lock_timeout_s=args.lock_timeout)
     if args.only and not _matches_any(config, args.only):
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:

@@ -28,7 +28,7 @@ RESERVED_SLUGS = {"all"}  # all.atom is the combined feed
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
-            "health", "metrics", "burst_threshold")
+            "health", "metrics", "burst_threshold", "lock_timeout")
 CATEGORY_KEYS = ("title", "subtitle", "filters", "interval", "headers", "user_agent", "full_text", "clean_rules")
 SOURCE_KEYS = ("url", "category", "name", "interval", "headers", "user_agent", "full_text", "filters", "clean_rules")
 SECTIONS: dict[str, type] = {"output": OutputConfig, "fetch": FetchConfig, "clean": CleanConfig}
@@ -77,6 +77,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     metrics = _path_value(root, ("metrics",), base, problems, default="") if "metrics" in root.data else ""
     retention = _convert(root, ("retention",), root.data.get("retention", "180d"), "duration", base, problems)
     burst = _convert(root, ("burst_threshold",), root.data.get("burst_threshold", 20), "int", base, problems)
+    lock_timeout = _convert(root, ("lock_timeout",), root.data.get("lock_timeout", 60), "duration", base, problems)
     filters = _rule_list(root, ("filters",), problems)
 
     categories: dict[str, Category] = {}
@@ -97,6 +98,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
         categories=categories, sources=tuple(sources), filters=filters,
         retention=float(retention) if retention is not _INVALID else 0.0, health=health, metrics=metrics,
         burst_threshold=int(burst) if burst is not _INVALID else 20,
+        lock_timeout=float(lock_timeout) if lock_timeout is not _INVALID else 60.0,
     )
 
 
@@ -609,6 +611,8 @@ def config_schema() -> dict[str, Any]:
             "burst_threshold": {"type": "integer", "minimum": 0,
                                 "description": "old-dated new articles from one source in one run before they "
                                                "are held back"},
+            "lock_timeout": {**kind_schema["duration"], "description": "how long a run waits for another "
+                                                                          "run's lock before exiting with code 3"},
             "health": {"type": "string", "description": "JSON health file written after each run"},
             "metrics": {"type": "string", "description": "Prometheus textfile-collector file"},
             "include": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],

@@ -171,6 +171,7 @@ class Config:
     sources: tuple[Source, ...]
     filters: tuple[dict[str, object], ...] = ()
     retention: float = 180 * 86400  # seconds of state kept for articles no longer published
+    lock_timeout: float = 60.0  # seconds a run waits for another run's lock before exiting with code 3
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back
     health: str = ""  # JSON health file; "" = health.json beside the state file
     metrics: str = ""  # Prometheus textfile-collector file; "" = none

@@ -52,6 +52,7 @@ class RunOptions:
     accept_burst: tuple[str, ...] = ()  # source names/URLs whose held-back burst is let through
     explain: bool = False
     workers: int = 0  # 0 = one per core
+    lock_timeout_s: float | None = None  # None = the config's lock_timeout
 
 
 @dataclass
@@ -203,11 +204,14 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     started = time.monotonic()
     summary = RunSummary(started=now, dry_run=options.dry_run)
     sources = select_sources(config, options.only)
+    if not options.dry_run:
+        check_output_dir(config.output.dir)
     with contextlib.ExitStack() as stack:
         state_path = config.state
         if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
             state_path = _copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
-        store = stack.enter_context(Store.open(state_path))
+        wait_s = config.lock_timeout if options.lock_timeout_s is None else options.lock_timeout_s
+        store = stack.enter_context(Store.open(state_path, lock_timeout_s=wait_s))
         raw_states = store.source_states()
         before = _snapshot(config, store, now) if options.dry_run else {}
         asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress))
@@ -412,7 +416,22 @@ def categories_by_source(config: Config) -> dict[str, list[str]]:
 
 def publish(config: Config, store: Store, now: datetime) -> PublishReport:
     feeds = feed_contents(config, store, now)
-    return publish_outputs(config.output, Path(config.output.dir), feeds, categories_by_source(config))
+    try:
+        return publish_outputs(config.output, Path(config.output.dir), feeds, categories_by_source(config))
+    except OSError as exc:
+        raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
+                              f"{exc.strerror or exc}") from exc
+
+
+def check_output_dir(path: str) -> None:
+    """Fail before fetching anything when the output folder cannot be written."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise AggregatorError(f"output folder {path}: not writable: {exc.strerror or exc}") from exc
 
 
 def _copy_state(path: str, folder: Path) -> str:

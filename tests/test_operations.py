@@ -1,0 +1,91 @@
+"""Running it unattended: logs, health and metrics files, clear exits for unusable folders, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import main
+from aggregator.store import Store
+from conftest import RecordingServer, Route
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "config" / "samples" / "huffpost-canada.xml"
+
+
+def config_with(tmp_path: Path, server: RecordingServer, **extra: str) -> Path:
+    server.routes["/ok.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, SAMPLE.read_bytes())
+    server.routes["/bad.xml"] = Route(503, {"Content-Type": "text/plain", "Retry-After": "3600"}, b"busy")
+    lines = [f"output: {{dir: {extra.get('out', 'out')}}}", f"state: {extra.get('state', 'state/state.db')}",
+             "metrics: metrics/aggregator.prom", "fetch: {retries: 0}", "categories: {news: {title: News}}",
+             "sources:", f"  - {{url: '{server.url('/ok.xml')}', category: news, name: good}}",
+             f"  - {{url: '{server.url('/bad.xml')}', category: news, name: busy}}"]
+    path = tmp_path / "feeds.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aggregator.cli", *args], capture_output=True, text=True,
+                          check=False, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_health_and_metrics_files(tmp_path: Path, http_server: RecordingServer,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_with(tmp_path, http_server)
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "1 fetched" in summary and "1 failed" in summary and "took" in summary
+    health = json.loads((tmp_path / "state" / "health.json").read_text(encoding="utf-8"))
+    by_name = {s["name"]: s for s in health["sources"]}
+    assert by_name["good"]["result"] == "fetched" and by_name["good"]["stale"] is False
+    assert by_name["busy"]["result"] == "failed" and "503" in by_name["busy"]["error"]
+    assert by_name["busy"]["failures"] == 1 and by_name["busy"]["stale"] is True
+    assert health["summary"]["failed"] == 1 and health["summary"]["new"] > 0
+    metrics = (tmp_path / "metrics" / "aggregator.prom").read_text(encoding="utf-8")
+    assert 'aggregator_sources{result="failed"} 1' in metrics
+    assert f'aggregator_source_failures{{url="{http_server.url("/bad.xml")}"}} 1' in metrics
+
+
+def test_json_logs_and_journal_friendly_text(tmp_path: Path, http_server: RecordingServer) -> None:
+    config = config_with(tmp_path, http_server)
+    result = run_cli("run", "--config", str(config), "--log-format", "json", "--force")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    errors = [r for r in records if r["level"] == "error"]
+    assert len(errors) == 1  # every source error once per run, one line
+    assert "'busy'" in errors[0]["message"] and http_server.url("/bad.xml") in errors[0]["message"]
+
+    fresh = config_with(tmp_path, http_server, state="state2/state.db")  # the busy source's Retry-After holds
+    journal = run_cli("run", "--config", str(fresh), "--force", env={"JOURNAL_STREAM": "8:1234"})
+    line = next(line for line in journal.stderr.splitlines() if "busy" in line)
+    assert line.startswith("ERROR source 'busy'")  # no timestamp of our own under journald
+
+
+def test_unwritable_output_and_state_folders_exit_1_with_a_clear_message(
+        tmp_path: Path, http_server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    config = config_with(tmp_path, http_server, out="a-file/out")
+    assert main(["run", "--config", str(config), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "output folder" in err and "a-file/out" in err and "not writable" in err and "Traceback" not in err
+    assert http_server.requests == []  # nothing fetched
+
+    config = config_with(tmp_path, http_server, state="a-file/state.db")
+    assert main(["run", "--config", str(config), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "state" in err and "a-file" in err and "Traceback" not in err
+
+
+def test_a_second_run_waits_then_exits_3(tmp_path: Path, http_server: RecordingServer) -> None:
+    config = config_with(tmp_path, http_server)
+    with Store.open(tmp_path / "state" / "state.db"):  # another run holds the lock
+        result = run_cli("run", "--config", str(config), "--lock-timeout", "1")
+    assert result.returncode == 3
+    assert "lock" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.atom"))
