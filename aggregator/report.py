@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,9 @@ def progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[SourceRepor
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="source", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+    size = shutil.get_terminal_size((80, 24))  # a pty may report 0x0, and tqdm hides bars past row 0
+    with tqdm(total=total, unit="source", file=sys.stderr, leave=False, ncols=min(size.columns or 80, 120),
+              nrows=size.lines or 24) as bar:
         def advance(report: SourceReport) -> None:
             bar.set_postfix_str(report.source.label[:30], refresh=False)
             bar.update(1)

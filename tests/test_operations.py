@@ -89,3 +89,30 @@ def test_a_second_run_waits_then_exits_3(tmp_path: Path, http_server: RecordingS
     assert result.returncode == 3
     assert "lock" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.atom"))
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, http_server: RecordingServer) -> None:
+    import pty
+
+    config = config_with(tmp_path, http_server)
+    plain = run_cli("run", "--config", str(config), "--force")
+    assert "source/s" not in plain.stderr and "\r" not in plain.stderr  # a pipe: no bar
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "aggregator.cli", "run", "--config", str(config), "--force"],
+                               stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    text = output.decode("utf-8", "replace")
+    assert "source/s" in text or "/2 [" in text, text  # tqdm drew a bar
+    assert "articles:" in text
