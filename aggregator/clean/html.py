@@ -218,12 +218,20 @@ def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[st
     if not _may_drop_text(root, patterns):
         return  # one substring search per pattern instead of reading every block's text
     for el in list(root.iter(*_TEXT_BLOCKS)):
-        if el is root or el.getparent() is None or len(el) > 12 or any(_has_text_block(c) for c in el):
-            continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
-        short = short_text(el, 600)
+        size = len(el)
+        if el is root or size > 12 or el.getparent() is None:
+            continue
+        if size:
+            if any(_has_text_block(c) for c in el):
+                continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
+            short = short_text(el, 600)
+        else:  # a leaf: short_text without the iterator
+            short = el.text or ""
+            if len(short) + 10 > 600:
+                short = None
         if short is None:
             continue
-        text = _WS.sub(" ", short).strip(_BLANK)
+        text = _collapse(short).strip(_BLANK)
         if not text or len(text) > 400:
             continue
         for name, pattern in patterns:
@@ -319,10 +327,20 @@ def _fix_iframes(root: etree._Element, base: str, iframe_hosts: Collection[str],
             frame.remove(child)
 
 
-_LOWER_NO_SPACE = "translate(translate(@style, ' ', ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
-_HIDDEN = etree.XPath(
-    f"//*[contains({_LOWER_NO_SPACE}, 'display:none') or contains({_LOWER_NO_SPACE}, 'visibility:hidden')]"
-)
+_STYLED = etree.XPath("//*[@style]")
+# XPath's translate(translate(@style, ' ', ''), 'A..Z', 'a..z'): spaces out, ASCII letters lowered
+_LOWER_NO_SPACE = {**{ord(c): ord(c.lower()) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}, ord(" "): None}
+
+
+def _hidden(root: etree._Element) -> list[etree._Element]:
+    """Elements whose style hides them, in document order (the test in Python: XPath's translate()
+    on every element cost more than the rest of the pass on styled pages)."""
+    out = []
+    for el in _STYLED(root):
+        style = str(el.get("style", "")).translate(_LOWER_NO_SPACE)
+        if "display:none" in style or "visibility:hidden" in style:
+            out.append(el)
+    return out
 _KEEP_TAGS_WITH_IFRAME = ALLOWED_TAGS | {"iframe"}
 _NESTING_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "hr")
 _FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
@@ -376,17 +394,21 @@ def _fix_tables(root: etree._Element) -> None:
 def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
     # what the sanitizer would strip anyway (span, font, center, tt...) goes here, text kept; strip_tags is
     # linear in C, where unwrapping one by one re-copies a growing text for every wrapper
-    strays = {e.tag for e in root.iter() if e.tag not in keep_tags and e is not root}
+    tags = {e.tag for e in root.iterdescendants()}
+    strays = tags.difference(keep_tags)
     if strays:
         etree.strip_tags(root, *strays)
-    for pre in root.iter("pre"):  # libxml2 ends a <pre> at a block; browsers nest it: keep only the text
-        etree.strip_tags(pre, *_PRE_STRIPPED)
-    if root.find(".//table") is not None or root.find(".//tr") is not None or root.find(".//td") is not None:
+    if "pre" in tags:
+        for pre in root.iter("pre"):  # libxml2 ends a <pre> at a block; browsers nest it: keep only the text
+            etree.strip_tags(pre, *_PRE_STRIPPED)
+    if ("table" in tags or "tr" in tags or "td" in tags) and (
+        root.find(".//table") is not None or root.find(".//tr") is not None or root.find(".//td") is not None
+    ):
         _fix_tables(root)
     # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
     # browsers (html5ever in nh3); unwrapping the outer element makes every parser agree (idempotency).
     for el in list(root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code")):
-        if el is not root and next(el.iterdescendants(*_NESTING_BLOCKS), None) is not None:
+        if len(el) and el is not root and next(el.iterdescendants(*_NESTING_BLOCKS), None) is not None:
             if el.tag == "a" and el.get("href"):
                 continue
             _unwrap(el)
@@ -422,29 +444,42 @@ _MEDIA_TAGS = frozenset(("img", "iframe", "video", "audio", "source", "track"))
 
 def _tidy(root: etree._Element) -> None:
     """One walk for attributes and whitespace, then empty elements (innermost first), then block edges."""
-    in_pre = {e for pre in root.iter("pre") for e in pre.iter() if e is not pre} if root.find(".//pre") is not None else set()
+    has_pre = next(root.iterdescendants("pre"), None) is not None
+    in_pre = {e for pre in root.iter("pre") for e in pre.iter() if e is not pre} if has_pre else set()
     elements = list(root.iter())
     for el in reversed(elements):
-        if el is root or el.tag in _KEEP_EMPTY or el.tag == "pre":
+        tag = el.tag
+        if tag in _KEEP_EMPTY or tag == "pre" or el is root:
             continue
-        if in_pre and el in in_pre:
+        if not in_pre:
+            text = el.text
+            if text and text.strip(_BLANK):
+                continue  # _is_empty's first test, without the call
+            if _is_empty(el) and el.getparent() is not None:
+                _remove(el)
+        elif el in in_pre:
             if not el.text and len(el) == 0:  # inside <pre> even a space is content: only truly empty goes
                 _remove(el)
         elif _is_empty(el) and el.getparent() is not None:
             _remove(el)
+    # each el.tag/.text/.tail read builds a new str in lxml: read once, write only what changes
     for el in root.iter():
-        if el.attrib and el.tag not in _MEDIA_TAGS:
+        tag = el.tag
+        if tag not in _MEDIA_TAGS and el.attrib:
             for attr in [a for a in el.attrib if a not in _KEEP_ATTRS]:
                 del el.attrib[attr]
         if in_pre and el in in_pre:
             continue
-        if el.tag == "pre":
-            if el.text:  # HTML parsers drop a newline right after <pre>: drop them all, so a re-parse agrees
-                el.text = el.text.lstrip("\r\n")
-        elif el.text:
-            el.text = _collapse(el.text)
-        if el.tail:
-            el.tail = "\n" if el.tag in _BLOCKS and not el.tail.strip() else _collapse(el.tail)
+        text = el.text
+        if text:
+            new = text.lstrip("\r\n") if tag == "pre" else _collapse(text)  # HTML parsers drop a newline
+            if new != text:  # right after <pre>: drop them all, so a re-parse agrees
+                el.text = new
+        tail = el.tail
+        if tail:
+            new = "\n" if tag in _BLOCKS and not tail.strip() else _collapse(tail)
+            if new != tail:
+                el.tail = new
     for el in root.iter(*_TEXT_BLOCKS):
         if el is not root and not (in_pre and el in in_pre):
             _trim_br(el)
@@ -454,11 +489,12 @@ def _tidy(root: etree._Element) -> None:
 
 def _strip_edges(el: etree._Element) -> None:
     """Strip leading indentation (incl. U+3000 and nbsp runs) and trailing blanks of a block."""
-    if el.text and el.text.strip(_BLANK):
-        if el.text[0] in _BLANK:
-            el.text = _LEADING.sub("", el.text)
+    text = el.text
+    if text and text.strip(_BLANK):
+        if text[0] in _BLANK:
+            el.text = _LEADING.sub("", text)
     elif len(el) == 0:
-        el.text = _LEADING.sub("", el.text or "")
+        el.text = _LEADING.sub("", text or "")
     else:
         el.text = None
         first = el[0]
@@ -482,13 +518,15 @@ def _strip_trailing(el: etree._Element) -> None:
     node = el
     while True:
         if len(node) == 0:
-            if node.text and node.text[-1] in _BLANK:
-                node.text = _TRAILING.sub("", node.text)
+            text = node.text
+            if text and text[-1] in _BLANK:
+                node.text = _TRAILING.sub("", text)
             return
         last = node[-1]
-        if last.tail and last.tail.strip(_BLANK):
-            if last.tail[-1] in _BLANK:
-                last.tail = _TRAILING.sub("", last.tail)
+        tail = last.tail
+        if tail and tail.strip(_BLANK):
+            if tail[-1] in _BLANK:
+                last.tail = _TRAILING.sub("", tail)
             return
         last.tail = None
         if last.tag in _MEDIA or last.tag in _KEEP_EMPTY or last.tag in _BLOCKS:
@@ -551,7 +589,7 @@ def restructure(
     for img in root.iter("img"):
         _fix_lazy(img)
     if "display" in html_text or "visibility" in html_text:
-        for el in _HIDDEN(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
+        for el in _hidden(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
             if el.getparent() is not None:
                 why.add(el, "hidden by its style")
                 _forget_images(el, base, removed_images)

@@ -28,6 +28,7 @@ _NO_REFERRER_HOSTS = (
 _MIN_LEAD_SIDE = 100
 
 
+@lru_cache(maxsize=4096)
 def _dimension(value: str | None) -> float | None:
     if not value:
         return None
@@ -41,8 +42,13 @@ def _dimension(value: str | None) -> float | None:
 
 
 def _sizes(img: etree._Element) -> tuple[float | None, float | None]:
-    width, height = _dimension(img.get("width")), _dimension(img.get("height"))
-    for name, number in _SIZE_IN_STYLE.findall(img.get("style", "")):
+    return _sizes_of(img.get("width"), img.get("height"), img.get("style", ""))
+
+
+@lru_cache(maxsize=4096)  # pure in the three attribute values, which repeat across a feed's images
+def _sizes_of(width_attr: str | None, height_attr: str | None, style: str) -> tuple[float | None, float | None]:
+    width, height = _dimension(width_attr), _dimension(height_attr)
+    for name, number in _SIZE_IN_STYLE.findall(style):
         if name.lower() == "width" and width is None:
             width = float(number)
         elif name.lower() == "height" and height is None:
@@ -52,10 +58,15 @@ def _sizes(img: etree._Element) -> tuple[float | None, float | None]:
 
 def is_pixel(img: etree._Element) -> bool:
     """A 0-2 px or hidden image: a beacon, not content."""
-    width, height = _sizes(img)
+    return _is_pixel(img.get("width"), img.get("height"), img.get("style", ""))
+
+
+@lru_cache(maxsize=4096)
+def _is_pixel(width_attr: str | None, height_attr: str | None, style: str) -> bool:
+    width, height = _sizes_of(width_attr, height_attr, style)
     if (width is not None and width <= 2) or (height is not None and height <= 2):
         return True
-    style = img.get("style", "").replace(" ", "").lower()
+    style = style.replace(" ", "").lower()
     return "display:none" in style or "visibility:hidden" in style
 
 
