@@ -257,8 +257,13 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
                 return
             state = _ingest_processed(config, options, store, outcome, processed, report, now,
                                       raw_states.get(outcome.source.url, {}))
-        elif outcome.kind in ("failed", "gone"):
-            report.error = outcome.error or outcome.kind
+        else:
+            if outcome.kind in ("failed", "gone"):
+                report.error = outcome.error or outcome.kind
+            if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
+                # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
+                released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True)
+                report.new, report.warnings = released.new, released.warnings
         finish(report, outcome, state)
 
     def on_outcome(outcome: FetchOutcome) -> None:

@@ -116,3 +116,60 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, http_server: RecordingS
     text = output.decode("utf-8", "replace")
     assert "source/s" in text or "/2 [" in text, text  # tqdm drew a bar
     assert "articles:" in text
+
+
+def test_check_online_reports_each_source(tmp_path: Path, http_server: RecordingServer,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_with(tmp_path, http_server)
+    http_server.routes["/page"] = Route(200, {"Content-Type": "text/html"},
+                                        b'<html><head><link rel="alternate" type="application/rss+xml" '
+                                        b'href="/feed.rss"></head></html>')
+    text = config.read_text(encoding="utf-8") + f"  - {{url: '{http_server.url('/page')}', category: news}}\n"
+    config.write_text(text, encoding="utf-8")
+    assert main(["check", "--config", str(config), "--online"]) == 0
+    out = capsys.readouterr().out
+    assert "OK    good" in out and "HTTP 200" in out and "rss20" in out and " items" in out
+    assert "FAIL  busy" in out and "503" in out
+    assert "not a feed" in out and http_server.url("/feed.rss") in out
+    assert not (tmp_path / "state").exists()  # state untouched
+
+
+def test_sources_table_and_json(tmp_path: Path, http_server: RecordingServer,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_with(tmp_path, http_server)
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["sources", "--config", str(config)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["NAME", "CATEGORY", "STATUS"]
+    good = next(line for line in table if line.startswith("good"))
+    busy = next(line for line in table if line.startswith("busy"))
+    assert "200" in good and "failing" in busy and "503" in busy
+    assert main(["sources", "--config", str(config), "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["good"]["items"] > 0 and rows["busy"]["failures"] == 1 and rows["busy"]["next_due"]
+
+
+def test_a_burst_of_old_items_is_held_until_accepted(tmp_path: Path, http_server: RecordingServer,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def feed(items: range) -> bytes:
+        body = "".join(f"<item><guid>https://b.example/{i}</guid><title>Story number {i}</title>"
+                       f"<link>https://b.example/{i}</link><pubDate>{'06 Jun' if i >= 100 else '01 Jan'} 2024 "
+                       f"{i % 24:02d}:00:00 GMT</pubDate>"
+                       "</item>" for i in items)
+        return f'<rss version="2.0"><channel><title>b</title>{body}</channel></rss>'.encode()
+
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, feed(range(100, 103)))
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"output: {{dir: out, max_entries: 0}}\nstate: s.db\nburst_threshold: 5\n"
+                    f"categories: {{news: {{title: News}}}}\nsources:\n"
+                    f"  - {{url: '{http_server.url('/b.xml')}', category: news, name: bursty}}\n", encoding="utf-8")
+    assert main(["run", "--config", str(path), "--no-progress"]) == 0
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, feed(range(0, 103)))
+    assert main(["run", "--config", str(path), "--no-progress", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "100 held back" in out and "--accept-burst 'bursty'" in out
+    assert len(list((tmp_path / "out" / "news.atom").read_text(encoding="utf-8").split("<entry>"))) - 1 == 3
+    assert main(["run", "--config", str(path), "--no-progress", "--force", "--accept-burst", "bursty"]) == 0
+    assert "100 new" in capsys.readouterr().out
+    assert len((tmp_path / "out" / "news.atom").read_text(encoding="utf-8").split("<entry>")) - 1 == 103
