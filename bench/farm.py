@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 STEADY_FRACTION = 0.05
 BASE_PORT = 18100
 
-_EN_WORDS = (
+_EN_WORDS = (  # noqa: SIM905 - word lists read better as prose
     "the of and to in is that for it as was with be by on not he this are or his from at which but have an "
     "they you were her she there been one all we their has would when if so what no out up said more can who "
     "them some could time these two may then do first any my now such like our over man me even most made "
@@ -43,7 +43,7 @@ _ZH_CHARS = (
     "走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员"
     "经济市场科技数据报告网络系统研究气候能源城市政策发布安全更新公司教育健康交通环境文化旅游体育"
 )
-_JA_WORDS = (
+_JA_WORDS = (  # noqa: SIM905
     "東京 大阪 日本 政府 経済 市場 技術 研究 発表 会社 社会 文化 ニュース データ システム ネットワーク "
     "エネルギー セキュリティ アップデート 今日 昨日 新しい 大きな 小さな 多くの 人々 世界 時間 問題 情報 "
     "は が を に で と も の から まで より です ます ました でした という ことが ために について によると "
@@ -229,11 +229,11 @@ def render_feed(farm: Farm, spec: FeedSpec, items: list[Item]) -> bytes:
     xml_lang = {"en": "en", "zh": "zh-CN", "ja": "ja"}[spec.lang]
     updated = items[0].published if items else farm.epoch
     if spec.fmt == "rss":
-        out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
+        out = [(f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
                f'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
                f'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>\n<title>{escape(title)}</title>'
                f"<link>{site}</link><description>Synthetic feed for benchmarks</description>"
-               f"<language>{xml_lang}</language><lastBuildDate>{format_datetime(updated)}</lastBuildDate>\n"]
+               f"<language>{xml_lang}</language><lastBuildDate>{format_datetime(updated)}</lastBuildDate>\n")]
         for it in items:
             out.append(f"<item><title>{escape(it.title)}</title><link>{it.link}</link>"
                        f'<guid isPermaLink="false">{it.guid}</guid><pubDate>{format_datetime(it.published)}'
@@ -243,10 +243,10 @@ def render_feed(farm: Farm, spec: FeedSpec, items: list[Item]) -> bytes:
                        f"<content:encoded><![CDATA[{it.html}]]></content:encoded></item>\n")
         out.append("</channel></rss>\n")
     else:
-        out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" '
+        out = [(f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" '
                f"xml:lang={quoteattr(xml_lang)} xml:base={quoteattr(site)}>\n<title>{escape(title)}</title>"
                f"<id>tag:site{spec.host}.example,2026:{spec.index}</id><updated>{updated.isoformat()}</updated>"
-               f'<link rel="alternate" href="{site}"/><link rel="self" href="{farm.url(spec.index)}"/>\n']
+               f'<link rel="alternate" href="{site}"/><link rel="self" href="{farm.url(spec.index)}"/>\n')]
         for it in items:
             out.append(f"<entry><title>{escape(it.title)}</title><id>tag:site{spec.host}.example,2026:"
                        f'{spec.index}/{it.seq}</id><link rel="alternate" href="{it.link}"/>'

@@ -44,8 +44,8 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import farm as farm_mod  # noqa: E402
-from serve import Server  # noqa: E402
+import farm as farm_mod
+from serve import Server
 
 PHASES = ("cold", "noop", "steady")
 TOOLS = ("floor", "reader", "naive", "aggregator")
@@ -317,8 +317,8 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def markdown(table: dict[str, dict[str, dict[str, float]]], samples: list[Sample]) -> str:
-    out = ["| phase | tool | wall s | CPU s | peak RSS MB (sum) | peak PSS MB | x floor fetch | x floor process "
-           "| checks |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = [("| phase | tool | wall s | CPU s | peak RSS MB (sum) | peak PSS MB | x floor fetch | x floor process "
+            "| checks |"), "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for phase, rows in table.items():
         floor = rows.get("floor", {})
         for tool, row in rows.items():
@@ -370,7 +370,7 @@ def main() -> None:
     samples = run(args)
     table = summarize(samples)
     note["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    head = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"], capture_output=True,
+    head = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"], check=False, capture_output=True,
                           text=True).stdout.strip()
     result = {"started": started, "command": " ".join(sys.argv), "machine": note, "git": head,
               "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
