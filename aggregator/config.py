@@ -213,7 +213,7 @@ def _section(doc: _Doc, name: str, cls: type, base: Path, problems: _Problems) -
             if converted is not _INVALID:
                 values[key] = converted
     if name == "output":
-        values.setdefault("dir", str((base / "feeds").absolute()))
+        values.setdefault("dir", os.path.normpath(base / "feeds"))
         _check_output(doc, values, problems)
     return cls(**values)
 
@@ -262,7 +262,7 @@ def _want_path(value: Any, base: Path) -> str:
     text = _want_str(value, base)
     if not text:
         raise ValueError("expected a path, got an empty string")
-    return str((base / Path(text).expanduser()).absolute())
+    return os.path.normpath(base / Path(text).expanduser())  # base is absolute: so is the result
 
 
 def _want_strlist(value: Any, _base: Path) -> list[str]:
@@ -317,7 +317,7 @@ def _check_output(doc: _Doc, values: dict[str, Any], problems: _Problems) -> Non
         if not isinstance(hexo.get("dir"), str) or not hexo["dir"]:
             problems.add(doc, ("output", "hexo", "dir"), "missing key: the folder for Markdown posts")
         else:
-            hexo["dir"] = str((doc.path.parent / hexo["dir"]).absolute())
+            hexo["dir"] = os.path.normpath(doc.path.parent / hexo["dir"])
 
 
 def _path_value(doc: _Doc, key_path: tuple[str, ...], base: Path, problems: _Problems, *, default: str) -> str:
@@ -485,7 +485,7 @@ def _source_url(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any]
     if scheme and len(scheme) > 1:  # 'c:' style drive letters are paths, anything longer is a scheme
         problems.add(doc, key_path + ("url",), f"expected an http(s) URL or a file path, got {url!r}")
         return None
-    return str((doc.path.parent / Path(url).expanduser()).absolute())
+    return os.path.normpath(doc.path.parent / Path(url).expanduser())
 
 
 def _source_categories(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
