@@ -66,8 +66,38 @@ def strip_tracking(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
 
 
+_SIMPLE_NETLOC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~%!$&'()*+,;=:-]*")
+
+
+def fast_host_path(url: str) -> tuple[str, str] | None:
+    """(hostname, path) as urlsplit gives them, for the common simple URL: lower-case http(s) scheme,
+    printable ASCII, a netloc without userinfo or brackets that starts with a letter or digit.
+    None for anything else: callers then ask urlsplit."""
+    if url.startswith("https://"):
+        rest = url[8:]
+    elif url.startswith("http://"):
+        rest = url[7:]
+    else:
+        return None
+    if not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
+        return None
+    end = len(rest)
+    for stop in "/?#":
+        i = rest.find(stop)
+        if i != -1 and i < end:
+            end = i
+    netloc = rest[:end]
+    if not _SIMPLE_NETLOC.fullmatch(netloc):
+        return None
+    path = rest[end:].partition("#")[0].partition("?")[0]
+    return netloc.partition(":")[0].lower(), path
+
+
 @lru_cache(maxsize=16384)
 def host_of(url: str) -> str:
+    fast = fast_host_path(url)
+    if fast is not None:
+        return fast[0]
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
