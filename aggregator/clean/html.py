@@ -481,9 +481,22 @@ def _tidy(root: etree._Element) -> None:
             if new != tail:
                 el.tail = new
     for el in root.iter(*_TEXT_BLOCKS):
-        if el is not root and not (in_pre and el in in_pre):
+        if el is root or (in_pre and el in in_pre):
+            continue
+        if len(el):
             _trim_br(el)
             _strip_edges(el)
+            continue
+        # a leaf block (most paragraphs): _trim_br has nothing to do; _strip_edges inlined
+        text = el.text
+        if text and text.strip(_BLANK):
+            if text[0] in _BLANK:
+                text = _LEADING.sub("", text)
+                el.text = text
+            if text and text[-1] in _BLANK:
+                el.text = _TRAILING.sub("", text)
+        else:
+            el.text = _LEADING.sub("", text or "")
     _trim_br(root)
 
 
