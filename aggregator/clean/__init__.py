@@ -16,7 +16,7 @@ from html import escape, unescape
 
 from lxml import etree
 
-from ..model import Article, CleanConfig
+from ..model import Article, CleanConfig, Enclosure
 from ..text import strip_invalid_xml_chars
 from .html import Explain, parse_fragment, restructure
 from .images import choose_lead_image, content_images
@@ -112,6 +112,11 @@ def _lead_candidates(article: Article, base: str, root: etree._Element | None, c
     return urls
 
 
+def _resolved_enclosure(enc: Enclosure, base: str) -> Enclosure:
+    url = resolve_url(enc.url, base) or enc.url
+    return enc if url == enc.url else replace(enc, url=url)  # replace() is costly; most URLs are absolute
+
+
 def clean_article(
     article: Article,
     config: CleanConfig,
@@ -137,7 +142,7 @@ def clean_article(
     title = plain_title(article.title)
     if not title and summary_text:
         title = title_from_summary(summary_text)
-    enclosures = tuple(replace(enc, url=resolve_url(enc.url, base) or enc.url) for enc in article.enclosures)
+    enclosures = tuple(_resolved_enclosure(enc, base) for enc in article.enclosures)
     return replace(
         article,
         title=strip_invalid_xml_chars(title),

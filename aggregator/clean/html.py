@@ -297,7 +297,9 @@ def _fix_links(root: etree._Element, base: str) -> None:
         if not url or url.startswith(("http://", "https://")) and not host_of(url):
             _unwrap(a)  # a link to nowhere (javascript:, #anchor without base) reads as text
             continue
-        a.set("href", strip_tracking(url))
+        clean = strip_tracking(url)
+        if clean != href:
+            a.set("href", clean)
     for el in root.iter("blockquote", "q", "del", "ins"):
         if el.get("cite"):
             url = resolve_url(el.get("cite", ""), base)

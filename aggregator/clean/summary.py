@@ -22,6 +22,7 @@ def collapse_whitespace(text: str) -> str:
 
 
 _BLOCK_TAGS = ("p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre", "figcaption")
+_BLOCK_SET = frozenset(_BLOCK_TAGS)
 
 
 def html_to_text(fragment: str) -> str:
@@ -44,10 +45,15 @@ def root_text(root: etree._Element, limit: int = 0) -> str:
     parts: list[str] = []
     size = 0
     for event, el in etree.iterwalk(root, events=("start", "end")):
-        text = el.text if event == "start" else el.tail
-        if event == "end" and el.tag in _BLOCK_TAGS:
-            parts.append(" ")
-        if text and el is not root or (text and event == "start"):
+        if event == "start":
+            text = el.text
+        else:
+            if el.tag in _BLOCK_SET:
+                parts.append(" ")
+            if el is root:
+                continue  # the root's tail is not its text
+            text = el.tail
+        if text:
             parts.append(text)
             size += len(text)
             if limit and size > limit:
