@@ -578,7 +578,7 @@ def parse_fragment(html_text: str) -> etree._Element:
 
 def serialize(root: etree._Element) -> str:
     """The children of root (a <body>) as HTML."""
-    whole = etree.tostring(root, method="html", encoding="unicode", with_tail=False)
+    whole = str(etree.tostring(root, method="html", encoding="unicode", with_tail=False))
     if whole.startswith("<body>") and whole.endswith("</body>"):  # one C call instead of one per child
         return whole[6:-7].strip(" \t\n\r\f\v")
     parts = [html_lib_escape(root.text or "")]

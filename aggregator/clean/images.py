@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Collection, Iterable
+from functools import lru_cache
 
 from lxml import etree
 

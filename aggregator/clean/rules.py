@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -266,11 +266,12 @@ def required_texts(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     if pattern.flags & re.IGNORECASE:
         return None
     try:
-        import re._constants as sre_constants  # type: ignore[import-not-found]  # the stdlib's own regex parser
-        import re._parser as sre_parser  # type: ignore[import-not-found]
+        import re._constants as sre_constants  # the stdlib's own regex parser
+        import re._parser as sre_parser
 
         return _required(sre_parser.parse(pattern.pattern, pattern.flags), sre_constants)
-    except Exception:  # a private API: when it changes, just search every block as before
+    except (ImportError, AttributeError, TypeError, ValueError, IndexError):  # a private API: when it
+        # changes, just search every block as before
         return None
 
 
