@@ -219,7 +219,12 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:
             store.sync()  # every stored article durable before any feed shows it
-            summary.publish = publish(config, store, now)
+            key = _publish_key(config, store.generation())
+            if _outputs_current(config, key):
+                summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
+            else:
+                summary.publish = publish(config, store, now)
+                _write_publish_key(config, key)
             _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
@@ -426,6 +431,39 @@ def publish(config: Config, store: Store, now: datetime) -> PublishReport:
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
+
+
+def _publish_key(config: Config, generation: int) -> str:
+    """What shapes the outputs: the store's generation (bumped in the same transaction as every
+    change to stored articles, so a run killed after storing still publishes next time) and the
+    config. While both are as at the last publish, rendering would give the same bytes."""
+    from aggregator import __version__
+
+    shape = (generation, __version__, repr(config.output), repr(sorted(config.categories.items())),
+             [(s.url, s.name, s.categories) for s in config.sources])
+    return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _publish_marker(config: Config) -> Path:
+    return Path(config.state + ".published")
+
+
+def _outputs_current(config: Config, key: str) -> bool:
+    if config.output.max_age:
+        return False  # entries age out with max_age: render every time
+    try:
+        if _publish_marker(config).read_text(encoding="utf-8") != key:
+            return False
+    except OSError:
+        return False
+    return (Path(config.output.dir) / "all.atom").exists()
+
+
+def _write_publish_key(config: Config, key: str) -> None:
+    marker = _publish_marker(config)
+    temporary = marker.with_name(marker.name + ".tmp")
+    temporary.write_text(key, encoding="utf-8")
+    temporary.replace(marker)
 
 
 def check_output_dir(path: str) -> None:

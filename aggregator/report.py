@@ -68,6 +68,8 @@ def format_summary(config: Config, summary: RunSummary) -> str:
                     lines.append(f"  {slug}.atom {what}: {title}")
         if not summary.changes:
             lines.append("  (none)")
+    elif summary.publish is not None and not (summary.publish.written or summary.publish.unchanged):
+        lines.append(f"feeds: nothing changed in {config.output.dir}")
     elif summary.publish is not None:
         lines.append(f"feeds: {len(summary.publish.written)} written, {len(summary.publish.unchanged)} unchanged "
                      f"in {config.output.dir}")

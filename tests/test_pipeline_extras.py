@@ -211,3 +211,25 @@ def test_unchanged_items_are_not_cleaned_or_stored_again(tmp_path: Path, http_se
     third = run(config, RunOptions(force=True))
     assert (third.new, third.updated, cleaned[4:]) == (0, 1, ["Story 2 (corrected)"])
     assert "Story 2 (corrected)" in titles(tmp_path / "out" / "news.atom")
+
+
+def test_publishing_is_skipped_only_while_nothing_changed(tmp_path: Path, http_server: RecordingServer) -> None:
+    items = [(f"https://p.example/{i}", f"Post {i}", f"https://p.example/{i}", "<p>x</p>") for i in range(3)]
+    http_server.routes["/p.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    path = config_file(tmp_path, f"  - {{url: '{http_server.url('/p.xml')}', category: news}}\n")
+    first = run(load_config(path), RunOptions(force=True))
+    assert first.publish is not None and "news.atom" in first.publish.written
+    quiet = run(load_config(path), RunOptions(force=True))
+    assert quiet.publish is not None and (quiet.publish.written, quiet.publish.unchanged) == ((), ())
+    # a config change that shapes the output (a new title) renders again
+    path.write_text(path.read_text(encoding="utf-8").replace("title: News", "title: Nachrichten"), encoding="utf-8")
+    retitled = run(load_config(path), RunOptions(force=True))
+    assert retitled.publish is not None and "news.atom" in retitled.publish.written
+    # so does a missing output, and a new article
+    (tmp_path / "out" / "all.atom").unlink()
+    assert "all.atom" in (run(load_config(path), RunOptions(force=True)).publish or first.publish).written
+    items.append(("https://p.example/9", "Post 9", "https://p.example/9", "<p>y</p>"))
+    http_server.routes["/p.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    fresh = run(load_config(path), RunOptions(force=True))
+    assert fresh.publish is not None and "news.atom" in fresh.publish.written
+    assert "Post 9" in titles(tmp_path / "out" / "news.atom")

@@ -115,11 +115,19 @@ class Store:
         now = aware(now)
         with self._guard(), self._transaction():
             result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst)
+            if result.new or result.updated:
+                self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
             self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],
                                         seen_fingerprints, now)
         if seen_fingerprints:
             result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
         return result
+
+    def generation(self) -> int:
+        """A number that changes, in the same transaction, whenever stored articles change what a
+        feed shows: publishing can be skipped while it and the config stay the same."""
+        with self._guard():
+            return int(self._conn.execute("SELECT value FROM counters WHERE name = 'generation'").fetchone()[0])
 
     def article_counts(self) -> dict[str, int]:
         """Published articles per source URL (one cheap query, for reports)."""

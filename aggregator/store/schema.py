@@ -6,6 +6,7 @@ Tables:
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
   fingerprints  (source, hash of an item as parsed): items already processed, skipped next time.
+  counters  'generation': bumped with every write that changes what a feed shows.
   keys      (source, kind, value) -> entry: the guids, canonical links and content hashes an
             article is recognised by. kind 'repeated' (entry NULL) marks a guid never to trust.
 """
@@ -86,6 +87,12 @@ CREATE TABLE fingerprints (
 """
 
 
+_V4 = """
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) VALUES ('generation', 0);
+"""
+
+
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
@@ -106,7 +113,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2, _script(_V3))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2, _script(_V3), _script(_V4))
 VERSION = len(MIGRATIONS)
 
 
