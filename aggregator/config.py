@@ -25,6 +25,8 @@ from aggregator.text import parse_duration, parse_size
 DEFAULT_CONFIG = "config/feeds.yaml"
 SLUG = re.compile(r"^[a-z0-9_-]+$")
 RESERVED_SLUGS = {"all"}  # all.atom is the combined feed
+# libyaml's parser (when PyYAML was built with it) is ~10x faster for large source lists; same nodes, same marks
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
@@ -116,7 +118,7 @@ def _read_yaml(path: Path, env: Mapping[str, str], problems: _Problems) -> _Doc 
         problems.items.append(f"{_display(path)}: cannot read: {exc}")
         return None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{_display(path)}:{mark.line + 1}" if mark else _display(path)
