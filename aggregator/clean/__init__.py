@@ -81,7 +81,7 @@ def _clean(
         log.warning("structural cleaning failed for %s; sanitizing only", base or "an article", exc_info=True)
         return sanitize(html).strip(_ASCII_BLANK), None
     out = sanitize(tidy, config.iframe_hosts).strip(_ASCII_BLANK)
-    if out.count("<") != tidy.count("<"):
+    if out.count("<") != tidy.count("<") or _TAG_NAMES.findall(out) != _TAG_NAMES.findall(tidy):
         # The sanitizer's parser (html5ever) read the markup differently from libxml2 (mutation-style
         # or broken markup): one more round over its own output reaches the fixed point (idempotency).
         try:
@@ -91,6 +91,11 @@ def _clean(
             return out, None
         out = sanitize(tidy, config.iframe_hosts).strip(_ASCII_BLANK)
     return out, root
+
+
+# The sequence of tag names: when the sanitizer's parser nested or reordered elements (e.g. an
+# <li> inside an <li>), the same number of tags is not enough to call the output settled.
+_TAG_NAMES = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*")
 
 
 def _rules(config: CleanConfig, extra: Sequence[Mapping[str, object]], urls: Sequence[str]) -> tuple[SiteRule, ...]:
