@@ -1,6 +1,7 @@
 """Parse stage: feed bytes + response headers -> ParsedFeed of Articles; pure, never fetches or cleans.
 
-Order: empty check -> hostile-markup refusal (before any parser) -> JSON Feed or feedparser -> Articles
+Order: empty check -> hostile-markup refusal (before any parser) -> JSON Feed, or the lxml fast path with
+feedparser as its fallback -> Articles
 -> ids made unique within the feed. HTML is kept as given; the clean stage sanitizes and resolves it.
 """
 
@@ -14,7 +15,7 @@ from feedparser import CharacterEncodingOverride, NonXMLContentType
 from aggregator.errors import ParseError
 from aggregator.model import Article, FeedMeta, ParsedFeed
 
-from . import guard, jsonfeed, xmlfeed
+from . import fast, guard, jsonfeed, xmlfeed
 from .common import assign_ids
 
 __all__ = ["parse_feed"]
@@ -73,7 +74,8 @@ def _parse_xml(
     feed_url: str,
     warnings: list[str],
 ) -> tuple[FeedMeta, list[Article]]:
-    parsed = xmlfeed.run_feedparser(body, content_type, feed_url)
+    # The lxml fast path returns None for anything it cannot reproduce exactly (tests/test_parse_fast.py).
+    parsed = fast.parse(body, content_type, feed_url) or xmlfeed.run_feedparser(body, content_type, feed_url)
     if not parsed.get("version") and not parsed.get("entries"):
         raise guard.not_a_feed_error(text, content_type, feed_url)
     meta = xmlfeed.feed_meta(parsed, feed_url)

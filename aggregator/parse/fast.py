@@ -1,0 +1,657 @@
+"""Fast path: well-formed RSS 2.0/0.9x/1.0 and Atom 1.0 read with lxml into the values feedparser gives; never guesses.
+
+feedparser stays the reference parser (issue 8, "Parser"): `parse()` rebuilds the part of feedparser's result
+that xmlfeed.py reads (feed title/link/id/updated/language/ttl, entries' title, link, id, authors, dates,
+summary, content, tags, enclosures, media, itunes:image) by porting feedparser 6's own rules: element names
+and attributes lowercased and mapped by namespace URI, xml:base/xml:lang scoping, the strip + resolve +
+mojibake-repair + cp1252 text pipeline, the title/summary depth rules, author and tag bookkeeping.
+Anything outside that well-trodden subset (syntax error, DOCTYPE, other encodings than feedparser would
+pick, xhtml or nested markup, base64, unknown handlers, odd roots) raises _Decline inside and returns None,
+so the caller falls back to feedparser. tests/test_parse_fast.py proves both paths equal over the corpus.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from typing import Any
+
+from feedparser.datetimes import _parse_date
+from feedparser.encodings import RE_XML_DECLARATION, RE_XML_PI_ENCODING, parse_content_type
+from feedparser.html import _cp1252
+from feedparser.mixin import _FeedParserMixin
+from feedparser.urls import _urljoin, make_safe_absolute_uri
+from feedparser.util import FeedParserDict
+from lxml import etree
+
+__all__ = ["ENABLED", "decline_reason", "parse"]
+
+ENABLED = True  # switch; the differential test turns it off to get the reference result
+
+Dict = dict[str, Any]
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=False, recover=False, load_dtd=False
+)
+_MATCH = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+_ATOM = "http://www.w3.org/2005/atom"
+_RSS10 = "http://purl.org/rss/1.0/"
+_RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
+_RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
+_RELATIVE = _FeedParserMixin.can_be_relative_uri
+_HTML_TYPES = _FeedParserMixin.html_types
+_TEXT_TYPES = ("text/plain", "text/html")
+_AMP_REF = re.compile("&([A-Za-z0-9_]+);")
+_EMAIL = re.compile(
+    r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
+)
+_looks_like_html: Callable[[str], bool] = _FeedParserMixin.looks_like_html
+_map_type: Callable[[str], str] = _FeedParserMixin.map_content_type
+
+_TITLES = {"title", "dc_title", "media_title"}
+_DESCRIPTIONS = {"description": "text/html", "dc_description": "text/html", "media_description": "text/html"}
+_SUMMARIES = {"summary": "text/plain", "itunes_summary": "text/plain"}
+_CONTENTS = {"content": "text/plain", "content_encoded": "text/html", "fullitem": "text/html"}
+_PUBLISHED = {"published", "pubdate", "issued", "dcterms_issued"}
+_UPDATED = {"updated", "modified", "lastbuilddate", "dc_date", "dcterms_modified"}
+_AUTHORS = {"author", "dc_author", "dc_creator", "itunes_author", "managingeditor"}
+_CATEGORIES = {"category", "dc_subject", "keywords", "media_category"}
+_PERSON_PARTS = {"name", "itunes_name", "email", "itunes_email", "uri", "url", "homepage"}
+# Handlers that only write keys xmlfeed.py never reads and change no parser state once closed.
+_HARMLESS = {
+    "rights", "copyright", "dc_rights", "dc_publisher", "webmaster", "language", "dc_language",
+    "created", "dcterms_created", "expirationdate", "dcterms_valid", "itunes_subtitle", "subtitle",
+    "tagline", "info", "itunes_explicit", "itunes_block", "generator", "newlocation", "cloud",
+    "dc_contributor", "feedburner_browserfriendly", "media_rating", "media_credit", "media_restriction",
+    "media_license", "media_player",
+}  # fmt: skip
+# Keys xmlfeed.py reads, and FeedParserDict aliases of them: an unknown element by that name would write them.
+_READ_KEYS = {
+    "title", "title_detail", "link", "links", "id", "summary", "summary_detail", "content", "author",
+    "authors", "author_detail", "published_parsed", "updated_parsed", "tags", "enclosures", "media_content",
+    "media_thumbnail", "image", "language", "ttl", "sy_updateperiod", "sy_updatefrequency", "href",
+    "category", "license", "updated", "published",
+} | set(FeedParserDict.keymap)  # fmt: skip
+_FEED_UNKNOWN_KEPT = ("ttl", "sy_updateperiod", "sy_updatefrequency")
+
+
+# Single-byte and common CJK codecs: Python decodes them the same way for both paths. Not UTF-7 (it can
+# hide markup), UTF-16/32 or EBCDIC (feedparser's BOM sniffing differs).
+_TRUSTED_CODECS = {
+    "utf-8", "ascii", "iso8859-1", "iso8859-2", "iso8859-15", "cp1250", "cp1251", "cp1252", "koi8-r",
+    "gb18030", "gbk", "big5", "shift_jis", "euc_jp", "euc_kr", "cp932", "cp949", "cp950",
+}  # fmt: skip
+
+
+class _Decline(Exception):
+    """Not sure to reproduce feedparser exactly: let feedparser do it."""
+
+
+def parse(body: bytes, content_type: str, feed_url: str) -> Dict | None:
+    """A feedparser-shaped result for `body`, or None when the document is not one the fast path handles."""
+    if not ENABLED:
+        return None
+    try:
+        return _parse(body, content_type, feed_url)
+    except Exception:  # noqa: BLE001 (declining is always safe: feedparser parses it instead)
+        return None
+
+
+def decline_reason(body: bytes, content_type: str, feed_url: str) -> str:
+    """Why the fast path leaves `body` to feedparser; '' when it takes it (for tests and benchmarks)."""
+    try:
+        _parse(body, content_type, feed_url)
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return ""
+
+
+def _parse(body: bytes, content_type: str, feed_url: str) -> Dict:
+    data = _utf8_document(body, content_type)
+    root = etree.fromstring(data, _PARSER)
+    if root.getroottree().docinfo.doctype:
+        raise _Decline("DOCTYPE")
+    return _Walker(feed_url).run(root)
+
+
+def _utf8_document(body: bytes, content_type: str) -> bytes:
+    """The bytes feedparser's encoding rules would hand its XML parser, or _Decline if they would override."""
+    data = body[3:] if body.startswith(codecs.BOM_UTF8) else body
+    if data[:1] in (b"\x00", b"\xfe", b"\xff") or data[1:2] == b"\x00" or data[:4] == b"\x4c\x6f\xa7\x94":
+        raise _Decline("wide encoding")
+    match = RE_XML_PI_ENCODING.match(data)
+    xml_encoding = match.group(1).decode("utf-8").lower() if match else ""
+    mime, http_encoding = parse_content_type(content_type) if content_type else ("", "")
+    if mime in ("application/xml", "application/xml-dtd", "application/xml-external-parsed-entity") or (
+        mime.startswith("application/") and mime.endswith("+xml")
+    ):
+        encoding = http_encoding or xml_encoding or "utf-8"
+    elif mime.startswith("text/"):
+        encoding = http_encoding or "us-ascii"
+    elif not content_type:
+        encoding = xml_encoding or "iso-8859-1"
+    else:
+        encoding = xml_encoding or "utf-8"
+    if encoding.lower() == "gb2312":
+        encoding = "gb18030"
+    if codecs.lookup(encoding).name not in _TRUSTED_CODECS:
+        raise _Decline(f"encoding {encoding}")
+    if encoding == "utf-8" and xml_encoding in ("", "utf-8"):
+        data.decode("utf-8")  # feedparser would fall back to another encoding and warn
+        return data
+    text = data.decode(encoding)  # LookupError / UnicodeDecodeError: feedparser overrides; decline
+    declaration = "<?xml version='1.0' encoding='utf-8'?>"
+    if RE_XML_DECLARATION.search(text):
+        text = RE_XML_DECLARATION.sub(declaration, text)
+    else:
+        text = declaration + "\n" + text
+    return text.encode("utf-8")
+
+
+def _key(element: Any) -> str:
+    """feedparser's handler name for an element: 'title', 'dc_creator', 'media_content', ..."""
+    tag = element.tag
+    if tag[0] != "{":
+        return str(tag).lower()
+    uri, local = tag[1:].split("}", 1)
+    lowered = uri.lower()
+    if "backend.userland.com/rss" in lowered:
+        lowered = "http://backend.userland.com/rss"
+    prefix = _MATCH.get(lowered)
+    if prefix is None:
+        prefix = element.prefix
+        if not prefix:
+            raise _Decline("unknown default namespace")
+    local = local.lower()
+    return f"{prefix.lower()}_{local}" if prefix else local
+
+
+def _attrs(element: Any) -> Dict:
+    """Attributes the way feedparser's strict parser gives them: lowercased keys, both 'xml:base' and
+    'base' for known namespaces, rel/type values lowercased."""
+    items = element.attrib.items()
+    if not items:
+        return {}
+    result: Dict = {}
+    for key, value in items:
+        if key[0] == "{":
+            uri, local = key[1:].split("}", 1)
+            prefix = _MATCH.get(uri.lower(), "")
+            result[(f"{prefix}:{local}" if prefix else local).lower()] = value
+        else:
+            result[key.lower()] = value
+    for key, value in items:
+        result[key.rsplit("}", 1)[-1].lower()] = value
+    for key in ("rel", "type"):
+        if key in result:
+            result[key] = result[key].lower()
+    return result
+
+
+def _text(element: Any) -> str:
+    if len(element):  # child elements, comments or PIs: feedparser would treat it as inline markup
+        raise _Decline(f"markup inside {element.tag}: {[c.tag for c in element][:3]}")
+    return str(element.text or "")
+
+
+def _enforce_href(attrs: Dict) -> Dict:
+    result: Dict = _FeedParserMixin._enforce_href(attrs)
+    return result
+
+
+def _children(element: Any) -> list[Any]:
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def _is_inert(element: Any) -> bool:
+    """An unknown, childless element (Blogger's gd:image in an author): feedparser files it under a key
+    nobody reads."""
+    key = _key(element)
+    return not len(element) and not _has_handler(key) and key not in _READ_KEYS
+
+
+def _has_handler(key: str) -> bool:
+    return hasattr(_FeedParserMixin, "_start_" + key) or hasattr(_FeedParserMixin, "_end_" + key)
+
+
+class _Walker:
+    """One document's walk; state mirrors the feedparser attributes that decide where values go."""
+
+    def __init__(self, feed_url: str) -> None:
+        self.base0 = make_safe_absolute_uri(feed_url) or feed_url
+        self.version = ""
+        self.feed: Dict = {}
+        self.entries: list[Dict] = []
+        self.title_depth = -1
+        self.has_content = False
+        self.depths: dict[str, int] = {}
+        self.enclosures: list[Dict] = []
+        self._bases: dict[tuple[str, str], str] = {}
+
+    # --- scoping and the text pipeline (feedparser mixin.unknown_starttag / pop) ---------------------
+
+    def scope(self, attrs: Dict, base: str, lang: str | None) -> tuple[str, str | None]:
+        given = (attrs.get("xml:base", attrs.get("base")) or base) if attrs else base
+        cached = self._bases.get((base, given))
+        if cached is None:
+            if base:
+                cached = make_safe_absolute_uri(base, given) or base
+            else:
+                cached = _urljoin(base, given)
+            self._bases[(base, given)] = cached
+        if attrs:
+            given_lang = attrs.get("xml:lang", attrs.get("lang"))
+            if given_lang == "":
+                lang = None
+            elif given_lang is not None:
+                lang = given_lang
+        return cached, lang
+
+    def value(self, raw: str, name: str, base: str, kind: str = "", resolve: bool = True) -> tuple[str, str]:
+        output = raw.strip()
+        if output and resolve and name in _RELATIVE:
+            output = _urljoin(base, output)
+        if kind == "text/plain" and not self.version.startswith("atom") and _looks_like_html(output):
+            kind = "text/html"
+        try:
+            output = output.encode("iso-8859-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        return output.translate(_cp1252), kind
+
+    @staticmethod
+    def content_type(attrs: Dict, default: str) -> str:
+        if attrs.get("mode", "") == "base64":
+            raise _Decline("base64")
+        kind = _map_type(attrs.get("type", default))
+        if kind not in _TEXT_TYPES:
+            raise _Decline(f"content type {kind}")
+        return kind
+
+    @staticmethod
+    def detail(kind: str, lang: str | None, base: str, value: str) -> Dict:
+        return {
+            "type": kind,
+            "language": lang.replace("_", "-") if lang else lang,
+            "base": base,
+            "value": value,
+        }
+
+    # --- document ---------------------------------------------------------------------------------
+
+    def run(self, root: Any) -> Dict:
+        self.version = self.root_version(root)
+        attrs = _attrs(root)
+        base, lang = self.scope(attrs, self.base0, None)
+        key = _key(root)
+        if lang and key in ("feed", "rss"):
+            self.feed["language"] = lang.replace("_", "-")
+        if key == "feed":
+            self.feed_children(root, 2, base, lang)
+        else:
+            for child in _children(root):
+                self.outer_child(child, 2, base, lang, key)
+        return {"bozo": False, "version": self.version, "feed": self.feed, "entries": self.entries}
+
+    def root_version(self, root: Any) -> str:
+        found = []
+        for prefix, uri in root.nsmap.items():
+            lowered = uri.lower()
+            if (prefix is None and lowered == _RSS090) or lowered in (_RSS10, _ATOM):
+                found.append({_RSS090: "rss090", _RSS10: "rss10", _ATOM: "atom10"}[lowered])
+        if len(found) > 1:
+            raise _Decline("several format namespaces")
+        declared = found[0] if found else ""
+        key = _key(root)
+        if key == "rss" and not declared.startswith("rss"):
+            given = _attrs(root).get("version", "")
+            return _RSS_VERSIONS.get(given) or ("rss20" if given.startswith("2.") else "rss")
+        if key == "feed" and declared == "atom10" and root.tag == "{http://www.w3.org/2005/Atom}feed":
+            return declared
+        if key == "rdf_rdf" and declared == "rss10":
+            return declared
+        raise _Decline(f"root {root.tag!r} with {declared!r}")
+
+    def outer_child(self, element: Any, depth: int, base: str, lang: str | None, root_key: str) -> None:
+        """Children of <rss> or <rdf:RDF>: the channel, items, and RDF's channel-sibling image/textinput."""
+        key = _key(element)
+        attrs = _attrs(element)
+        base, lang = self.scope(attrs, base, lang)
+        if key == "channel":
+            if "lastmod" in attrs or "href" in attrs:
+                raise _Decline("CDF channel")
+            self.feed_children(element, depth + 1, base, lang)
+        elif key == "item":
+            self.item(element, attrs, depth, base, lang)
+        elif key in ("image", "textinput") and root_key == "rdf_rdf":
+            self.image(element, depth, key)
+        else:
+            raise _Decline(f"{key} outside the channel")
+
+    # --- feed level -------------------------------------------------------------------------------
+
+    def feed_children(self, parent: Any, depth: int, base: str, lang: str | None) -> None:
+        for element in _children(parent):
+            attrs = _attrs(element)
+            child_base, child_lang = self.scope(attrs, base, lang)
+            self.feed_child(element, _key(element), attrs, depth, child_base, child_lang)
+
+    def feed_child(
+        self, element: Any, key: str, attrs: Dict, depth: int, base: str, lang: str | None
+    ) -> None:
+        feed = self.feed
+        if key in ("item", "entry"):
+            self.item(element, attrs, depth, base, lang)
+        elif key in _TITLES and key != "media_title":
+            kind = self.content_type(attrs, "text/plain")
+            value, kind = self.value(_text(element), "title", base, kind)
+            if not -1 < self.title_depth <= depth:
+                feed["title"] = value
+                feed["title_detail"] = self.detail(kind, lang, base, value)
+            if value:
+                self.title_depth = depth
+        elif key == "link":
+            self.link(feed, element, attrs, base, in_entry=False)
+        elif key in ("id", "guid"):
+            is_link = attrs.get("ispermalink", "true") == "true"
+            value, _ = self.value(_text(element), "id", base, resolve=is_link)
+            feed["id"] = value
+            if is_link:
+                feed.setdefault("link", value)
+        elif key in _UPDATED:
+            feed["updated_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+        elif key in ("language", "dc_language"):
+            feed["language"] = self.value(_text(element), "language", base)[0]
+        elif key in _DESCRIPTIONS or key in _SUMMARIES:
+            _text(element)
+            if "summary" in feed and not self.has_content:
+                self.has_content = True  # feedparser turns it into content; nothing we read changes
+            elif key in _SUMMARIES:
+                feed["summary"] = ""  # only its presence matters (see above)
+        elif key in ("image", "textinput"):
+            self.image(element, depth, key)
+        elif key in _AUTHORS or key in ("contributor", "itunes_owner"):
+            self.check_person(element)
+        elif key == "items" and self.version == "rss10":
+            pass  # RDF's table of contents: feedparser stores it under a key nobody reads
+        elif key == "itunes_category":
+            self.check_nested_categories(element)
+        elif key in _HARMLESS or key in _PUBLISHED or key in _CATEGORIES or key in (
+            "itunes_image", "itunes_link", "itunes_keywords", "media_thumbnail", "tags", "enclosure",
+            "itunes_email", "itunes_name", "name", "email",
+        ) or key == "media_keywords" and not attrs:  # fmt: skip
+            _text(element)
+        elif _has_handler(key) or key in _READ_KEYS and key not in _FEED_UNKNOWN_KEPT:
+            raise _Decline(f"feed element {key}")
+        elif len(element) and key not in _FEED_UNKNOWN_KEPT:
+            self.feed_children(element, depth + 1, base, lang)  # feedparser handles them one level deeper
+        elif attrs:
+            _text(element)
+            feed[key] = attrs
+        else:
+            feed[key] = self.value(_text(element), key, base)[0]
+
+    def image(self, element: Any, depth: int, key: str) -> None:
+        """<image>/<textinput>: their titles only move feedparser's title gate."""
+        self.title_depth = -1
+        allowed = ("title", "link", "url", "width", "height", "description", "href", "name")
+        for child in _children(element):
+            child_key = _key(child)
+            if child_key not in allowed or (child_key == "link" and _attrs(child)):
+                raise _Decline(f"{child_key} in {key}")
+            text = _text(child)
+            if child_key == "title" and text.strip():
+                self.title_depth = depth + 1
+
+    def check_person(self, element: Any) -> None:
+        for child in _children(element):
+            if _key(child) not in _PERSON_PARTS and not _is_inert(child):
+                raise _Decline("unusual person element")
+            _text(child)
+        if not _children(element):
+            _text(element)
+
+    def check_nested_categories(self, element: Any) -> None:
+        for child in _children(element):
+            if _key(child) != "itunes_category":
+                raise _Decline("unusual itunes:category")
+            self.check_nested_categories(child)
+
+    def link(self, context: Dict, element: Any, attrs: Dict, base: str, in_entry: bool) -> None:
+        attrs.setdefault("rel", "alternate")
+        attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
+        attrs = _enforce_href(attrs)
+        if "href" in attrs:
+            _text(element)
+            attrs["href"] = _urljoin(base, attrs["href"])
+            if in_entry and attrs["rel"] == "enclosure":
+                self.enclosures.append(attrs)
+            if attrs["rel"] == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES:
+                context["link"] = attrs["href"]
+            return
+        if attrs["rel"] == "enclosure":
+            raise _Decline("enclosure link without href")
+        value, _ = self.value(_text(element), "link", base)
+        if in_entry:
+            value = _AMP_REF.sub(r"&\g<1>", value.replace("&amp;", "&"))
+        else:
+            value = _AMP_REF.sub(r"&\g<1>", value)
+        context["link"] = value
+
+    # --- entries ----------------------------------------------------------------------------------
+
+    def item(self, element: Any, attrs: Dict, depth: int, base: str, lang: str | None) -> None:
+        if "lastmod" in attrs or "href" in attrs:
+            raise _Decline("CDF item")
+        entry: Dict = {}
+        self.entries.append(entry)
+        self.title_depth = -1
+        self.depths = {}
+        self.enclosures = []
+        about = attrs.get("rdf:about")
+        if about:
+            entry["id"] = about
+        self.entry_children(entry, element, depth + 1, base, lang)
+        if self.enclosures:
+            entry["enclosures"] = [{k: v for k, v in link.items() if k != "rel"} for link in self.enclosures]
+        self.has_content = False
+
+    def entry_children(self, entry: Dict, parent: Any, depth: int, base: str, lang: str | None) -> None:
+        for element in _children(parent):
+            attrs = _attrs(element)
+            child_base, child_lang = self.scope(attrs, base, lang)
+            self.entry_child(entry, element, _key(element), attrs, depth, child_base, child_lang)
+
+    def store(self, entry: Dict, name: str, value: str, depth: int, detail: Dict | None = None) -> None:
+        """feedparser's pop(): a shallower or equally deep element wins; *_detail always follows."""
+        old = self.depths.get(name)
+        if old is None or depth <= old:
+            self.depths[name] = depth
+            entry[name] = value
+        if detail is not None:
+            entry[name + "_detail"] = detail
+
+    def entry_child(
+        self, entry: Dict, element: Any, key: str, attrs: Dict, depth: int, base: str, lang: str | None
+    ) -> None:
+        if key in _TITLES:
+            kind = self.content_type(attrs, "text/plain")
+            value, kind = self.value(_text(element), "title", base, kind)
+            if not -1 < self.title_depth <= depth:
+                self.store(entry, "title", value, depth, self.detail(kind, lang, base, value))
+            if value and key != "media_title":
+                self.title_depth = depth
+        elif key == "link":
+            self.link(entry, element, attrs, base, in_entry=True)
+        elif key in ("id", "guid"):
+            is_link = attrs.get("ispermalink", "true") == "true"
+            value, _ = self.value(_text(element), "id", base, resolve=is_link)
+            self.store(entry, "id", value, depth)
+            if is_link:
+                entry.setdefault("link", value)
+        elif key in _DESCRIPTIONS or key in _SUMMARIES:
+            if "summary" in entry and not self.has_content:
+                # feedparser's _start_description/_start_summary: a second summary is content (text/plain)
+                self.content(entry, element, attrs, "content", "text/plain", base, lang)
+                return
+            kind = self.content_type(attrs, _DESCRIPTIONS.get(key) or _SUMMARIES[key])
+            value, kind = self.value(_text(element), "summary", base, kind)
+            self.store(entry, "summary", value, depth, self.detail(kind, lang, base, value))
+        elif key in _CONTENTS:
+            self.content(entry, element, attrs, key, _CONTENTS[key], base, lang)
+        elif key in _PUBLISHED:
+            entry["published_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+        elif key in _UPDATED:
+            entry["updated_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+        elif key in _AUTHORS:
+            self.author(entry, element, depth, base)
+        elif key in _CATEGORIES:
+            if key == "media_category":
+                attrs.setdefault("scheme", "http://search.yahoo.com/mrss/category_schema")
+            _add_tag(entry, attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label"))
+            _end_category(entry, self.value(_text(element), "category", base)[0])
+        elif key == "itunes_category":
+            _add_tag(entry, attrs.get("text"), "http://www.itunes.com/", None)
+            _end_category(entry, self.value(_text(element), "category", base)[0])
+        elif key in ("itunes_keywords", "media_keywords", "tags"):
+            if attrs and key == "media_keywords":
+                raise _Decline("media:keywords with attributes")
+            value = self.value(_text(element), key, base)[0]
+            for term in value.split(","):
+                if key == "tags":
+                    _add_tag(entry, term.strip(), None, None)
+                elif term.strip():
+                    scheme = "http://www.itunes.com/" if key == "itunes_keywords" else None
+                    _add_tag(entry, term.strip(), scheme, None)
+        elif key == "enclosure":
+            _text(element)
+            attrs = _enforce_href(attrs)
+            attrs["rel"] = "enclosure"
+            self.enclosures.append(attrs)
+        elif key == "media_content":
+            entry.setdefault("media_content", []).append(attrs)
+            # feedparser pushes nothing for it: its children are handled as if they stood in the entry
+            self.entry_children(entry, element, depth + 1, base, lang)
+        elif key == "media_thumbnail":
+            entry.setdefault("media_thumbnail", []).append(attrs)
+            url = self.value(_text(element), "url", base)[0]
+            if url.strip() and "url" not in attrs:
+                attrs["url"] = url
+        elif key == "media_group":
+            self.entry_children(entry, element, depth + 1, base, lang)
+        elif key in ("itunes_image", "itunes_link"):
+            _text(element)
+            href = attrs.get("href") or attrs.get("url")
+            if href:
+                entry["image"] = {"href": href}
+        elif key in _HARMLESS or key in _PERSON_PARTS:
+            _text(element)  # name/email/uri outside an author or contributor are dropped by feedparser
+        elif key == "contributor":
+            self.check_person(element)
+        elif _has_handler(key) or key in _READ_KEYS:
+            raise _Decline(f"entry element {key}")
+        else:
+            # An unknown element: feedparser keeps its own text under a key nobody reads and handles its
+            # children as usual, one level deeper.
+            self.entry_children(entry, element, depth + 1, base, lang)
+
+    def content(
+        self, entry: Dict, element: Any, attrs: Dict, key: str, default: str, base: str, lang: str | None
+    ) -> None:
+        self.has_content = True
+        kind = self.content_type(attrs, default)
+        value, kind = self.value(_text(element), "content", base, kind)
+        item = self.detail(kind, lang, base, value)
+        if key == "content" and attrs.get("src"):
+            item["src"] = attrs["src"]
+        entry.setdefault("content", []).append(item)
+        entry.setdefault("summary", value)  # feedparser's copyToSummary
+
+    def author(self, entry: Dict, element: Any, depth: int, base: str) -> None:
+        entry.setdefault("authors", []).append({})
+        children = _children(element)
+        if not children:
+            self.store(entry, "author", self.value(_text(element), "author", base)[0], depth)
+            _sync_author(entry)
+            return
+        if any(not isinstance(node.tag, str) for node in element):
+            raise _Decline("comment in author")
+        for child in children:
+            part = _key(child)
+            if part in ("name", "itunes_name", "email", "itunes_email"):
+                _save_author(entry, "email" if "email" in part else "name", _text(child).strip())
+            elif part in ("uri", "url", "homepage"):
+                child_base, _ = self.scope(_attrs(child), base, None)
+                value = self.value(_text(child), "href", child_base)[0]
+                self.store(entry, "href", value, depth + 1)
+                _save_author(entry, "href", value)
+            elif not _is_inert(child):
+                raise _Decline(f"{part} in author")
+        # The author's own text: feedparser also collects the text of unknown children with attributes.
+        own = (element.text or "") + "".join(
+            (_text(child) if _is_inert(child) and child.attrib else "") + (child.tail or "")
+            for child in children
+        )
+        self.store(entry, "author", self.value(own, "author", base)[0], depth)
+        _sync_author(entry)
+
+
+# --- ports of feedparser's bookkeeping helpers, on plain dicts ----------------------------------------
+
+
+def _add_tag(context: Dict, term: str | None, scheme: str | None, label: str | None) -> None:
+    tags = context.setdefault("tags", [])
+    if not term and not scheme and not label:
+        return
+    value = {"term": term, "scheme": scheme, "label": label}
+    if value not in tags:
+        tags.append(value)
+
+
+def _end_category(context: Dict, value: str) -> None:
+    if not value:
+        return
+    tags = context["tags"]
+    if tags and not tags[-1]["term"]:
+        tags[-1]["term"] = value
+    else:
+        _add_tag(context, value, None, None)
+
+
+def _save_author(context: Dict, key: str, value: str) -> None:
+    context.setdefault("author_detail", {})[key] = value
+    _sync_author(context)
+    context.setdefault("authors", [{}])[-1][key] = value
+
+
+def _sync_author(context: Dict) -> None:
+    detail = context.get("authors", [{}])[-1]
+    if detail:
+        name, email = detail.get("name"), detail.get("email")
+        if name and email:
+            context["author"] = f"{name} ({email})"
+        elif name:
+            context["author"] = name
+        elif email:
+            context["author"] = email
+        return
+    author, email = context.get("author"), None
+    if not author:
+        return
+    match = _EMAIL.search(author)
+    if match:
+        email = match.group(0)
+        author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "")
+        author = author.strip()
+        if author and author[0] == "(":
+            author = author[1:]
+        if author and author[-1] == ")":
+            author = author[:-1]
+        author = author.strip()
+    if author or email:
+        context.setdefault("author_detail", detail)
+    if author:
+        detail["name"] = author
+    if email:
+        detail["email"] = email
