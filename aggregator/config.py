@@ -93,6 +93,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     if not categories and not problems.items:
         problems.add(root, ("categories",), "define at least one category")
 
+    _check_clean_rules(root, ("clean", "rules"), clean.rules, problems)
+    for doc in documents:
+        for index, body in enumerate(doc.data.get("sources") or []):
+            if isinstance(body, dict) and isinstance(body.get("clean_rules"), list):
+                _check_clean_rules(doc, ("sources", index, "clean_rules"), body["clean_rules"], problems)
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
@@ -351,6 +356,18 @@ def _compile_filter_rules(doc: _Doc, key_path: tuple[object, ...], rules: list[d
         compile_filters(rules, where)
     except ConfigError as exc:
         problems.items.extend(exc.problems)
+
+
+def _check_clean_rules(doc: _Doc, key_path: tuple[object, ...], rules: Any, problems: _Problems) -> None:
+    """Site rules are compiled (selectors, regexes) now, so a typo is a config error, not a silent no-op."""
+    if not rules:
+        return
+    from aggregator.clean import load_site_rules
+
+    try:
+        load_site_rules(rules)
+    except (ValueError, TypeError) as exc:
+        problems.add(doc, key_path, f"invalid cleaning rule: {exc}")
 
 
 # --- categories and sources -------------------------------------------------------------
