@@ -180,6 +180,10 @@ BROKEN = [
     ("unset env", CONTRACT + "    headers: {X: '${NO_SUCH_VAR_HERE}'}\n", r"environment variable \$\{NO_SUCH_VAR_HERE\} is not set"),
     ("include missing", CONTRACT + "include: nowhere.yaml\n", r"nowhere.yaml: file not found"),
     ("duplicate key", CONTRACT + "state: /tmp/x.db\n", r"feeds.yaml:13: state: duplicate key"),
+    ("bad site rule", CONTRACT + "    clean_rules: [{hosts: ['*'], remove: ['div..x[']}]\n",
+     r"feeds.yaml:13: sources\[0\]\.clean_rules: invalid cleaning rule: .*bad selector"),
+    ("bad filter regex", CONTRACT + "    filters: [{drop: {title: '(unclosed'}}]\n",
+     r"sources\[0\]\.filters.*invalid regular expression"),
 ]
 
 
