@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +32,7 @@ ENABLED = True  # switch; the differential test turns it off to get the referenc
 
 Dict = dict[str, Any]
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, huge_tree=False, recover=False, load_dtd=False
-)
+_LOCAL = threading.local()  # an lxml parser must not be shared between threads
 _MATCH = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
 _ATOM = "http://www.w3.org/2005/atom"
 _RSS10 = "http://purl.org/rss/1.0/"
@@ -42,6 +41,7 @@ _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": 
 _RELATIVE = _FeedParserMixin.can_be_relative_uri
 _HTML_TYPES = _FeedParserMixin.html_types
 _TEXT_TYPES = ("text/plain", "text/html")
+_C1_CONTROLS = re.compile("[" + "".join(map(chr, sorted(_cp1252))) + "]")
 _AMP_REF = re.compile("&([A-Za-z0-9_]+);")
 _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
@@ -109,10 +109,20 @@ def decline_reason(body: bytes, content_type: str, feed_url: str) -> str:
 
 def _parse(body: bytes, content_type: str, feed_url: str) -> Dict:
     data = _utf8_document(body, content_type)
-    root = etree.fromstring(data, _PARSER)
+    root = etree.fromstring(data, _parser())
     if root.getroottree().docinfo.doctype:
         raise _Decline("DOCTYPE")
     return _Walker(feed_url).run(root)
+
+
+def _parser() -> etree.XMLParser:
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, huge_tree=False, recover=False, load_dtd=False
+        )
+        _LOCAL.parser = parser
+    return parser
 
 
 def _utf8_document(body: bytes, content_type: str) -> bytes:
@@ -258,7 +268,8 @@ class _Walker:
             output = output.encode("iso-8859-1").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
-        return output.translate(_cp1252), kind
+        # str.translate with a dict walks every character in Python-level lookups: only when one can match.
+        return (output.translate(_cp1252) if _C1_CONTROLS.search(output) else output), kind
 
     @staticmethod
     def content_type(attrs: Dict, default: str) -> str:
