@@ -319,6 +319,15 @@ _EDGE["gb2312"] = (
     _rss(["<title>\u4e2d\u6587</title>"]).replace('encoding="utf-8"', 'encoding="gb2312"').encode("gb2312")
 )
 _EDGE["bom_utf8"] = b"\xef\xbb\xbf" + _rss(["<title>bom</title>"]).encode("utf-8")
+# Declarations feedparser's regex reads differently from an XML parser: the declared encoding must not win.
+_EDGE["spaced_declaration"] = (
+    b'<?xml version="1.0" encoding = "iso-8859-1"?><rss version="2.0"><channel><title>t</title>'
+    b"<item><title>Caf\xe9</title></item></channel></rss>"
+)
+_EDGE["two_encodings"] = (
+    b'<?xml version="1.0" encoding="iso-8859-1"?><?foo encoding="utf-8"?><rss version="2.0"><channel>'
+    b"<title>t</title><item><title>Caf\xc3\xa9</title></item></channel></rss>"
+)
 
 
 @pytest.mark.parametrize(

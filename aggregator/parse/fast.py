@@ -42,6 +42,8 @@ _RELATIVE = _FeedParserMixin.can_be_relative_uri
 _HTML_TYPES = _FeedParserMixin.html_types
 _TEXT_TYPES = ("text/plain", "text/html")
 _C1_CONTROLS = re.compile("[" + "".join(map(chr, sorted(_cp1252))) + "]")
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
+_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)""")
 _AMP_REF = re.compile("&([A-Za-z0-9_]+);")
 _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
@@ -147,7 +149,7 @@ def _utf8_document(body: bytes, content_type: str) -> bytes:
         encoding = "gb18030"
     if codecs.lookup(encoding).name not in _TRUSTED_CODECS:
         raise _Decline(f"encoding {encoding}")
-    if encoding == "utf-8" and xml_encoding in ("", "utf-8"):
+    if encoding == "utf-8" and xml_encoding in ("", "utf-8") and _own_declaration(data) in (b"", b"utf-8"):
         data.decode("utf-8")  # feedparser would fall back to another encoding and warn
         return data
     text = data.decode(encoding)  # LookupError / UnicodeDecodeError: feedparser overrides; decline
@@ -157,6 +159,13 @@ def _utf8_document(body: bytes, content_type: str) -> bytes:
     else:
         text = declaration + "\n" + text
     return text.encode("utf-8")
+
+
+def _own_declaration(data: bytes) -> bytes:
+    """The encoding the XML declaration gives as lxml reads it (feedparser's regex can see another one)."""
+    declaration = _XML_DECLARATION.match(data)
+    found = _DECLARED_ENCODING.search(declaration.group(0)) if declaration else None
+    return found.group(1).lower() if found else b""
 
 
 def _key(element: Any) -> str:
