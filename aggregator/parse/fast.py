@@ -565,6 +565,15 @@ class _Walker:
             href = attrs.get("href") or attrs.get("url")
             if href:
                 entry["image"] = {"href": href}
+        elif key in ("image", "source"):
+            # feedparser files these away from anything we read, but both reset its title gate.
+            for child in _children(element):
+                if key == "source" or _key(child) not in ("url", "width", "height", "href"):
+                    raise _Decline(f"{_key(child)} in {key}")
+                _text(child)
+            if not _children(element):
+                _text(element)
+            self.title_depth = -1
         elif key in _HARMLESS or key in _PERSON_PARTS:
             _text(element)  # name/email/uri outside an author or contributor are dropped by feedparser
         elif key == "contributor":
