@@ -75,7 +75,7 @@ class ParsedFeed:
 
 def _opt(default: object, kind: str, doc: str) -> object:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"kind": kind, "doc": doc})  # type: ignore[misc]
+        return field(default_factory=lambda: type(default)(default), metadata={"kind": kind, "doc": doc})
     return field(default=default, metadata={"kind": kind, "doc": doc})
 
 

@@ -456,3 +456,14 @@ def test_rss_published_is_not_copied_into_updated() -> None:
     assert article.published is not None and article.updated is None
     atom = _parse(FEEDS / "feed-rs/atom_example_2.xml").articles[0]
     assert atom.updated is not None and atom.published is None
+
+
+def test_slash_separated_dates_are_read_exactly() -> None:
+    from datetime import UTC, datetime
+
+    from aggregator.parse.dates import parse_slashed_date
+
+    feed = parse_feed((CORPUS / "feeds" / "rsparser" / "kc0011.rss").read_bytes(), {}, "https://kc.example/rss", "",
+                      "https://kc.example/rss")
+    assert feed.articles[0].published == datetime(2020, 1, 10, 14, 33, tzinfo=UTC)  # feedparser alone: 2020-11-01
+    assert parse_slashed_date("2021/2/30 01:00") is None and parse_slashed_date("2020-01-10") is None

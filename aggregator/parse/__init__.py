@@ -15,7 +15,7 @@ from feedparser import CharacterEncodingOverride, NonXMLContentType
 from aggregator.errors import ParseError
 from aggregator.model import Article, FeedMeta, ParsedFeed
 
-from . import fast, guard, jsonfeed, xmlfeed
+from . import dates, fast, guard, jsonfeed, xmlfeed  # noqa: F401 (dates registers a feedparser handler)
 from .common import assign_ids
 
 __all__ = ["parse_feed"]
