@@ -101,7 +101,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
-        path=str(config_path), state=state, output=output, fetch=fetch, clean=clean,  # type: ignore[arg-type]
+        path=str(config_path), state=state, output=output, fetch=fetch, clean=clean,
         categories=categories, sources=tuple(sources), filters=filters,
         retention=float(retention) if retention is not _INVALID else 0.0, health=health, metrics=metrics,
         burst_threshold=int(burst) if burst is not _INVALID else 20,

@@ -495,11 +495,15 @@ def _digest(article: Article) -> str:
     return hashlib.sha1(f"{article.title}\x00{article.content_html}".encode("utf-8", "replace")).hexdigest()
 
 
+def _title_of(snapshot_value: str) -> str:
+    return snapshot_value.split("\x00", 1)[0]
+
+
 def _diff(before: Mapping[str, Mapping[str, str]], after: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, list[str]]]:
     changes: dict[str, dict[str, list[str]]] = {}
+    title = _title_of
     for slug in after:
         old, new = before.get(slug, {}), after[slug]
-        title = lambda value: value.split("\x00", 1)[0]  # noqa: E731
         entry = {
             "new": [title(new[i]) for i in new if i not in old],
             "updated": [title(new[i]) for i in new if i in old and old[i] != new[i]],
