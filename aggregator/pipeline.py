@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -224,7 +225,6 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
                 summary.publish = publish(config, store, now)
-                _write_publish_key(config, key)
             _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
@@ -426,43 +426,74 @@ def categories_by_source(config: Config) -> dict[str, list[str]]:
 
 def publish(config: Config, store: Store, now: datetime) -> PublishReport:
     feeds = feed_contents(config, store, now)
+    shape = _config_shape(config)
+    digests = {spec.slug: _feed_digest(shape, spec, articles) for spec, articles in feeds}
+    previous = _read_marker(config).get("feeds")
+    known = previous if isinstance(previous, dict) else {}
+    folder = Path(config.output.dir)
+    formats = ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
+    current = {slug for slug, digest in digests.items() if known.get(slug) == digest
+               and all((folder / f"{slug}.{fmt}").exists() for fmt in formats)}
     try:
-        return publish_outputs(config.output, Path(config.output.dir), feeds, categories_by_source(config))
+        report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
+    _write_marker(config, {"key": _publish_key(config, store.generation()), "feeds": digests})
+    return report
+
+
+def _config_shape(config: Config) -> str:
+    """The config that shapes rendered outputs (and the program version that renders them)."""
+    from aggregator import __version__
+
+    shape = (__version__, repr(config.output), repr(sorted(config.categories.items())),
+             [(s.url, s.name, s.categories) for s in config.sources])
+    return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _feed_digest(shape: str, spec: FeedSpec, articles: Sequence[Article]) -> str:
+    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered."""
+    digest = hashlib.sha256(f"{shape}\x00{spec!r}".encode("utf-8", "surrogatepass"))
+    for a in articles:  # crc32 of the bodies: cheap, and an edit changes `updated` or the crc anyway
+        body = zlib.crc32(f"{a.content_html}\x00{a.summary}\x00{a.enclosures!r}".encode("utf-8", "surrogatepass"))
+        line = (a.id, a.title, a.link, a.published, a.updated, a.authors, a.tags, a.image, a.source_name,
+                a.feed, body)
+        digest.update(repr(line).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _publish_key(config: Config, generation: int) -> str:
-    """What shapes the outputs: the store's generation (bumped in the same transaction as every
-    change to stored articles, so a run killed after storing still publishes next time) and the
-    config. While both are as at the last publish, rendering would give the same bytes."""
-    from aggregator import __version__
-
-    shape = (generation, __version__, repr(config.output), repr(sorted(config.categories.items())),
-             [(s.url, s.name, s.categories) for s in config.sources])
-    return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
+    """The store's generation (bumped in the same transaction as every change to stored articles, so
+    a run killed after storing still publishes next time) and the config. While both are as at the
+    last publish, rendering would give the same bytes, so the run skips publishing altogether."""
+    return hashlib.sha256(f"{generation}\x00{_config_shape(config)}".encode()).hexdigest()
 
 
 def _publish_marker(config: Config) -> Path:
     return Path(config.state + ".published")
 
 
+def _read_marker(config: Config) -> dict[str, object]:
+    try:
+        data = json.loads(_publish_marker(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _outputs_current(config: Config, key: str) -> bool:
     if config.output.max_age:
         return False  # entries age out with max_age: render every time
-    try:
-        if _publish_marker(config).read_text(encoding="utf-8") != key:
-            return False
-    except OSError:
+    if _read_marker(config).get("key") != key:
         return False
     return (Path(config.output.dir) / "all.atom").exists()
 
 
-def _write_publish_key(config: Config, key: str) -> None:
+def _write_marker(config: Config, data: dict[str, object]) -> None:
     marker = _publish_marker(config)
     temporary = marker.with_name(marker.name + ".tmp")
-    temporary.write_text(key, encoding="utf-8")
+    temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
     temporary.replace(marker)
 
 

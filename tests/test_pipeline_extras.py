@@ -233,3 +233,33 @@ def test_publishing_is_skipped_only_while_nothing_changed(tmp_path: Path, http_s
     fresh = run(load_config(path), RunOptions(force=True))
     assert fresh.publish is not None and "news.atom" in fresh.publish.written
     assert "Post 9" in titles(tmp_path / "out" / "news.atom")
+
+
+def test_only_feeds_whose_articles_changed_are_rendered(tmp_path: Path, http_server: RecordingServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import aggregator.publish as publish
+
+    rendered: list[str] = []
+    real_atom = publish._RENDERERS["atom"]
+
+    def counting_atom(spec, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rendered.append(spec.slug)
+        return real_atom(spec, *args, **kwargs)
+
+    monkeypatch.setitem(publish._RENDERERS, "atom", counting_atom)
+    a = [(f"https://a.example/{i}", f"A {i}", f"https://a.example/{i}", "<p>a</p>") for i in range(2)]
+    b = [(f"https://b.example/{i}", f"B {i}", f"https://b.example/{i}", "<p>b</p>") for i in range(2)]
+    http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(a))
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(b))
+    path = config_file(tmp_path, f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+                                 f"  - {{url: '{http_server.url('/b.xml')}', category: other}}\n",
+                       extra="  other: {title: Other}\n")
+    run(load_config(path), RunOptions(force=True))
+    assert sorted(rendered) == ["all", "news", "other"]
+    rendered.clear()
+    b.append(("https://b.example/9", "B 9", "https://b.example/9", "<p>new</p>"))
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(b))
+    summary = run(load_config(path), RunOptions(force=True))
+    assert sorted(rendered) == ["all", "other"]  # news.atom's articles did not change
+    assert summary.publish is not None and "news.atom" in summary.publish.unchanged
+    assert "B 9" in titles(tmp_path / "out" / "other.atom")

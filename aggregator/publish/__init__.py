@@ -11,7 +11,7 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,15 +55,19 @@ def publish_outputs(
     *,
     dry_run: bool = False,
     now: datetime | None = None,
+    current: Collection[str] = (),
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
     `now` only applies `output.max_age` (omit it to publish whatever the caller selected).
+    `current`: slugs whose feed files the caller knows are up to date (same articles, same config
+    as when they were written): they are not rendered again, only counted as unchanged.
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
-    files = _render_files(output, selected, categories_of, warnings)
-    written, unchanged = _write_all(output_dir, files, dry_run)
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current))
+    written, unchanged = _write_all(output_dir, {k: v for k, v in files.items() if v is not None}, dry_run)
+    unchanged += [name for name, data in files.items() if data is None]
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, selected, categories_of, dry_run, warnings
     )
@@ -109,15 +113,17 @@ def _render_files(
     feeds: Sequence[tuple[FeedSpec, list[Article]]],
     categories_of: Mapping[str, Sequence[str]],
     warnings: list[str],
-) -> dict[str, bytes]:
+    current: frozenset[str] = frozenset(),
+) -> dict[str, bytes | None]:
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
         warnings.append(f"output.formats: unknown formats {unknown} ignored (known: atom, rss, json)")
     formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
-    files: dict[str, bytes] = {}
+    files: dict[str, bytes | None] = {}  # None: known to be current, not rendered
     for spec, articles in feeds:
         for fmt in formats:
-            files[f"{spec.slug}.{fmt}"] = _RENDERERS[fmt](spec, articles, output, categories_of)
+            name = f"{spec.slug}.{fmt}"
+            files[name] = None if spec.slug in current else _RENDERERS[fmt](spec, articles, output, categories_of)
     if output.index:
         files["index.html"] = render_index(output, feeds)
         files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
