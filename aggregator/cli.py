@@ -131,9 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run(config, options, on_progress=advance)
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
-            log.error("source %r (%s): %s", report.source.label, report.source.url, report.error)
+            log.error("%s: %s", _source_ref(report.source), report.error)
         for warning in report.warnings:
-            log.warning("source %r (%s): %s", report.source.label, report.source.url, warning)
+            log.warning("%s: %s", _source_ref(report.source), warning)
         if args.explain:
             for line in report.explain:
                 print(f"{report.source.label}: {line}")
@@ -142,6 +142,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_summary(config, summary))
     return EXIT_OK
+
+
+def _source_ref(source: Any) -> str:
+    """How log lines name a source: its name and URL, or the URL alone when it has no name."""
+    return f"source {source.name!r} ({source.url})" if source.name else f"source {source.url}"
 
 
 def _matches_any(config: Any, names: Sequence[str]) -> bool:
