@@ -138,7 +138,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             for line in report.explain:
                 print(f"{report.source.label}: {line}")
     if not args.dry_run:
-        write_health(config, summary)
+        try:
+            write_health(config, summary)
+        except OSError as exc:  # monitoring output must not turn a good run into a failed one
+            log.warning("health file %s not written: %s", config.health, exc.strerror or exc)
     if not args.quiet:
         print(format_summary(config, summary))
     return EXIT_OK

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import sqlite3
@@ -39,6 +40,8 @@ from aggregator.model import Article, CleanConfig, Config, ParsedFeed, Source
 from aggregator.parse import parse_feed
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
 from aggregator.store import Store
+
+log = logging.getLogger("aggregator")
 
 # Below this many bodies to parse, a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
@@ -378,8 +381,12 @@ def _prune_daily(config: Config, store: Store, now: datetime) -> None:
             return
     except OSError:
         return
-    prune(config, store, now, config.retention)
-    marker.touch()
+    try:
+        prune(config, store, now, config.retention)
+        marker.touch()
+    except (AggregatorError, OSError) as exc:  # housekeeping: never fail a run that already published
+        log.warning("automatic pruning skipped: %s", exc)
+        return
     os.utime(marker, (now.timestamp(), now.timestamp()))
 
 
