@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from aggregator.clean import clean_article
 from aggregator.enrich import correct_dates, full_text_article
-from aggregator.errors import AggregatorError, ParseError
+from aggregator.errors import AggregatorError, ParseError, StateError
 from aggregator.fetch import FetchOutcome, SourceState, fetch_sources, mark_parse_failed, reschedule_after_parse
 from aggregator.filters import Rule, apply_filters, compile_filters
 from aggregator.model import Article, CleanConfig, Config, ParsedFeed, Source
@@ -253,6 +253,16 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             on_progress(report)
 
     async def ingest(outcome: FetchOutcome, packed: bytes) -> None:
+        try:
+            await ingest_one(outcome, packed)
+        except StateError:
+            raise  # the database itself is unusable: the whole run stops
+        except Exception as exc:  # a bug while handling one source must cost only that source
+            log.exception("source %r (%s): internal error", outcome.source.label, outcome.source.url)
+            report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            finish(report, outcome, outcome.state)
+
+    async def ingest_one(outcome: FetchOutcome, packed: bytes) -> None:
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
         state = outcome.state
         if outcome.kind == "fetched":

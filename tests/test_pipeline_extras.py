@@ -263,3 +263,27 @@ def test_only_feeds_whose_articles_changed_are_rendered(tmp_path: Path, http_ser
     assert sorted(rendered) == ["all", "other"]  # news.atom's articles did not change
     assert summary.publish is not None and "news.atom" in summary.publish.unchanged
     assert "B 9" in titles(tmp_path / "out" / "other.atom")
+
+
+def test_a_bug_while_handling_one_source_costs_only_that_source(
+        tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aggregator.pipeline as pipeline
+
+    real = pipeline.correct_dates
+
+    def broken_for_one(articles, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if articles and "bad.example" in articles[0].link:
+            raise RuntimeError("simulated bug")
+        return real(articles, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "correct_dates", broken_for_one)
+    good = [("https://good.example/1", "Good one", "https://good.example/1", "<p>g</p>")]
+    bad = [("https://bad.example/1", "Bad one", "https://bad.example/1", "<p>b</p>")]
+    http_server.routes["/good.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(good))
+    http_server.routes["/bad.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(bad))
+    path = config_file(tmp_path, f"  - {{url: '{http_server.url('/good.xml')}', category: news}}\n"
+                                 f"  - {{url: '{http_server.url('/bad.xml')}', category: news}}\n")
+    summary = run(load_config(path), RunOptions(force=True))
+    (failure,) = summary.failures
+    assert failure.source.url.endswith("/bad.xml") and "simulated bug" in failure.error
+    assert titles(tmp_path / "out" / "news.atom") == ["Good one"]
