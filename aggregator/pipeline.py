@@ -504,7 +504,16 @@ def _outputs_current(config: Config, key: str) -> bool:
         return False  # entries age out with max_age: render every time
     if _read_marker(config).get("key") != key:
         return False
-    return (Path(config.output.dir) / "all.atom").exists()
+    return all(path.exists() for path in _expected_outputs(config))
+
+
+def _expected_outputs(config: Config) -> list[Path]:
+    folder = Path(config.output.dir)
+    formats = ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
+    paths = [folder / f"{slug}.{fmt}" for slug in [*config.categories, "all"] for fmt in formats]
+    if config.output.index:
+        paths += [folder / "index.html", folder / "feeds.opml"]
+    return paths
 
 
 def _write_marker(config: Config, data: dict[str, object]) -> None:
