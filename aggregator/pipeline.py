@@ -448,9 +448,8 @@ def publish(config: Config, store: Store, now: datetime) -> PublishReport:
     previous = _read_marker(config).get("feeds")
     known = previous if isinstance(previous, dict) else {}
     folder = Path(config.output.dir)
-    formats = ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
     current = {slug for slug, digest in digests.items() if known.get(slug) == digest
-               and all((folder / f"{slug}.{fmt}").exists() for fmt in formats)}
+               and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current)
     except OSError as exc:
@@ -507,10 +506,13 @@ def _outputs_current(config: Config, key: str) -> bool:
     return all(path.exists() for path in _expected_outputs(config))
 
 
+def _formats(config: Config) -> list[str]:
+    return ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
+
+
 def _expected_outputs(config: Config) -> list[Path]:
     folder = Path(config.output.dir)
-    formats = ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
-    paths = [folder / f"{slug}.{fmt}" for slug in [*config.categories, "all"] for fmt in formats]
+    paths = [folder / f"{slug}.{fmt}" for slug in [*config.categories, "all"] for fmt in _formats(config)]
     if config.output.index:
         paths += [folder / "index.html", folder / "feeds.opml"]
     return paths
