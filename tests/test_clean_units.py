@@ -6,8 +6,9 @@ import pytest
 
 from aggregator.clean import clean_article, clean_html, load_site_rules
 from aggregator.clean.summary import plain_title, truncate_text
-from aggregator.clean.urls import resolve_url, strip_tracking
+from aggregator.clean.urls import resolve_url
 from aggregator.model import Article, CleanConfig, Enclosure, FeedMeta
+from aggregator.tracking import strip_tracking
 
 CONFIG = CleanConfig()
 BASE = "https://example.org/blog/post.html"

@@ -16,6 +16,8 @@ from html import escape, unescape
 
 from lxml import etree
 
+from aggregator.tracking import strip_tracking
+
 from ..model import Article, CleanConfig, Enclosure
 from ..text import strip_invalid_xml_chars
 from .html import Explain, parse_fragment, restructure
@@ -30,7 +32,7 @@ from .summary import (
     title_from_summary,
     truncate_text,
 )
-from .urls import first_base, resolve_url, strip_tracking
+from .urls import first_base, resolve_url
 
 __all__ = ["SiteRule", "clean_article", "clean_html", "load_site_rules"]
 

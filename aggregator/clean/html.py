@@ -7,10 +7,12 @@ from collections.abc import Collection, Sequence
 
 from lxml import etree
 
+from aggregator.tracking import strip_tracking
+
 from .images import is_pixel, needs_no_referrer
 from .rules import SiteRule, active_selector, drop_text_regex, is_tracker, required_texts
 from .sanitize import ALLOWED_TAGS
-from .urls import host_of, resolve_url, strip_tracking
+from .urls import host_of, resolve_url
 
 # Elements removed with their content; the sanitizer would drop most, but their text must go too.
 _DROP = frozenset(

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
-# Query parameters that only identify a campaign or a click (issue 4 "URLs").
-_TRACKING_PARAMS = re.compile(
-    r"^(utm_\w+|fbclid|gclid|dclid|gclsrc|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|mkt_tok|igshid|"
-    r"spm|scm|from_spmid|share_source|share_medium|share_from|share_token|vd_source|wt\.mc_id|"
-    r"ref_src|ref_url|__twitter_impression|_openstat|oly_anon_id|oly_enc_id|rb_clickid|s_cid|"
-    r"ncid|cmpid|icid|sr_share|wbraid|gbraid)$",
-    re.IGNORECASE,
-)
 _SAFE_SCHEMES = ("http", "https", "mailto")
 _UNSAFE = re.compile(r"[\x00-\x20\\]")
 
@@ -46,24 +38,6 @@ def first_base(*candidates: str) -> str:
         if candidate and resolve_url(candidate, "") and not candidate.startswith("mailto:"):
             return resolve_url(candidate, "")
     return ""
-
-
-@lru_cache(maxsize=16384)
-def strip_tracking(url: str) -> str:
-    """`url` without utm_* and other click-tracking query parameters; other parameters keep their order."""
-    if "?" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _TRACKING_PARAMS.match(k)]
-    if len(kept) == len(pairs):
-        return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
 
 
 _SIMPLE_NETLOC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~%!$&'()*+,;=:-]*")

@@ -44,23 +44,11 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aggregator.model import Article
+from aggregator.tracking import TRACKING_IN_TEXT, is_tracking_param, strip_tracking
 
 TITLE_KEY_MIN = 12  # characters after normalization; shorter titles ("Update", "日报") are too generic
 TITLE_WINDOW_S = 12 * 3600  # a re-post arrives within hours; daily series are 24 h apart
 
-# Query parameters that only say who sent the click; they never change the document.
-_TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "_hs", "oly_", "vero_", "__s")
-_TRACKING_NAMES = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid",
-    "mkt_tok", "ncid", "wt.mc_id", "wt_mc_id", "cmpid", "spm", "scm", "share_token", "from_rss",
-    "rss", "ref_src", "ref_url", "feature", "sr_share",
-})
-_TRACKING_QS = re.compile(
-    r"([?&])(?:(?:utm|mtm|pk|_hs|oly|vero)_[\w.]*|"
-    + "|".join(re.escape(n) for n in sorted(_TRACKING_NAMES))
-    + r")=[^&#\"'\s<>]*",
-    re.IGNORECASE,
-)
 _SEPARATORS = re.compile(r"([?&])[?&]+")
 _DANGLING = re.compile(r"[?&]+(?=[\"'#])")  # left at the end of a URL in an attribute
 _UPPER_TAG = re.compile(r"</?[a-z0-9]*[A-Z][A-Za-z0-9]*")
@@ -68,26 +56,6 @@ _ATTR_TAG = re.compile(r"<([a-z][^\s/>]*)\s([^<>]*)>")
 _ATTR = re.compile(r"""([^\s"'=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
 _WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def is_tracking_param(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in _TRACKING_NAMES or lowered.startswith(_TRACKING_PREFIXES)
-
-
-def strip_tracking(url: str) -> str:
-    """`url` without tracking query parameters; otherwise untouched."""
-    if "?" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not is_tracking_param(k)]
-    if len(kept) == len(pairs):
-        return url
-    return parts._replace(query=urlencode(kept)).geturl()
 
 
 def canonical_link(url: str) -> str:
@@ -131,7 +99,7 @@ def normalize_html(fragment: str) -> str:
     run) and only has to map cosmetic variants to one string, never to produce valid HTML.
     """
     text = html.unescape(fragment)
-    text, tracked = _TRACKING_QS.subn(r"\1", text)
+    text, tracked = TRACKING_IN_TEXT.subn(r"\1", text)
     if tracked:  # tidy the separators left behind (rare: skip the passes otherwise)
         text = _DANGLING.sub("", _SEPARATORS.sub(r"\1", text))
     text = " ".join(text.split())
