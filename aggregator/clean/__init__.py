@@ -20,7 +20,7 @@ from aggregator.tracking import strip_tracking
 
 from ..model import Article, CleanConfig, Enclosure
 from ..text import strip_invalid_xml_chars
-from .html import Explain, parse_fragment, restructure
+from .html import Explain, junk_free_tree, parse_fragment, restructure
 from .images import choose_lead_image, content_images
 from .rules import SiteRule, load_site_rules, rules_for
 from .sanitize import sanitize
@@ -124,6 +124,18 @@ def _resolved_enclosure(enc: Enclosure, base: str) -> Enclosure:
     return enc if url == enc.url else replace(enc, url=url)  # replace() is costly; most URLs are absolute
 
 
+def _summary_text(summary: str, base: str, rules: tuple[SiteRule, ...], removed: set[str]) -> str:
+    """The feed's summary as plain text, without the junk the cleaning would remove from it."""
+    summary = strip_invalid_xml_chars(summary)
+    if "<" not in summary:
+        return html_to_text(summary)
+    try:
+        return root_text(junk_free_tree(summary, base, rules, removed))
+    except Exception:  # as in _clean: a DOM-pass bug never loses an article
+        log.warning("structural cleaning failed for the summary of %s", base or "an article", exc_info=True)
+        return html_to_text(sanitize(summary))
+
+
 def clean_article(
     article: Article,
     config: CleanConfig,
@@ -137,10 +149,7 @@ def clean_article(
     removed: set[str] = set()
     content, root = _clean(article.content_html, base, config, rules, explain, removed)
     image = choose_lead_image(_lead_candidates(article, base, root, content), removed)
-    summary_text = ""
-    if article.summary:
-        summary_html, summary_root = _clean(article.summary, base, config, rules, None, removed)
-        summary_text = root_text(summary_root) if summary_root is not None else html_to_text(summary_html)
+    summary_text = _summary_text(article.summary, base, rules, removed) if article.summary else ""
     # only the start of the content matters: the summary is compared with it or cut from it
     limit = max(config.summary_length * 2, len(summary_text) * 2) + 200
     content_text = root_text(root, limit) if root is not None else html_to_text(content)

@@ -592,6 +592,24 @@ def html_lib_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _drop_junk(root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why: Explain, removed_images: set[str], base: str) -> None:
+    """Hidden elements, dangerous or junk elements, then the site rules: everything that takes text away."""
+    if "display" in raw or "visibility" in raw:
+        for el in _hidden(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
+            if el.getparent() is not None:
+                why.add(el, "hidden by its style")
+                _forget_images(el, base, removed_images)
+                _remove(el)
+    dropped = {el.tag for el in root.iter(*_DROP)}
+    if dropped:
+        for el in root.iter(*dropped):
+            _forget_images(el, base, removed_images)
+            if el.tag not in ("noscript", "head", "meta", "link", "base"):
+                why.add(el, f"element <{el.tag}>")
+        etree.strip_elements(root, *dropped, with_tail=False)
+    _apply_rules(root, raw, rules, why, removed_images, base)  # before attributes go: rules select on class and id
+
+
 def restructure(
     html_text: str,
     base: str,
@@ -605,23 +623,23 @@ def restructure(
     _noscript_images(root)
     for img in root.iter("img"):
         _fix_lazy(img)
-    if "display" in html_text or "visibility" in html_text:
-        for el in _hidden(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
-            if el.getparent() is not None:
-                why.add(el, "hidden by its style")
-                _forget_images(el, base, removed_images)
-                _remove(el)
-    dropped = {el.tag for el in root.iter(*_DROP)}
-    if dropped:
-        for el in root.iter(*dropped):
-            _forget_images(el, base, removed_images)
-            if el.tag not in ("noscript", "head", "meta", "link", "base"):
-                why.add(el, f"element <{el.tag}>")
-        etree.strip_elements(root, *dropped, with_tail=False)
-    _apply_rules(root, html_text, rules, why, removed_images, base)  # before attributes go: rules select on class and id
+    _drop_junk(root, html_text, rules, why, removed_images, base)
     _fix_iframes(root, base, iframe_hosts, why)
     _fix_media(root, base, why, removed_images)
     _fix_links(root, base)
     _structure(root, _KEEP_TAGS_WITH_IFRAME if iframe_hosts else ALLOWED_TAGS)
     _tidy(root)
     return serialize(root), root
+
+
+def junk_free_tree(html_text: str, base: str, rules: tuple[SiteRule, ...], removed_images: set[str]) -> etree._Element:
+    """The tree after only the steps that take text away: enough to read a summary's text, at a
+    fraction of the whole pass (no URLs, structure, whitespace, serializing or sanitizing)."""
+    root = parse_fragment(html_text)
+    for img in root.iter("img"):
+        _fix_lazy(img)
+    _drop_junk(root, html_text, rules, Explain(None), removed_images, base)
+    for img in list(root.iter("img")):  # emoji drawn as images read as the emoji, as in _fix_media
+        if _EMOJI_CLASS.search(img.get("class", "")) and img.get("alt"):
+            _replace_with_text(img, img.get("alt", ""))
+    return root
