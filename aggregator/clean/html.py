@@ -212,7 +212,7 @@ def _may_drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Patter
         if required is None:
             return True
         needles.extend(required)
-    text = "".join(root.itertext())
+    text = str(etree.tostring(root, method="text", encoding="unicode", with_tail=False))  # one C call
     return any(needle in text for needle in needles)
 
 
@@ -442,8 +442,6 @@ def _collapse(text: str) -> str:
     return text
 
 
-_KEEP_ATTRS = frozenset(["href", "title", "alt", "cite", "datetime", "colspan", "rowspan", "start", "value", "scope", "headers", "span", "reversed"])
-_MEDIA_TAGS = frozenset(("img", "iframe", "video", "audio", "source", "track"))
 
 
 def _tidy(root: etree._Element) -> None:
@@ -466,12 +464,10 @@ def _tidy(root: etree._Element) -> None:
                 _remove(el)
         elif _is_empty(el) and el.getparent() is not None:
             _remove(el)
-    # each el.tag/.text/.tail read builds a new str in lxml: read once, write only what changes
+    # each el.tag/.text/.tail read builds a new str in lxml: read once, write only what changes.
+    # Attributes are the sanitizer's job (its allowlist is per element and stricter than any list here).
     for el in root.iter():
         tag = el.tag
-        if tag not in _MEDIA_TAGS and el.attrib:
-            for attr in [a for a in el.attrib if a not in _KEEP_ATTRS]:
-                del el.attrib[attr]
         if in_pre and el in in_pre:
             continue
         text = el.text
