@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from aggregator.clean import clean_article
 from aggregator.fulltext import extract_main_content
 from aggregator.model import Article, CleanConfig
 from aggregator.timezones import correct_date, detect_offset
@@ -71,6 +70,8 @@ def _correct(article: Article, samples: Mapping[str, list[str]], now: datetime, 
 def full_text_article(article: Article, page: bytes, page_url: str, config: CleanConfig,
                       rules: Sequence[Mapping[str, object]]) -> tuple[Article, str]:
     """The article with its page's main content, cleaned; or the article unchanged and a reason."""
+    from aggregator.clean import clean_article  # runs in a worker; the run's own process may never need it
+
     try:
         content = extract_main_content(page, page_url)
     except Exception as exc:  # noqa: BLE001 - an extractor bug keeps the teaser

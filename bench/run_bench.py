@@ -221,8 +221,20 @@ def prepare_farm(args: argparse.Namespace) -> farm_mod.Farm:
     return farm
 
 
+def byte_compile(args: argparse.Namespace) -> None:
+    """Every tool runs as installed: a pip install byte-compiles its package, but an editable install of
+    the aggregator under PYTHONDONTWRITEBYTECODE (set on these machines) would recompile all of it per run."""
+    python = Path(args.aggregator.split()[0]).with_name("python")
+    if "aggregator" not in args.tools or not python.exists():
+        return
+    where = subprocess.run([str(python), "-c", "import aggregator, os; print(os.path.dirname(aggregator.__file__))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([str(python), "-m", "compileall", "-q", where], check=True)
+
+
 def run(args: argparse.Namespace) -> list[Sample]:
     farm = prepare_farm(args)
+    byte_compile(args)
     work = args.work
     if work.exists():
         shutil.rmtree(work)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+from conftest import CORPUS, RecordingServer, Route
 from lxml import etree
 
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.pipeline import RunOptions, run
-from conftest import CORPUS, RecordingServer, Route
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PAGES = Path(__file__).parent / "data" / "fulltext"
@@ -189,16 +189,17 @@ def test_prune_keeps_what_feeds_show_and_pruned_items_never_return(
 
 def test_unchanged_items_are_not_cleaned_or_stored_again(tmp_path: Path, http_server: RecordingServer,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import aggregator.pipeline as pipeline
+    import aggregator.clean
 
     cleaned: list[str] = []
-    real_clean = pipeline.clean_article
+    real_clean = aggregator.clean.clean_article
 
     def counting_clean(article, *args, **kwargs):  # type: ignore[no-untyped-def]
         cleaned.append(article.title)
         return real_clean(article, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "clean_article", counting_clean)  # runs in-process: < 8 sources
+    # the worker function imports clean_article when it runs: in-process here (< 8 sources)
+    monkeypatch.setattr(aggregator.clean, "clean_article", counting_clean)
     items = [(f"https://s.example/{i}", f"Story {i}", f"https://s.example/{i}", f"<p>body {i}</p>") for i in range(4)]
     http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
     config = load_config(config_file(tmp_path, f"  - {{url: '{http_server.url('/s.xml')}', category: news}}\n"))
