@@ -182,3 +182,14 @@ def test_clean_is_pure_and_deterministic() -> None:
     article = _article('<p>a<img src="/x.jpg"></p>', summary="s", title="t")
     assert clean_article(article, CONFIG) == clean_article(article, CONFIG)
     assert article.content_html == '<p>a<img src="/x.jpg"></p>'
+
+
+@pytest.mark.parametrize(
+    "html",
+    ['<q cite ="javascript:alert(1)">x</q>', '<img src="https://e.org/a.jpg" srcset = "javascript:alert(1) 1x">',
+     '<blockquote CITE = "vbscript:x">q</blockquote>', '<video poster = "javascript:x" src="https://e.org/v.mp4"></video>'],
+)
+def test_url_attributes_written_with_spaces_are_still_judged(html: str) -> None:
+    """html5ever reads `cite = "..."` as cite: the scheme check must see it however it was written."""
+    out = clean_html(html, BASE, CONFIG)
+    assert "script:" not in out.lower()
