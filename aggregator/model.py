@@ -54,6 +54,10 @@ class Article:
     # A hash of the item exactly as parsed, before cleaning: when the store already knows it,
     # the item is not cleaned or stored again (issue 8: steady-state runs skip unchanged items).
     fingerprint: str = ""
+    # True while content, summary and image are still as the feed gave them (a first run defers
+    # cleaning the deep backlog no feed can show); the store cleans such an article before any
+    # output reads it. Title and link are always clean: deduplication matches on them.
+    needs_cleaning: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,9 +158,13 @@ def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[li
 
 def process_body(packed: bytes, headers: Mapping[str, str], source: Source, final_url: str,
                  clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
-                 known: frozenset[str] = frozenset()) -> _Processed:
-    """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises."""
-    from aggregator.clean import clean_article
+                 known: frozenset[str] = frozenset(), clean_first: int = 0) -> _Processed:
+    """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises.
+
+    clean_first > 0: only the newest that many articles are cleaned now; the rest are stored
+    marked, and cleaned only if an output ever shows them (see _clean_first).
+    """
+    from aggregator.clean import clean_article, defer_cleaning
     from aggregator.filters import apply_filters
     from aggregator.parse import parse_feed
 
@@ -176,7 +180,13 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
     kept: list[Article] = []
     dropped: list[tuple[str, str]] = []
     notes: list[str] = []
+    later = _backlog(todo, clean_first)
     for article in todo:
+        if id(article) in later:
+            waiting = defer_cleaning(article)
+            if waiting.title:  # an empty title is derived from the summary: that needs the cleaning
+                kept.append(waiting)
+                continue
         lines: list[str] | None = [] if explain else None
         try:
             cleaned = clean_article(article, clean_config, source.clean_rules, lines)
@@ -194,6 +204,32 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
         n for n in notes if "dropped:" in n))
     return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n),
                       seen=tuple(seen))
+
+
+def _backlog(articles: Sequence[Article], clean_first: int) -> set[int]:
+    """ids of the articles beyond the newest `clean_first` (undated ones count as newest, as the
+    store gives them their first-seen time): none of them can be in a feed of that many entries."""
+    if clean_first <= 0 or len(articles) <= clean_first:
+        return set()
+    newest_first = sorted(articles, key=_date_key, reverse=True)
+    return {id(a) for a in newest_first[clean_first:]}
+
+
+def _date_key(article: Article) -> datetime:
+    return article.updated or article.published or datetime.max.replace(tzinfo=UTC)
+
+
+# How many of a new source's articles to clean during its first run: what max_entries could
+# show, with a margin for the store's dedup and date corrections; the rest is a backlog that
+# only a later change (max_entries raised, articles removed) would bring into a feed.
+def _clean_first(config: Config, options: RunOptions, source: Source, filtered: bool, store: Store) -> int:
+    """0 = clean every article now. Only a source's first run defers (a cold start's deep backlog:
+    on 1,000 feeds, 58,000 items for 5,000 feed entries); filters, full text and --explain need
+    every article cleaned, and so does an unlimited feed."""
+    limit = config.output.max_entries
+    if limit <= 0 or filtered or source.full_text or options.explain or store.has_articles(source.url):
+        return 0
+    return limit * 2 + 10
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -285,9 +321,11 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         state = outcome.state
         if outcome.kind == "fetched":
             known = store.known_fingerprints(outcome.source.url)
+            clean_first = _clean_first(config, options, outcome.source, bool(rules[outcome.source.url]), store)
             processed = await loop.run_in_executor(
                 executor, process_body, packed, dict(outcome.headers), outcome.source,
-                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known)
+                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known,
+                clean_first)
             if outcome.source.full_text and processed.feed is not None:
                 deferred.append(_Deferred(outcome, processed, report))
                 return
@@ -452,7 +490,28 @@ def feed_contents(config: Config, store: Store, now: datetime) -> list[tuple[Fee
     every = [s.url for s in config.sources]
     everything = store.articles_for(every, limit=limit, max_age_s=max_age, now=now)
     feeds.append((FeedSpec("all", config.output.title, "Every category"), everything))
-    return feeds
+    return _cleaned_feeds(config, store, feeds)
+
+
+def _cleaned_feeds(config: Config, store: Store,
+                   feeds: list[tuple[FeedSpec, list[Article]]]) -> list[tuple[FeedSpec, list[Article]]]:
+    """Every output reads only cleaned articles: any still waiting (a first run's backlog that a
+    feed now shows) is cleaned here, once, and stored so."""
+    waiting = {a.id: a for _spec, articles in feeds for a in articles if a.needs_cleaning}
+    if not waiting:
+        return feeds
+    from aggregator.clean import clean_article
+
+    rules = {s.url: s.clean_rules for s in config.sources}
+    cleaned: dict[str, Article] = {}
+    for article_id, article in waiting.items():
+        try:
+            cleaned[article_id] = clean_article(article, config.clean, rules.get(article.source_url, ()))
+        except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
+            log.exception("article %s: cleaning failed; left out of the feeds", article_id)
+    store.save_cleaned(list(cleaned.values()))
+    return [(spec, [cleaned[a.id] if a.needs_cleaning else a for a in articles
+                    if not a.needs_cleaning or a.id in cleaned]) for spec, articles in feeds]
 
 
 def categories_by_source(config: Config) -> dict[str, list[str]]:

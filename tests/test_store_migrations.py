@@ -112,7 +112,7 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
         assert store.check() == []
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 5
     assert conn.execute("SELECT count(*) FROM fingerprints").fetchone() == (0,)  # v3 table, empty
     conn.close()
 

@@ -34,7 +34,7 @@ from .summary import (
 )
 from .urls import first_base, resolve_url
 
-__all__ = ["SiteRule", "clean_article", "clean_html", "load_site_rules"]
+__all__ = ["SiteRule", "clean_article", "clean_html", "defer_cleaning", "load_site_rules"]
 
 log = logging.getLogger(__name__)
 # Only ASCII whitespace collapses, in both paths: U+3000 and nbsp are text to the DOM pass (idempotency).
@@ -144,7 +144,7 @@ def clean_article(
 ) -> Article:
     """A new Article: cleaned content, plain-text title and summary, lead image, tracking-free link."""
     base = first_base(article.base_url, article.link, article.feed.link)
-    link = strip_tracking(resolve_url(article.link, base)) if article.link else ""
+    link = _clean_link(article.link, base)
     rules = _rules(config, extra_rules, (article.link, article.feed.link, article.base_url))
     removed: set[str] = set()
     content, root = _clean(article.content_html, base, config, rules, explain, removed)
@@ -155,7 +155,8 @@ def clean_article(
     content_text = root_text(root, limit) if root is not None else html_to_text(content)
     if not is_useful_summary(summary_text, content_text):
         summary_text = truncate_text(content_text, config.summary_length)
-    title = plain_title(article.title)
+    # a deferred article's title is already plain text: decoding it again would decode twice
+    title = article.title if article.needs_cleaning else plain_title(article.title)
     if not title and summary_text:
         title = title_from_summary(summary_text)
     enclosures = tuple(_resolved_enclosure(enc, base) for enc in article.enclosures)
@@ -167,4 +168,21 @@ def clean_article(
         link=link or article.link,
         image=image,
         enclosures=enclosures,
+        needs_cleaning=False,
+    )
+
+
+def _clean_link(link: str, base: str) -> str:
+    return strip_tracking(resolve_url(link, base)) if link else ""
+
+
+def defer_cleaning(article: Article) -> Article:
+    """The article with only what identifies it cleaned (title and link, exactly as clean_article
+    makes them when the title is not empty); the rest waits, marked, until an output needs it."""
+    base = first_base(article.base_url, article.link, article.feed.link)
+    return replace(
+        article,
+        title=strip_invalid_xml_chars(plain_title(article.title)),
+        link=_clean_link(article.link, base) or article.link,
+        needs_cleaning=True,
     )

@@ -22,8 +22,9 @@ from typing import Any, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
+from aggregator.store.dedup import content_hash, meta_hash, raw_hash, title_key
 from aggregator.store.lock import RunLock
-from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, select_in, to_micros
+from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
@@ -136,6 +137,12 @@ class Store:
                 "SELECT source_url, count(*) FROM entries WHERE status = 'published' GROUP BY source_url")
             return {url: count for url, count in rows}
 
+    def has_articles(self, source_url: str) -> bool:
+        """Whether anything was ever stored for this source (pruned identities count)."""
+        with self._guard():
+            row = self._conn.execute("SELECT 1 FROM entries WHERE source_url = ? LIMIT 1", (source_url,)).fetchone()
+            return row is not None
+
     def known_fingerprints(self, source_url: str) -> frozenset[str]:
         """Fingerprints of this source's items that were already processed."""
         with self._guard():
@@ -172,7 +179,7 @@ class Store:
         with self._guard():
             rows = select_in(
                 self._conn,
-                "SELECT key, id, source_url, link_key, first_seen, published, updated FROM entries "
+                "SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning FROM entries "
                 "WHERE status = 'published' AND source_url IN ({})",
                 urls,
             )
@@ -190,7 +197,26 @@ class Store:
                     [r[0] for r in rows],
                 )
             }
-        return [article_from_row(r[1], r[2], r[5], r[6], bodies[r[0]]) for r in rows]
+        return [article_from_row(r[1], r[2], r[5], r[6], bodies[r[0]], needs_cleaning=bool(r[7])) for r in rows]
+
+    def save_cleaned(self, articles: Sequence[Article]) -> None:
+        """Store the cleaned versions of articles stored uncleaned (matched by id). Not a change of
+        what any feed shows (outputs only ever read cleaned articles), so the generation stays."""
+        sets = ", ".join(f"{c} = ?" for c in BODY_COLUMNS)
+        with self._guard(), self._transaction():
+            for article in articles:
+                row = self._conn.execute("SELECT key, source_url FROM entries WHERE id = ?", (article.id,)).fetchone()
+                if row is None:
+                    continue
+                key, source_url = row
+                self._conn.execute(
+                    "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, title_key = ?, "
+                    "needs_cleaning = 0 WHERE key = ?",
+                    (raw_hash(article), content_hash(article), meta_hash(article), title_key(article.title), key))
+                self._conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), key))
+                # the cleaned content identifies it from now on too (a guid-less article is known by it)
+                self._conn.execute("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
+                                   (source_url, content_hash(article), key))
 
     def provenance(self, article_id: str) -> tuple[str, ...]:
         """Every source that carried this article's canonical link, first-seen first."""
@@ -334,7 +360,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
 def _drop_cross_source_duplicates(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Keep one source per canonical link: the one whose article was seen first."""
     first: dict[str, tuple[int, int, str]] = {}
-    for key, _id, source, link, first_seen, _p, _u in rows:
+    for key, _id, source, link, first_seen, *_rest in rows:
         if link and (link not in first or (first_seen, key) < first[link][:2]):
             first[link] = (first_seen, key, source)
     return [r for r in rows if not r[3] or first[r[3]][2] == r[2]]

@@ -69,7 +69,7 @@ def body_values(article: Article) -> tuple[object, ...]:
 
 
 def article_from_row(entry_id: str, source_url: str, published: int, updated: int,
-                     body: Sequence[Any]) -> Article:
+                     body: Sequence[Any], *, needs_cleaning: bool = False) -> Article:
     """An Article from stored values; dates are the stored (filled-in) ones."""
     values = dict(zip(BODY_COLUMNS, body))
     return Article(
@@ -90,6 +90,7 @@ def article_from_row(entry_id: str, source_url: str, published: int, updated: in
         base_url=values["base_url"],
         language=values["language"],
         feed=_feed_meta(values["feed"]),
+        needs_cleaning=needs_cleaning,
     )
 
 

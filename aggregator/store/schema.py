@@ -7,6 +7,7 @@ Tables:
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
   fingerprints  (source, hash of an item as parsed): items already processed, skipped next time.
   counters  'generation': bumped with every write that changes what a feed shows.
+  (entries.needs_cleaning: stored as the feed gave it, cleaned before any output reads it.)
   keys      (source, kind, value) -> entry: the guids, canonical links and content hashes an
             article is recognised by. kind 'repeated' (entry NULL) marks a guid never to trust.
 """
@@ -93,6 +94,13 @@ INSERT INTO counters (name, value) VALUES ('generation', 0);
 """
 
 
+# v5: articles stored before cleaning (a first run's deep backlog) are marked, to be cleaned before output.
+_V5 = """
+ALTER TABLE entries ADD COLUMN needs_cleaning INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX entries_needing_cleaning ON entries(key) WHERE needs_cleaning = 1;
+"""
+
+
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
@@ -113,7 +121,8 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(_V1), _v2, _script(_V3), _script(_V4))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5))
 VERSION = len(MIGRATIONS)
 
 

@@ -52,6 +52,7 @@ class _Entry:
     published: int
     updated: int
     last_seen: int
+    needs_cleaning: int
 
 
 @dataclass
@@ -178,23 +179,27 @@ class _Upsert:
             self._touch(entry)  # still in the feed: its identity must survive prune
             return
         digest = candidate.raw_hash
-        if digest == entry.raw_hash:
-            self._count(entry, unchanged=True)
+        if digest == entry.raw_hash or (article.needs_cleaning and not entry.needs_cleaning):
+            self._count(entry, unchanged=True)  # an uncleaned copy never replaces a cleaned one
             self._touch(entry)
             return
-        content = candidate.content_hash != entry.content_hash
-        meta = meta_hash(article) != entry.meta_hash
+        if entry.needs_cleaning and not article.needs_cleaning:
+            # the stored copy was never cleaned: its hashes say nothing about a real change
+            content, meta = False, True
+        else:
+            content = candidate.content_hash != entry.content_hash
+            meta = meta_hash(article) != entry.meta_hash
         updated = self._bumped(article, entry) if content else entry.updated
         self.conn.execute(
             "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
-            "title_key = ?, last_seen = ? WHERE key = ?",
+            "title_key = ?, last_seen = ?, needs_cleaning = ? WHERE key = ?",
             (digest, candidate.content_hash, meta_hash(article), updated, candidate.link_key,
-             candidate.title_key, self.now_us, entry.key),
+             candidate.title_key, self.now_us, int(article.needs_cleaning), entry.key),
         )
         if content or meta:
             sets = ", ".join(f"{c} = ?" for c in BODY_COLUMNS)
             self.conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), entry.key))
-        self._count(entry, unchanged=not (content or meta))
+        self._count(entry, unchanged=not content and (bool(entry.needs_cleaning) or not meta))
 
     def _count(self, entry: _Entry, *, unchanged: bool) -> None:
         if entry.status != "published":
@@ -241,14 +246,15 @@ class _Upsert:
             status = "held" if id(c) in held else "published"
             entries.append((key, entry_id, self.source_url, c.link_key, c.raw_hash, c.content_hash,
                             meta_hash(c.article), self.now_us, self.now_us, published, updated, status,
-                            c.title_key))
+                            c.title_key, int(c.article.needs_cleaning)))
             bodies.append((key, *body_values(c.article)))
             keys.extend((self.source_url, kind, value, key) for kind, value in c.identity_keys())
             keys.extend((self.source_url, kind, value, key) for r in self._reposts.get(id(c), [])
                         for kind, value in r.identity_keys())
         self.conn.executemany(
             "INSERT INTO entries (key, id, source_url, link_key, raw_hash, content_hash, meta_hash, first_seen, "
-            "last_seen, published, updated, status, title_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "last_seen, published, updated, status, title_key, needs_cleaning) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             entries,
         )
         marks = ", ".join("?" * (len(BODY_COLUMNS) + 1))
@@ -366,7 +372,7 @@ class _Upsert:
         rows = select_in(
             self.conn,
             "SELECT e.key, e.id, e.status, coalesce(b.original_id, ''), e.raw_hash, e.content_hash, e.meta_hash, "
-            "e.published, e.updated, e.last_seen FROM entries e LEFT JOIN bodies b ON b.entry = e.key "
+            "e.published, e.updated, e.last_seen, e.needs_cleaning FROM entries e LEFT JOIN bodies b ON b.entry = e.key "
             "WHERE e.key IN ({})",
             sorted(keys),
         )

@@ -1,0 +1,98 @@
+"""A new source's deep backlog is stored uncleaned and cleaned only when a feed shows it (issue 8:
+a cold run cleans what max_entries can show, not every item): outputs must be exactly what
+cleaning everything up front gives, before and after max_entries grows."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, RecordingServer, Route
+
+import aggregator.clean
+from aggregator.config import load_config
+from aggregator.pipeline import RunOptions, run
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+FEEDS = ["rss-parser/guardian.rss", "rsparser/atp.rss", "rsparser/expertopinionent.atom"]
+
+
+def _config(tmp_path: Path, name: str, server: RecordingServer, max_entries: int) -> Path:
+    sources = "".join(f"  - {{url: '{server.url('/' + Path(f).name)}', category: c{i}}}\n"
+                      for i, f in enumerate(FEEDS))
+    categories = "".join(f"  c{i}: {{title: C{i}}}\n" for i in range(len(FEEDS)))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"output: {{dir: {tmp_path / name / 'out'}, base_url: 'https://n.example/', max_entries: {max_entries}, "
+        f"formats: [atom, json]}}\nstate: {tmp_path / name / 'state.db'}\nretention: 36500d\n"
+        f"categories:\n{categories}sources:\n{sources}", encoding="utf-8")
+    return path
+
+
+def _outputs(tmp_path: Path, name: str) -> dict[str, bytes]:
+    out = tmp_path / name / "out"
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".atom", ".json")}
+
+
+def _waiting(tmp_path: Path, name: str) -> int:
+    with sqlite3.connect(tmp_path / name / "state.db") as conn:
+        return int(conn.execute("SELECT count(*) FROM entries WHERE needs_cleaning = 1").fetchone()[0])
+
+
+@pytest.fixture
+def served(http_server: RecordingServer) -> RecordingServer:
+    for feed in FEEDS:
+        body = (CORPUS / "feeds" / feed).read_bytes()
+        http_server.routes["/" + Path(feed).name] = Route(200, {"Content-Type": "application/xml"}, body)
+    return http_server
+
+
+def test_backlog_waits_and_outputs_equal_cleaning_everything(
+        tmp_path: Path, served: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = aggregator.clean.clean_article
+    calls: list[str] = []
+
+    def counting(article, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(article.id)
+        return real(article, *args, **kwargs)
+
+    monkeypatch.setattr(aggregator.clean, "clean_article", counting)  # in-process: fewer than 8 sources
+    lazy = load_config(_config(tmp_path, "lazy", served, max_entries=5))
+    first = run(lazy, RunOptions(force=True), now=NOW)
+    stored = first.new
+    assert stored == 55 + 100 + 43  # every item is stored, cleaned or not
+    assert len(calls) == 3 * (5 * 2 + 10)  # only each source's newest 20 were cleaned
+    assert _waiting(tmp_path, "lazy") == stored - len(calls)
+
+    eager = load_config(_config(tmp_path, "eager", served, max_entries=5))
+    run(eager, RunOptions(force=True, explain=True), now=NOW)  # --explain cleans every article now
+    assert _waiting(tmp_path, "eager") == 0
+    assert _outputs(tmp_path, "lazy") == _outputs(tmp_path, "eager")
+
+    # every article shown: the waiting ones are cleaned on the way out, once, and stored cleaned
+    calls.clear()
+    run(load_config(_config(tmp_path, "lazy", served, max_entries=0)), RunOptions(force=True), now=NOW)
+    assert _waiting(tmp_path, "lazy") == 0
+    assert len(calls) == stored - 3 * 20
+    run(load_config(_config(tmp_path, "eager", served, max_entries=0)), RunOptions(force=True), now=NOW)
+    assert _outputs(tmp_path, "lazy") == _outputs(tmp_path, "eager")
+    for text in _outputs(tmp_path, "lazy").values():
+        assert b"<script" not in text and b'src="/' not in text and b"&lt;script" not in text
+
+    # a second run changes nothing and cleans nothing again
+    calls.clear()
+    run(load_config(_config(tmp_path, "lazy", served, max_entries=0)), RunOptions(force=True), now=NOW)
+    assert calls == []
+
+
+def test_a_known_source_is_always_cleaned_in_full(tmp_path: Path, served: RecordingServer) -> None:
+    config = load_config(_config(tmp_path, "s", served, max_entries=5))
+    run(config, RunOptions(force=True), now=NOW)
+    waiting = _waiting(tmp_path, "s")
+    assert waiting > 0
+    atp = (CORPUS / "feeds" / FEEDS[1]).read_bytes().replace(b"<item>", b"<item><category>x</category>", 1)
+    served.routes["/atp.rss"] = Route(200, {"Content-Type": "application/xml"}, atp)
+    run(config, RunOptions(force=True), now=NOW)
+    assert _waiting(tmp_path, "s") == waiting  # no new backlog from a source the store knows
