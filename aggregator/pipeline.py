@@ -135,6 +135,7 @@ class _Processed:
     dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
     explain: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
+    hashes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # store.dedup.article_hashes
 
 
 def fingerprint(article: Article) -> str:
@@ -158,15 +159,16 @@ def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[li
 
 def process_body(packed: bytes, headers: Mapping[str, str], source: Source, final_url: str,
                  clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
-                 known: frozenset[str] = frozenset(), clean_first: int = 0) -> _Processed:
+                 known: frozenset[str] = frozenset(), clean_now: bool = True) -> _Processed:
     """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises.
 
-    clean_first > 0: only the newest that many articles are cleaned now; the rest are stored
-    marked, and cleaned only if an output ever shows them (see _clean_first).
+    clean_now False: the articles are stored marked, and cleaned only if an output ever shows them
+    (see _clean_now); their title and link are cleaned now, as deduplication needs them.
     """
     from aggregator.clean import clean_article, defer_cleaning
     from aggregator.filters import apply_filters
     from aggregator.parse import parse_feed
+    from aggregator.store.dedup import article_hashes
 
     try:
         body = zlib.decompress(packed)
@@ -180,9 +182,8 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
     kept: list[Article] = []
     dropped: list[tuple[str, str]] = []
     notes: list[str] = []
-    later = _backlog(todo, clean_first)
     for article in todo:
-        if id(article) in later:
+        if not clean_now:
             waiting = defer_cleaning(article)
             if waiting.title:  # an empty title is derived from the summary: that needs the cleaning
                 kept.append(waiting)
@@ -202,34 +203,20 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
         kept.append(cleaned)
     feed = replace(parsed, articles=tuple(kept), warnings=parsed.warnings + tuple(
         n for n in notes if "dropped:" in n))
+    # the store's hashes, computed here rather than in the run's one process (not for full text:
+    # its content is replaced after this)
+    hashes = {} if source.full_text else {a.fingerprint: article_hashes(a) for a in kept if a.fingerprint}
     return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n),
-                      seen=tuple(seen))
+                      seen=tuple(seen), hashes=hashes)
 
 
-def _backlog(articles: Sequence[Article], clean_first: int) -> set[int]:
-    """ids of the articles beyond the newest `clean_first` (undated ones count as newest, as the
-    store gives them their first-seen time): none of them can be in a feed of that many entries."""
-    if clean_first <= 0 or len(articles) <= clean_first:
-        return set()
-    newest_first = sorted(articles, key=_date_key, reverse=True)
-    return {id(a) for a in newest_first[clean_first:]}
+def _clean_now(options: RunOptions, source: Source, filtered: bool, store: Store) -> bool:
+    """False when this source's articles are stored uncleaned, to be cleaned when a feed shows them.
 
-
-def _date_key(article: Article) -> datetime:
-    return article.updated or article.published or datetime.max.replace(tzinfo=UTC)
-
-
-# How many of a new source's articles to clean during its first run: what max_entries could
-# show, with a margin for the store's dedup and date corrections; the rest is a backlog that
-# only a later change (max_entries raised, articles removed) would bring into a feed.
-def _clean_first(config: Config, options: RunOptions, source: Source, filtered: bool, store: Store) -> int:
-    """0 = clean every article now. Only a source's first run defers (a cold start's deep backlog:
-    on 1,000 feeds, 58,000 items for 5,000 feed entries); filters, full text and --explain need
-    every article cleaned, and so does an unlimited feed."""
-    limit = config.output.max_entries
-    if limit <= 0 or filtered or source.full_text or options.explain or store.has_articles(source.url):
-        return 0
-    return limit * 2 + 10
+    Only a source's first run defers: its backlog is deep and mostly never shown (a cold start on
+    1,000 feeds parses 58,000 items for 5,000 feed entries). Filters, full text and --explain need
+    every article cleaned; a source the store knows is cleaned as it comes."""
+    return bool(filtered or source.full_text or options.explain or store.has_articles(source.url))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -321,11 +308,11 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         state = outcome.state
         if outcome.kind == "fetched":
             known = store.known_fingerprints(outcome.source.url)
-            clean_first = _clean_first(config, options, outcome.source, bool(rules[outcome.source.url]), store)
+            clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
             processed = await loop.run_in_executor(
                 executor, process_body, packed, dict(outcome.headers), outcome.source,
                 outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known,
-                clean_first)
+                clean_now)
             if outcome.source.full_text and processed.feed is not None:
                 deferred.append(_Deferred(outcome, processed, report))
                 return
@@ -430,7 +417,8 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
     articles, report.date_state = correct_dates(feed.articles, raw_state, now, margin)
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
     result = store.upsert_articles(source.url, articles, now, accept_burst=accept,
-                                   burst_threshold=config.burst_threshold, seen_fingerprints=processed.seen)
+                                   burst_threshold=config.burst_threshold, seen_fingerprints=processed.seen,
+                                   hashes=processed.hashes)
     report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
     report.warnings = feed.warnings + result.warnings + tuple(report.full_text_failures)
     return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)
@@ -495,23 +483,44 @@ def feed_contents(config: Config, store: Store, now: datetime) -> list[tuple[Fee
 
 def _cleaned_feeds(config: Config, store: Store,
                    feeds: list[tuple[FeedSpec, list[Article]]]) -> list[tuple[FeedSpec, list[Article]]]:
-    """Every output reads only cleaned articles: any still waiting (a first run's backlog that a
+    """Every output reads only cleaned articles: any still waiting (a first run's articles that a
     feed now shows) is cleaned here, once, and stored so."""
-    waiting = {a.id: a for _spec, articles in feeds for a in articles if a.needs_cleaning}
+    waiting = list({a.id: a for _spec, articles in feeds for a in articles if a.needs_cleaning}.values())
     if not waiting:
         return feeds
-    from aggregator.clean import clean_article
-
     rules = {s.url: s.clean_rules for s in config.sources}
-    cleaned: dict[str, Article] = {}
-    for article_id, article in waiting.items():
-        try:
-            cleaned[article_id] = clean_article(article, config.clean, rules.get(article.source_url, ()))
-        except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
-            log.exception("article %s: cleaning failed; left out of the feeds", article_id)
+    jobs = [(a, rules.get(a.source_url, ())) for a in waiting]
+    if len(jobs) < WAITING_POOL_THRESHOLD:
+        done = _clean_batch(config.clean, jobs)
+    else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
+        batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
+        executor = _make_executor(len(jobs), 0)
+        assert executor is not None
+        with executor:
+            done = [a for batch in executor.map(_clean_batch, [config.clean] * len(batches), batches) for a in batch]
+    cleaned = {a.id: a for a in done if a is not None}
     store.save_cleaned(list(cleaned.values()))
     return [(spec, [cleaned[a.id] if a.needs_cleaning else a for a in articles
                     if not a.needs_cleaning or a.id in cleaned]) for spec, articles in feeds]
+
+
+WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting workers
+WAITING_BATCH = 100
+
+
+def _clean_batch(clean_config: CleanConfig,
+                 jobs: Sequence[tuple[Article, tuple[dict[str, object], ...]]]) -> list[Article | None]:
+    """Clean waiting articles (in a worker or in-process); a failure costs that article, left out."""
+    from aggregator.clean import clean_article
+
+    out: list[Article | None] = []
+    for article, rules in jobs:
+        try:
+            out.append(clean_article(article, clean_config, rules))
+        except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
+            log.exception("article %s: cleaning failed; left out of the feeds", article.id)
+            out.append(None)
+    return out
 
 
 def categories_by_source(config: Config) -> dict[str, list[str]]:

@@ -290,3 +290,24 @@ def test_a_bug_while_handling_one_source_costs_only_that_source(
     (failure,) = summary.failures
     assert failure.source.url.endswith("/bad.xml") and "simulated bug" in failure.error
     assert titles(tmp_path / "out" / "news.atom") == ["Good one"]
+
+
+def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None:
+    """The store trusts hashes computed where the article was cleaned: they must be exactly its own,
+    also after the run corrects the articles' dates (time-zone fixes happen in the run's process)."""
+    import zlib
+    from dataclasses import replace
+
+    from aggregator.model import CleanConfig, Source
+    from aggregator.pipeline import process_body
+    from aggregator.store.dedup import article_hashes
+
+    body = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()
+    source = Source(url="https://example.org/feed", categories=("news",))
+    processed = process_body(zlib.compress(body), {}, source, source.url, CleanConfig(), (),
+                             datetime(2026, 11, 26, tzinfo=UTC), False)
+    assert processed.feed is not None and len(processed.hashes) == len(processed.feed.articles) > 40
+    for article in processed.feed.articles:
+        shifted = replace(article, published=article.published and article.published - timedelta(hours=8),
+                          updated=datetime(2020, 1, 1, tzinfo=UTC))
+        assert processed.hashes[article.fingerprint] == article_hashes(shifted)

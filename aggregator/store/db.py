@@ -22,7 +22,7 @@ from typing import Any, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
-from aggregator.store.dedup import content_hash, meta_hash, raw_hash, title_key
+from aggregator.store.dedup import Hashes, content_hash, meta_hash, raw_hash, title_key
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
@@ -99,7 +99,8 @@ class Store:
 
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
-                        accept_burst: bool = False, seen_fingerprints: Collection[str] = ()) -> UpsertResult:
+                        accept_burst: bool = False, seen_fingerprints: Collection[str] = (),
+                        hashes: Mapping[str, Hashes] | None = None) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of
@@ -112,10 +113,11 @@ class Store:
 
         Fingerprints: every article's `fingerprint` is remembered, and `seen_fingerprints` (items
         the caller skipped because :meth:`known_fingerprints` had them) are marked as still seen.
+        hashes: dedup.article_hashes of articles by fingerprint, when the caller computed them.
         """
         now = aware(now)
         with self._guard(), self._transaction():
-            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst)
+            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes)
             if result.new or result.updated:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
             self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],

@@ -38,8 +38,8 @@ import html
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -146,6 +146,16 @@ def meta_hash(article: Article) -> str:
     )
 
 
+# An article's (raw_hash, content_hash, meta_hash): pure functions of it that exclude its dates, so
+# the worker that cleaned it computes them off the main process (a cold run stores ~58,000
+# articles; hashing them was most of the main process's work), keyed by the item's fingerprint.
+Hashes = tuple[str, str, str]
+
+
+def article_hashes(article: Article) -> Hashes:
+    return raw_hash(article), content_hash(article), meta_hash(article)
+
+
 def raw_hash(article: Article) -> str:
     """Every stored field exactly, dates excluded: equal means nothing to do at all."""
     return _digest(repr((
@@ -167,14 +177,20 @@ class Candidate:
     guid: str  # "" when absent or repeated (untrustworthy)
     link_key: str  # "" when absent
     link_usable: bool  # unique in the batch and not a site root
+    # (raw, content, meta) hashes computed where the article was made (a worker): see Hashes
+    known: Hashes | None = field(default=None, compare=False)
 
     @functools.cached_property
     def content_hash(self) -> str:
-        return content_hash(self.article)
+        return self.known[1] if self.known else content_hash(self.article)
 
     @functools.cached_property
     def raw_hash(self) -> str:
-        return raw_hash(self.article)
+        return self.known[0] if self.known else raw_hash(self.article)
+
+    @functools.cached_property
+    def meta_hash(self) -> str:
+        return self.known[2] if self.known else meta_hash(self.article)
 
     @functools.cached_property
     def title_key(self) -> str:
@@ -207,7 +223,8 @@ class Batch:
     warnings: tuple[str, ...]
 
 
-def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: frozenset[str]) -> Batch:
+def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: frozenset[str],
+                  hashes: Mapping[str, Hashes] | None = None) -> Batch:
     """Key every article, detect repeated guids, drop in-batch duplicates (first one wins)."""
     links = [canonical_link(a.link) for a in articles]
     guids = [a.original_id.strip() for a in articles]
@@ -232,6 +249,7 @@ def prepare_batch(source_url: str, articles: Sequence[Article], known_repeated: 
             guid="" if guid in untrusted else guid,
             link_key=link,
             link_usable=bool(link) and link_counts[link] == 1 and not is_site_root(link),
+            known=hashes.get(article.fingerprint) if hashes and article.fingerprint else None,
         )
         if candidate.identity() in seen:
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,9 +12,9 @@ from aggregator.model import Article
 from aggregator.store.dedup import (
     TITLE_KEY_MIN,
     Candidate,
+    Hashes,
     article_date,
     is_near_duplicate,
-    meta_hash,
     prepare_batch,
 )
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, from_micros, select_in, to_micros
@@ -67,8 +67,9 @@ class _Upsert:
     """One source's batch against the store, inside the caller's transaction."""
 
     def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
-                 burst_threshold: int, accept_burst: bool) -> None:
+                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None) -> None:
         self.conn = conn
+        self.hashes = hashes
         self.source_url = source_url
         self.now = now
         self.now_us = to_micros(now)
@@ -81,7 +82,7 @@ class _Upsert:
 
     def run(self, articles: Sequence[Article]) -> UpsertResult:
         self.conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (self.source_url,))
-        batch = prepare_batch(self.source_url, articles, self._repeated_guids())
+        batch = prepare_batch(self.source_url, articles, self._repeated_guids(), self.hashes)
         self.warnings.extend(batch.warnings)
         self._remember_repeated(batch.repeated_guids)
         had_articles, newest = self._source_stats()
@@ -188,12 +189,12 @@ class _Upsert:
             content, meta = False, True
         else:
             content = candidate.content_hash != entry.content_hash
-            meta = meta_hash(article) != entry.meta_hash
+            meta = candidate.meta_hash != entry.meta_hash
         updated = self._bumped(article, entry) if content else entry.updated
         self.conn.execute(
             "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
             "title_key = ?, last_seen = ?, needs_cleaning = ? WHERE key = ?",
-            (digest, candidate.content_hash, meta_hash(article), updated, candidate.link_key,
+            (digest, candidate.content_hash, candidate.meta_hash, updated, candidate.link_key,
              candidate.title_key, self.now_us, int(article.needs_cleaning), entry.key),
         )
         if content or meta:
@@ -245,7 +246,7 @@ class _Upsert:
             published, updated = self._dates(c.article)
             status = "held" if id(c) in held else "published"
             entries.append((key, entry_id, self.source_url, c.link_key, c.raw_hash, c.content_hash,
-                            meta_hash(c.article), self.now_us, self.now_us, published, updated, status,
+                            c.meta_hash, self.now_us, self.now_us, published, updated, status,
                             c.title_key, int(c.article.needs_cleaning)))
             bodies.append((key, *body_values(c.article)))
             keys.extend((self.source_url, kind, value, key) for kind, value in c.identity_keys())
@@ -380,6 +381,6 @@ class _Upsert:
 
 
 def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,
-                 burst_threshold: int, accept_burst: bool) -> UpsertResult:
+                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None) -> UpsertResult:
     """Store.upsert_articles's work, inside its transaction."""
-    return _Upsert(conn, source_url, now, burst_threshold, accept_burst).run(articles)
+    return _Upsert(conn, source_url, now, burst_threshold, accept_burst, hashes).run(articles)
