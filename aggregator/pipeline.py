@@ -185,7 +185,9 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
     for article in todo:
         if not clean_now:
             waiting = defer_cleaning(article)
-            if waiting.title:  # an empty title is derived from the summary: that needs the cleaning
+            # an empty title is derived from the summary, and an article without guid or link is
+            # known by its content's hash: both need the cleaning now
+            if waiting.title and (waiting.original_id.strip() or waiting.link):
                 kept.append(waiting)
                 continue
         lines: list[str] | None = [] if explain else None

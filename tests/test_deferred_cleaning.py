@@ -109,3 +109,26 @@ def test_many_waiting_articles_are_cleaned_by_the_worker_pool(
         now=NOW)
     assert _waiting(tmp_path, "pooled") == _waiting(tmp_path, "eager") == 0
     assert _outputs(tmp_path, "pooled") == _outputs(tmp_path, "eager")
+
+
+def test_articles_known_only_by_their_content_are_cleaned_at_once(tmp_path: Path, http_server: RecordingServer) -> None:
+    """Without guid and link, an article is identified by its cleaned content's hash: it cannot wait."""
+    items = "".join(f"<item><title>Story {i}</title><description>&lt;p&gt;Body {i}&lt;/p&gt;</description></item>"
+                    for i in range(30))
+    with_ids = "".join(f"<item><guid>g{i}</guid><title>Other {i}</title><description>x</description></item>"
+                       for i in range(30))
+    http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                         f"<rss version='2.0'><channel><title>A</title>{items}</channel></rss>".encode())
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                         f"<rss version='2.0'><channel><title>B</title>{with_ids}</channel></rss>".encode())
+    path = tmp_path / "c.yaml"
+    path.write_text(f"output: {{dir: {tmp_path / 'out'}, max_entries: 3}}\nstate: {tmp_path / 'state.db'}\n"
+                    f"categories:\n  a: {{title: A}}\n  b: {{title: B}}\nsources:\n"
+                    f"  - {{url: '{http_server.url('/a.xml')}', category: a}}\n"
+                    f"  - {{url: '{http_server.url('/b.xml')}', category: b}}\n", encoding="utf-8")
+    run(load_config(path), RunOptions(force=True), now=NOW)
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        waiting = dict(conn.execute("SELECT source_url, sum(needs_cleaning) FROM entries GROUP BY source_url"))
+    assert waiting[http_server.url("/a.xml")] == 0
+    assert waiting[http_server.url("/b.xml")] == 30 - 3  # those with a guid wait, but what is shown
+

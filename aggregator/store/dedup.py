@@ -130,6 +130,11 @@ def content_hash(article: Article) -> str:
     """Title and content, normalized: a change here is a real update (and an identity for
     articles without a trustworthy guid)."""
     body = article.content_html or article.summary
+    if article.needs_cleaning:
+        # not cleaned yet: the bytes as given (normalizing raw publisher HTML cost more than the rest
+        # of storing it). Such an article has a guid or a link to be known by; once cleaned, it is
+        # hashed normally (Store.save_cleaned).
+        return _digest("uncleaned", article.title, body)
     return _digest(normalize_text(html.unescape(article.title)), normalize_html(body))
 
 
