@@ -285,6 +285,15 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
     states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
+    warming: list[asyncio.Future[None]] = []
+
+    async def pool_ready() -> None:
+        # The first submits would start the forkserver and fork the workers in the event loop's own
+        # thread, blocking every transfer until the preload imports finish (~0.5 s): do it in a thread.
+        if isinstance(executor, ProcessPoolExecutor):
+            if not warming:
+                warming.append(loop.run_in_executor(None, _start_workers, executor, options.workers))
+            await warming[0]
 
     def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
         report.moved_to = getattr(state, "moved_to", "") or ""
@@ -310,6 +319,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         state = outcome.state
         if outcome.kind == "fetched":
             known = store.known_fingerprints(outcome.source.url)
+            await pool_ready()
             clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
             processed = await loop.run_in_executor(
                 executor, process_body, packed, dict(outcome.headers), outcome.source,
@@ -451,6 +461,12 @@ def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
     showing = {a.id for _spec, articles in feed_contents(config, store, now) for a in articles}
     return store.prune(keep_days=keep_s / 86400, now=now, active_source_urls=[s.url for s in config.sources],
                        keep_ids=showing)
+
+
+def _start_workers(executor: ProcessPoolExecutor, workers: int) -> None:
+    """Have every worker running: one trivial task per worker, each submit spawning one when none idles."""
+    for future in [executor.submit(int) for _ in range(workers or os.cpu_count() or 1)]:
+        future.result()
 
 
 def _make_executor(count: int, workers: int) -> Executor | None:
