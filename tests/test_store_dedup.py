@@ -122,3 +122,30 @@ def test_batch_shared_links_fall_back_to_content_hash() -> None:
 def test_known_repeated_guid_stays_untrusted() -> None:
     batch = prepare_batch("https://s.example/", [_article(1, original_id="bad")], frozenset({"bad"}))
     assert batch.candidates[0].guid == "" and batch.warnings == ()
+
+
+def test_a_feeds_window_equals_sorting_every_article(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """articles_for reads only the newest rows when it has a limit; it must give exactly what sorting
+    and deduplicating every stored article gives, also when a link's first-seen copy is old."""
+    from aggregator.store import Store
+
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    sources = [f"https://s{i}.example/feed" for i in range(3)]
+    with Store.open(tmp_path / "state.db") as store:
+        for turn, url in enumerate(reversed(sources)):  # s2 is seen first, then s1, then s0
+            articles = [
+                Article(id=f"urn:x:{url}:{n}", source_url=url, source_name=url, original_id=f"{url}#{n}",
+                        title=f"Story number {n} from {url}", content_html=f"<p>{n}</p>",
+                        # every 5th story is the same link in all three sources, dated differently
+                        link=f"https://news.example/{n}" if n % 5 == 0 else f"{url}/{n}",
+                        published=base + timedelta(hours=(n * 7 + turn * 13) % 97))
+                for n in range(40)
+            ]
+            store.upsert_articles(url, articles, base + timedelta(days=turn))
+        now = base + timedelta(days=10)
+        everything = [r[1] for r in store._all_newest_first(sorted(sources), None)]
+        for limit in (1, 3, 10, 25, 60, 200):
+            window = [a.id for a in store.articles_for(sources, limit=limit, now=now)]
+            assert window == everything[:limit]
+        assert [a.id for a in store.articles_for(sources, now=now)] == everything
+        assert len(everything) == 3 * 40 - 2 * 8  # each shared link once: the copy s2 saw first

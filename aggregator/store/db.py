@@ -178,20 +178,9 @@ class Store:
         urls = sorted(set(source_urls))
         if not urls:
             return []
+        cutoff = to_micros(aware(now) - timedelta(seconds=max_age_s)) if max_age_s > 0 else None
         with self._guard():
-            rows = select_in(
-                self._conn,
-                "SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning FROM entries "
-                "WHERE status = 'published' AND source_url IN ({})",
-                urls,
-            )
-            rows.sort(key=lambda r: (-r[6], -r[5], r[1]))
-            rows = _drop_cross_source_duplicates(rows)
-            if max_age_s > 0:
-                cutoff = to_micros(aware(now) - timedelta(seconds=max_age_s))
-                rows = [r for r in rows if r[6] >= cutoff]
-            if limit > 0:
-                rows = rows[:limit]
+            rows = self._newest(urls, limit, cutoff) if limit > 0 else self._all_newest_first(urls, cutoff)
             bodies = {
                 b[0]: b[1:]
                 for b in select_in(
@@ -200,6 +189,43 @@ class Store:
                 )
             }
         return [article_from_row(r[1], r[2], r[5], r[6], bodies[r[0]], needs_cleaning=bool(r[7])) for r in rows]
+
+    def _all_newest_first(self, urls: Sequence[str], cutoff: int | None) -> list[tuple[Any, ...]]:
+        rows = select_in(self._conn, _ROWS_SQL, urls)
+        rows.sort(key=_newest_first)
+        rows = _drop_cross_source_duplicates(rows)
+        return [r for r in rows if r[6] >= cutoff] if cutoff is not None else rows
+
+    def _newest(self, urls: Sequence[str], limit: int, cutoff: int | None) -> list[tuple[Any, ...]]:
+        """The newest `limit` rows, as _all_newest_first would give, reading only a window of rows
+        (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
+        window = limit * 2 + 10
+        while True:
+            sql = (_ROWS_SQL + (" AND updated >= ?" if cutoff is not None else "")
+                   + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
+            rows = select_in(self._conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())
+            rows.sort(key=_newest_first)
+            more = len(rows) >= window  # a chunk of sources may hold more beyond its window
+            rows = rows[:window]
+            kept = self._first_seen_copies(rows, urls)
+            if len(kept) >= limit or not more:
+                return kept[:limit]
+            window *= 4
+
+    def _first_seen_copies(self, rows: list[tuple[Any, ...]], urls: Sequence[str]) -> list[tuple[Any, ...]]:
+        """rows without the copies of a link that another of these sources saw first (among all
+        their published articles, dates aside: as _drop_cross_source_duplicates over every row)."""
+        links = sorted({r[3] for r in rows if r[3]})
+        if not links:
+            return rows
+        wanted = set(urls)
+        first: dict[str, tuple[int, int, str]] = {}
+        for key, source, link, first_seen in select_in(
+                self._conn, "SELECT key, source_url, link_key, first_seen FROM entries "
+                "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links):  # the partial index
+            if source in wanted and (link not in first or (first_seen, key) < first[link][:2]):
+                first[link] = (first_seen, key, source)
+        return [r for r in rows if not r[3] or first[r[3]][2] == r[2]]
 
     def save_cleaned(self, articles: Sequence[Article]) -> None:
         """Store the cleaned versions of articles stored uncleaned (matched by id). Not a change of
@@ -357,6 +383,14 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+_ROWS_SQL = ("SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning FROM entries "
+             "WHERE status = 'published' AND source_url IN ({})")
+
+
+def _newest_first(row: tuple[Any, ...]) -> tuple[int, int, str]:
+    return (-row[6], -row[5], row[1])
 
 
 def _drop_cross_source_duplicates(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -95,12 +95,13 @@ def article_from_row(entry_id: str, source_url: str, published: int, updated: in
 
 
 def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object],
-               prefix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows."""
+               prefix: tuple[object, ...] = (), suffix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows. prefix and suffix: the
+    parameters before and after the IN list."""
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(values), CHUNK):
         chunk = values[start:start + CHUNK]
-        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), (*prefix, *chunk)).fetchall())
+        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), (*prefix, *chunk, *suffix)).fetchall())
     return rows
 
 
