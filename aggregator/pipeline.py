@@ -270,7 +270,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
             if _outputs_current(config, key):
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
-                summary.publish = publish(config, store, now)
+                summary.publish = publish(config, store, now, workers=options.workers)
             _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
@@ -482,7 +482,8 @@ def _make_executor(count: int, workers: int) -> Executor | None:
 # --- publishing -------------------------------------------------------------------------------
 
 
-def feed_contents(config: Config, store: Store, now: datetime) -> list[tuple[FeedSpec, list[Article]]]:
+def feed_contents(config: Config, store: Store, now: datetime,
+                  workers: int = 0) -> list[tuple[FeedSpec, list[Article]]]:
     """What every output feed holds: each category, then all.atom, from the store."""
     by_category: dict[str, list[str]] = {slug: [] for slug in config.categories}
     for source in config.sources:
@@ -496,11 +497,11 @@ def feed_contents(config: Config, store: Store, now: datetime) -> list[tuple[Fee
     every = [s.url for s in config.sources]
     everything = store.articles_for(every, limit=limit, max_age_s=max_age, now=now)
     feeds.append((FeedSpec("all", config.output.title, "Every category"), everything))
-    return _cleaned_feeds(config, store, feeds)
+    return _cleaned_feeds(config, store, feeds, workers)
 
 
-def _cleaned_feeds(config: Config, store: Store,
-                   feeds: list[tuple[FeedSpec, list[Article]]]) -> list[tuple[FeedSpec, list[Article]]]:
+def _cleaned_feeds(config: Config, store: Store, feeds: list[tuple[FeedSpec, list[Article]]],
+                   workers: int = 0) -> list[tuple[FeedSpec, list[Article]]]:
     """Every output reads only cleaned articles: any still waiting (a first run's articles that a
     feed now shows) is cleaned here, once, and stored so."""
     waiting = list({a.id: a for _spec, articles in feeds for a in articles if a.needs_cleaning}.values())
@@ -512,7 +513,7 @@ def _cleaned_feeds(config: Config, store: Store,
         done = _clean_batch(config.clean, jobs)
     else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
         batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
-        executor = _make_executor(len(jobs), 0)
+        executor = _make_executor(len(jobs), workers)  # --workers holds here too
         assert executor is not None
         with executor:
             done = [a for batch in executor.map(_clean_batch, [config.clean] * len(batches), batches) for a in batch]
@@ -545,8 +546,8 @@ def categories_by_source(config: Config) -> dict[str, list[str]]:
     return {s.url: [config.categories[slug].title for slug in s.categories] for s in config.sources}
 
 
-def publish(config: Config, store: Store, now: datetime) -> PublishReport:
-    feeds = feed_contents(config, store, now)
+def publish(config: Config, store: Store, now: datetime, *, workers: int = 0) -> PublishReport:
+    feeds = feed_contents(config, store, now, workers)
     shape = _config_shape(config)
     digests = {spec.slug: _feed_digest(shape, spec, articles) for spec, articles in feeds}
     previous = _read_marker(config).get("feeds")
