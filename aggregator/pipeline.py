@@ -47,6 +47,7 @@ from aggregator.store import Store
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
+    from aggregator.store.dedup import Hashes
 
 # Parsing, cleaning and filtering run in the workers (the forkserver preloads them): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
@@ -135,7 +136,7 @@ class _Processed:
     dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
     explain: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
-    hashes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # store.dedup.article_hashes
+    hashes: dict[str, Hashes] = field(default_factory=dict)  # store.dedup.article_hashes by fingerprint
 
 
 def fingerprint(article: Article) -> str:
@@ -285,15 +286,16 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
     states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
-    warming: list[asyncio.Future[None]] = []
+    warming: asyncio.Future[None] | None = None
 
     async def pool_ready() -> None:
         # The first submits would start the forkserver and fork the workers in the event loop's own
         # thread, blocking every transfer until the preload imports finish (~0.5 s): do it in a thread.
+        nonlocal warming
         if isinstance(executor, ProcessPoolExecutor):
-            if not warming:
-                warming.append(loop.run_in_executor(None, _start_workers, executor, options.workers))
-            await warming[0]
+            if warming is None:
+                warming = loop.run_in_executor(None, _start_workers, executor, options.workers)
+            await warming
 
     def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
         report.moved_to = getattr(state, "moved_to", "") or ""

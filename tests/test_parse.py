@@ -467,3 +467,12 @@ def test_slash_separated_dates_are_read_exactly() -> None:
                       "https://kc.example/rss")
     assert feed.articles[0].published == datetime(2020, 1, 10, 14, 33, tzinfo=UTC)  # feedparser alone: 2020-11-01
     assert parse_slashed_date("2021/2/30 01:00") is None and parse_slashed_date("2020-01-10") is None
+
+
+def test_invalid_xml_characters_are_exactly_those_xml_1_0_forbids() -> None:
+    """The class is written as its complement: it must remove exactly what the Char production excludes."""
+    def allowed(cp: int) -> bool:
+        return cp in (0x9, 0xA, 0xD) or 0x20 <= cp <= 0xD7FF or 0xE000 <= cp <= 0xFFFD or 0x10000 <= cp <= 0x10FFFF
+
+    everything = "".join(map(chr, range(0x110000)))
+    assert strip_invalid_xml_chars(everything) == "".join(c for c in everything if allowed(ord(c)))

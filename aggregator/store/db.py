@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -22,7 +22,7 @@ from typing import Any, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
-from aggregator.store.dedup import Hashes, content_hash, meta_hash, raw_hash, title_key
+from aggregator.store.dedup import Hashes, article_hashes, title_key
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
@@ -219,13 +219,10 @@ class Store:
         if not links:
             return rows
         wanted = set(urls)
-        first: dict[str, tuple[int, int, str]] = {}
-        for key, source, link, first_seen in select_in(
-                self._conn, "SELECT key, source_url, link_key, first_seen FROM entries "
-                "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links):  # the partial index
-            if source in wanted and (link not in first or (first_seen, key) < first[link][:2]):
-                first[link] = (first_seen, key, source)
-        return [r for r in rows if not r[3] or first[r[3]][2] == r[2]]
+        copies = select_in(self._conn, "SELECT key, source_url, link_key, first_seen FROM entries "
+                           "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links)  # partial index
+        first = _first_seen_sources(c for c in copies if c[1] in wanted)
+        return [r for r in rows if not r[3] or first[r[3]] == r[2]]
 
     def save_cleaned(self, articles: Sequence[Article]) -> None:
         """Store the cleaned versions of articles stored uncleaned (matched by id). Not a change of
@@ -237,14 +234,13 @@ class Store:
                 if row is None:
                     continue
                 key, source_url = row
+                raw, content, meta = article_hashes(article)
                 self._conn.execute(
                     "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, title_key = ?, "
-                    "needs_cleaning = 0 WHERE key = ?",
-                    (raw_hash(article), content_hash(article), meta_hash(article), title_key(article.title), key))
+                    "needs_cleaning = 0 WHERE key = ?", (raw, content, meta, title_key(article.title), key))
                 self._conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), key))
                 # the cleaned content identifies it from now on too (a guid-less article is known by it)
-                self._conn.execute("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
-                                   (source_url, content_hash(article), key))
+                self._conn.execute("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)", (source_url, content, key))
 
     def provenance(self, article_id: str) -> tuple[str, ...]:
         """Every source that carried this article's canonical link, first-seen first."""
@@ -395,8 +391,14 @@ def _newest_first(row: tuple[Any, ...]) -> tuple[int, int, str]:
 
 def _drop_cross_source_duplicates(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Keep one source per canonical link: the one whose article was seen first."""
+    first = _first_seen_sources((r[0], r[2], r[3], r[4]) for r in rows if r[3])
+    return [r for r in rows if not r[3] or first[r[3]] == r[2]]
+
+
+def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str, str]:
+    """link -> the source that saw it first, from (key, source, link, first_seen) rows; ties by key."""
     first: dict[str, tuple[int, int, str]] = {}
-    for key, _id, source, link, first_seen, *_rest in rows:
-        if link and (link not in first or (first_seen, key) < first[link][:2]):
+    for key, source, link, first_seen in copies:
+        if link not in first or (first_seen, key) < first[link][:2]:
             first[link] = (first_seen, key, source)
-    return [r for r in rows if not r[3] or first[r[3]][2] == r[2]]
+    return {link: source for link, (_seen, _key, source) in first.items()}

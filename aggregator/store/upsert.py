@@ -184,12 +184,11 @@ class _Upsert:
             self._count(entry, unchanged=True)  # an uncleaned copy never replaces a cleaned one
             self._touch(entry)
             return
-        if entry.needs_cleaning and not article.needs_cleaning:
-            # the stored copy was never cleaned: its hashes say nothing about a real change
-            content, meta = False, True
-        else:
-            content = candidate.content_hash != entry.content_hash
-            meta = candidate.meta_hash != entry.meta_hash
+        first_cleaning = bool(entry.needs_cleaning) and not article.needs_cleaning
+        # a stored copy that was never cleaned: its hashes say nothing about a real change, and
+        # replacing it with the cleaned one is no change a reader sees
+        content = not first_cleaning and candidate.content_hash != entry.content_hash
+        meta = first_cleaning or candidate.meta_hash != entry.meta_hash
         updated = self._bumped(article, entry) if content else entry.updated
         self.conn.execute(
             "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
@@ -200,7 +199,7 @@ class _Upsert:
         if content or meta:
             sets = ", ".join(f"{c} = ?" for c in BODY_COLUMNS)
             self.conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), entry.key))
-        self._count(entry, unchanged=not content and (bool(entry.needs_cleaning) or not meta))
+        self._count(entry, unchanged=first_cleaning or not (content or meta))
 
     def _count(self, entry: _Entry, *, unchanged: bool) -> None:
         if entry.status != "published":
