@@ -158,8 +158,13 @@ def _to_python(node: yaml.Node, key_path: tuple[object, ...], doc: _Doc, env: Ma
     return value
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.Node) -> Any:
-    # a fresh constructor per scalar: cheap, and no state leaks between values
+    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value  # most values: what the constructor would return, without building one
+    # a fresh constructor per other scalar: no state leaks between values
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
@@ -436,15 +441,15 @@ def _read_sources(doc: _Doc, categories: Mapping[str, Category], category_defaul
     if not isinstance(raw, list):
         problems.add(doc, ("sources",), f"expected a list of sources, got {_describe(raw)}")
         return
+    shown = _display(doc.path)
     for index, body in enumerate(raw):
         source = _read_source(doc, index, body, categories, category_defaults, problems)
         if source is None:
             continue
-        here = f"{_display(doc.path)}:{_line_of(doc, ('sources', index))}"
         if source.url in seen_urls:
             problems.add(doc, ("sources", index, "url"), f"duplicate URL, already listed at {seen_urls[source.url]}")
             continue
-        seen_urls[source.url] = here
+        seen_urls[source.url] = f"{shown}:{_line_of(doc, ('sources', index))}"
         out.append(source)
 
 

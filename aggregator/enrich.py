@@ -37,11 +37,11 @@ def _parse(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def correct_dates(articles: Sequence[Article], state: Mapping[str, object], now: datetime,
+def correct_dates(articles: Sequence[Article], stored_samples: Mapping[str, object], now: datetime,
                   future_margin: timedelta) -> tuple[tuple[Article, ...], dict[str, object]]:
-    """Articles with sane dates, and the source's new date state (tz_samples, tz_offset_s)."""
-    raw = state.get("tz_samples")
-    samples: dict[str, list[str]] = dict(raw) if isinstance(raw, dict) else {}
+    """Articles with sane dates, and the source's new date state (tz_samples, tz_offset_s).
+    stored_samples: the tz_samples of the last run (article id -> [date as stated, first seen])."""
+    samples: dict[str, list[str]] = {k: v for k, v in stored_samples.items() if isinstance(v, list) and len(v) == 2}
     for article in articles:  # first sighting: remember the date as stated and when we saw it
         if article.published is not None and article.id not in samples:
             samples[article.id] = [_iso(article.published), _iso(now)]

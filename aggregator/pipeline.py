@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aggregator.enrich import correct_dates, full_text_article
 from aggregator.errors import AggregatorError, ParseError, StateError
 from aggregator.fetch import (
     FetchOutcome,
@@ -52,7 +51,8 @@ if TYPE_CHECKING:
 # Parsing, cleaning and filtering run in the workers (the forkserver preloads them): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
 # lxml, nh3, feedparser and re2 (a fifth of a no-op run's start-up).
-WORKER_MODULES = ["aggregator.pipeline", "aggregator.parse", "aggregator.clean", "aggregator.filters"]
+WORKER_MODULES = ["aggregator.pipeline", "aggregator.parse", "aggregator.clean", "aggregator.filters",
+                  "aggregator.enrich"]
 
 log = logging.getLogger("aggregator")
 
@@ -236,13 +236,15 @@ def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:
 
 def rules_for(config: Config, source: Source) -> tuple[Rule, ...]:
     """Global, then category, then source filter rules, compiled (config already validated them)."""
-    from aggregator.filters import compile_filters
-
     raw: list[dict[str, object]] = list(config.filters)
     for slug in source.categories:
         raw.extend(config.categories[slug].filters)
     raw.extend(source.filters)
-    return compile_filters(raw, f"source {source.label!r}") if raw else ()
+    if not raw:
+        return ()
+    from aggregator.filters import compile_filters  # re2 and regex: imported only when a rule needs them
+
+    return compile_filters(raw, f"source {source.label!r}")
 
 
 def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | None = None,
@@ -281,25 +283,16 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
                             raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None) -> None:
     loop = asyncio.get_running_loop()
-    executor = _make_executor(len(sources), options.workers)
+    pool = _LazyPool(len(sources), options.workers)
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
     states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
-    warming: asyncio.Future[None] | None = None
-
-    async def pool_ready() -> None:
-        # The first submits would start the forkserver and fork the workers in the event loop's own
-        # thread, blocking every transfer until the preload imports finish (~0.5 s): do it in a thread.
-        nonlocal warming
-        if isinstance(executor, ProcessPoolExecutor):
-            if warming is None:
-                warming = loop.run_in_executor(None, _start_workers, executor, options.workers)
-            await warming
 
     def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
         report.moved_to = getattr(state, "moved_to", "") or ""
-        extra = {k: v for k, v in raw_states.get(outcome.source.url, {}).items() if k.startswith("tz_")}
+        # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
+        extra = {k: v for k, v in raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}
         extra.update(report.date_state)
         store.save_source_state(outcome.source.url, {**state.to_dict(), **extra})
         summary.sources.append(report)
@@ -321,7 +314,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         state = outcome.state
         if outcome.kind == "fetched":
             known = store.known_fingerprints(outcome.source.url)
-            await pool_ready()
+            executor = await pool.ready()
             clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
             processed = await loop.run_in_executor(
                 executor, process_body, packed, dict(outcome.headers), outcome.source,
@@ -330,8 +323,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             if outcome.source.full_text and processed.feed is not None:
                 deferred.append(_Deferred(outcome, processed, report))
                 return
-            state = _ingest_processed(config, options, store, outcome, processed, report, now,
-                                      raw_states.get(outcome.source.url, {}))
+            state = _ingest_processed(config, options, store, outcome, processed, report, now)
         else:
             if outcome.kind in ("failed", "gone"):
                 report.error = outcome.error or outcome.kind
@@ -354,14 +346,12 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             batch, pending[:] = list(pending), []
             await asyncio.gather(*batch)
         if deferred:
-            await _add_full_text(config, store, deferred, executor, now)
+            await _add_full_text(config, store, deferred, await pool.ready(), now)
             for item in deferred:
-                state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now,
-                                          raw_states.get(item.outcome.source.url, {}))
+                state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now)
                 finish(item.report, item.outcome, state)
     finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
     order = {s.url: i for i, s in enumerate(sources)}
     summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
 
@@ -380,6 +370,8 @@ FULL_TEXT_MAX_BODY = 5 * 1024 * 1024
 async def _add_full_text(config: Config, store: Store, deferred: Sequence[_Deferred], executor: Executor | None,
                          now: datetime) -> None:
     """Fetch the pages of new articles from full-text sources (same per-host budgets) and extract them."""
+    from aggregator.enrich import full_text_article
+
     wanted: dict[str, list[tuple[_Deferred, int]]] = {}
     for item in deferred:
         assert item.processed.feed is not None
@@ -416,8 +408,7 @@ async def _add_full_text(config: Config, store: Store, deferred: Sequence[_Defer
 
 
 def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome: FetchOutcome,
-                      processed: _Processed, report: SourceReport, now: datetime,
-                      raw_state: Mapping[str, object]) -> SourceState:
+                      processed: _Processed, report: SourceReport, now: datetime) -> SourceState:
     source = outcome.source
     if processed.feed is None:
         report.kind, report.error = "failed", processed.error
@@ -427,8 +418,10 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
         report.dropped[label] = report.dropped.get(label, 0) + 1
     report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
     report.articles = len(feed.articles) + len(processed.seen)
+    from aggregator.enrich import correct_dates  # with lxml (full text): only for a parsed body
+
     margin = timedelta(seconds=config.clean.future_margin)
-    articles, report.date_state = correct_dates(feed.articles, raw_state, now, margin)
+    articles, report.date_state = correct_dates(feed.articles, store.date_samples(source.url), now, margin)
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
     result = store.upsert_articles(source.url, articles, now, accept_burst=accept,
                                    burst_threshold=config.burst_threshold, seen_fingerprints=processed.seen,
@@ -465,10 +458,35 @@ def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
                        keep_ids=showing)
 
 
-def _start_workers(executor: ProcessPoolExecutor, workers: int) -> None:
-    """Have every worker running: one trivial task per worker, each submit spawning one when none idles."""
-    for future in [executor.submit(int) for _ in range(workers or os.cpu_count() or 1)]:
-        future.result()
+class _LazyPool:
+    """The worker pool, started when the first body needs parsing. A run where every source answers 304
+    starts none: a forkserver pool costs a resource-tracker process, a forkserver and its preload imports."""
+
+    def __init__(self, count: int, workers: int) -> None:
+        self._count, self._workers = count, workers
+        self._executor: Executor | None = None
+        self._started: asyncio.Future[None] | None = None
+
+    async def ready(self) -> Executor | None:
+        """The pool (None: the default thread pool), its workers running. Starting them in the event loop's
+        own thread would stall every transfer while the forkserver preloads (~0.5 s): a thread does it."""
+        if self._count < POOL_THRESHOLD:
+            return None
+        if self._started is None:
+            self._started = asyncio.get_running_loop().run_in_executor(None, self._start)
+        await self._started
+        return self._executor
+
+    def _start(self) -> None:
+        executor = _make_executor(self._count, self._workers)
+        assert executor is not None
+        for future in [executor.submit(int) for _ in range(self._workers or os.cpu_count() or 1)]:
+            future.result()  # one trivial task per worker: each submit spawns one when none idles
+        self._executor = executor
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _make_executor(count: int, workers: int) -> Executor | None:

@@ -563,6 +563,24 @@ def test_308_is_permanent_and_302_307_are_not(fault_server: FaultServer) -> None
     assert temporary.state.redirect_target == ""
 
 
+def test_cookie_set_on_a_redirect_is_sent_to_its_target(fault_server: FaultServer) -> None:
+    """A cookie gate (set a cookie, redirect, check it) works; responses without Set-Cookie add none."""
+    fault_server.routes["/gate"] = reply(302, {"Location": "/feed", "Set-Cookie": "passed=yes; Path=/"})
+
+    def feed(conn: Conn, request: Request) -> bool:
+        if "passed=yes" not in request.headers.get("cookie", ""):
+            return reply(403, {"Content-Type": "text/plain"}, b"no cookie")(conn, request)
+        return reply(200, ATOM, FEED)(conn, request)
+
+    fault_server.routes["/feed"] = feed
+    fault_server.routes["/plain"] = reply(200, ATOM, FEED)
+    gated, plain = run([source(fault_server.url("/gate")), source(fault_server.url("/plain"))],
+                       config(per_host=1))
+    assert gated.kind == "fetched", gated.error
+    assert plain.kind == "fetched"
+    assert [r.headers.get("cookie") for r in fault_server.hits("/plain")] in ([None], ["passed=yes"])
+
+
 def test_too_many_redirects(fault_server: FaultServer) -> None:
     for i in range(6):
         fault_server.routes[f"/h{i}"] = reply(302, {"Location": f"/h{i + 1}"})

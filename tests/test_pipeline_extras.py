@@ -270,16 +270,16 @@ def test_only_feeds_whose_articles_changed_are_rendered(tmp_path: Path, http_ser
 
 def test_a_bug_while_handling_one_source_costs_only_that_source(
         tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aggregator.pipeline as pipeline
+    import aggregator.enrich as enrich
 
-    real = pipeline.correct_dates
+    real = enrich.correct_dates
 
     def broken_for_one(articles, *args, **kwargs):  # type: ignore[no-untyped-def]
         if articles and "bad.example" in articles[0].link:
             raise RuntimeError("simulated bug")
         return real(articles, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "correct_dates", broken_for_one)
+    monkeypatch.setattr(enrich, "correct_dates", broken_for_one)
     good = [("https://good.example/1", "Good one", "https://good.example/1", "<p>g</p>")]
     bad = [("https://bad.example/1", "Bad one", "https://bad.example/1", "<p>b</p>")]
     http_server.routes["/good.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(good))

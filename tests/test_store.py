@@ -122,6 +122,19 @@ def test_source_state_round_trips(tmp_path: Path) -> None:
         assert store.source_states() == {"https://a.example/": {"etag": '"y"', "failures": 0}}
 
 
+def test_date_samples_are_kept_apart_and_only_replaced_when_given(tmp_path: Path) -> None:
+    samples = {"urn:x:1": ["2026-03-01T11:00:00+00:00", "2026-03-01T11:05:00+00:00"]}
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.date_samples("https://a.example/") == {}
+        store.save_source_state("https://a.example/", {"etag": '"x"', "tz_samples": samples})
+        store.save_source_state("https://a.example/", {"etag": '"y"'})  # a 304: the samples stay
+    with Store.open(tmp_path / "s.db") as store:
+        assert store.source_states() == {"https://a.example/": {"etag": '"y"'}}
+        assert store.date_samples("https://a.example/") == samples
+        store.save_source_state("https://a.example/", {"etag": '"z"', "tz_samples": {}})
+        assert store.date_samples("https://a.example/") == {}
+
+
 def test_a_failed_upsert_leaves_nothing_half_written(store: Store) -> None:
     good = load(TECHCRUNCH, "https://tc.example/")
     bad = replace(good[5], tags=(object(),))  # type: ignore[arg-type]  # not JSON: fails mid-transaction

@@ -70,12 +70,15 @@ def _us(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000
 
 
+SAMPLES = {"guid-1": ["2026-03-01T11:00:00+00:00", "2026-03-01T11:05:00+00:00"]}
+
+
 def make_v1(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(V1)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO sources VALUES (?, ?)", (SOURCE, json.dumps({"etag": '"abc"'})))
+    conn.execute("INSERT INTO sources VALUES (?, ?)", (SOURCE, json.dumps({"etag": '"abc"', "tz_samples": SAMPLES})))
     published = _us(NOW - timedelta(hours=1))
     conn.execute(
         "INSERT INTO entries VALUES (1, 'urn:uuid:0f0e0d0c-0b0a-5908-8706-050403020100', ?, "
@@ -98,7 +101,9 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     make_v1(path)
     with Store.open(path) as store:
+        # v6 moved the date samples out of the state that every run reads
         assert store.source_states() == {SOURCE: {"etag": '"abc"'}}
+        assert store.date_samples(SOURCE) == SAMPLES
         [article] = store.articles_for([SOURCE], now=NOW)
         assert article.id == "urn:uuid:0f0e0d0c-0b0a-5908-8706-050403020100"
         assert article.title == "央行宣布下调存款准备金率0.5个百分点" and article.tags == ("财经",)
@@ -112,7 +117,7 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
         assert store.check() == []
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 6
     assert conn.execute("SELECT count(*) FROM fingerprints").fetchone() == (0,)  # v3 table, empty
     conn.close()
 

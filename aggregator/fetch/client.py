@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -148,8 +148,33 @@ def make_client(config: FetchConfig) -> tuple[httpx.AsyncClient, PerHostTranspor
         connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
     )
     # trust_env=False: a proxy from the environment would bypass the private-address check.
-    client = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+    client = _Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
     return client, per_host
+
+
+class _CookiesFromSetCookie(httpx.Cookies):
+    """httpx hands every response to the standard library's cookie jar, which builds a urllib request
+    for it (~50 µs): a run of 1,000 sources answering 304 paid that 1,000 times for nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _Client(httpx.AsyncClient):
+    """An AsyncClient whose cookie jar skips responses that set no cookie (the rest is httpx's)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar = _CookiesFromSetCookie(super().cookies)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: httpx._types.CookieTypes) -> None:
+        self._jar = _CookiesFromSetCookie(cookies)
 
 
 async def fetch_source(

@@ -22,6 +22,7 @@ from typing import Any, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
+from aggregator.store.schema import DATE_SAMPLES
 from aggregator.store.dedup import Hashes, article_hashes, title_key
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
@@ -82,18 +83,37 @@ class Store:
     # --- source state -----------------------------------------------------------------
 
     def source_states(self) -> dict[str, dict[str, object]]:
+        """Every source's fetch state, without its date samples (read per source: date_samples)."""
         with self._guard():
             rows = self._conn.execute("SELECT url, state FROM sources ORDER BY url").fetchall()
         return {url: json.loads(state) for url, state in rows}
 
+    def date_samples(self, source_url: str) -> dict[str, object]:
+        """The source's remembered article dates (enrich.correct_dates): only a parsed body needs them."""
+        with self._guard():
+            row = self._conn.execute("SELECT date_samples FROM sources WHERE url = ?", (source_url,)).fetchone()
+        samples = json.loads(row[0]) if row else {}
+        return samples if isinstance(samples, dict) else {}
+
     def save_source_state(self, source_url: str, state: Mapping[str, object]) -> None:
-        text = json.dumps(dict(state), ensure_ascii=False, sort_keys=True)
+        """Store the state; its "tz_samples" (when given) go to their own column. They are most of a
+        state's bytes, and a run where the source answered 304 neither reads nor rewrites them."""
+        light = {k: v for k, v in state.items() if k != DATE_SAMPLES}
+        text = json.dumps(light, ensure_ascii=False, sort_keys=True)
         with self._guard(), self._transaction():
-            self._conn.execute(
-                "INSERT INTO sources (url, state) VALUES (?, ?) "
-                "ON CONFLICT (url) DO UPDATE SET state = excluded.state",
-                (source_url, text),
-            )
+            if DATE_SAMPLES in state:
+                samples = json.dumps(state[DATE_SAMPLES], ensure_ascii=False, sort_keys=True)
+                self._conn.execute(
+                    "INSERT INTO sources (url, state, date_samples) VALUES (?, ?, ?) ON CONFLICT (url) "
+                    "DO UPDATE SET state = excluded.state, date_samples = excluded.date_samples",
+                    (source_url, text, samples),
+                )
+            else:
+                self._conn.execute(
+                    "INSERT INTO sources (url, state) VALUES (?, ?) "
+                    "ON CONFLICT (url) DO UPDATE SET state = excluded.state",
+                    (source_url, text),
+                )
 
     # --- articles in ------------------------------------------------------------------
 

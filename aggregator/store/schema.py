@@ -1,7 +1,8 @@
 """The state file's schema and its forward migrations (PRAGMA user_version); no article logic.
 
 Tables:
-  sources   one row per source URL: the fetch stage's state as JSON.
+  sources   one row per source URL: the fetch stage's state as JSON, and apart from it the
+            dates of its recent articles as first seen (date_samples, JSON; enrich.correct_dates).
   entries   one row per article ever stored: its stable id, identity hashes, dates, status.
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
@@ -14,10 +15,13 @@ Tables:
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
 from aggregator.store.dedup import title_key
+
+DATE_SAMPLES = "tz_samples"  # the state key stored in sources.date_samples
 
 APPLICATION_ID = 0x41475254  # "AGRT": marks a file as ours, so a foreign SQLite file is refused
 
@@ -101,6 +105,18 @@ CREATE INDEX entries_needing_cleaning ON entries(key) WHERE needs_cleaning = 1;
 """
 
 
+# v6: date samples move out of the state JSON, which every run reads and rewrites for every source.
+def _v6(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE sources ADD COLUMN date_samples TEXT NOT NULL DEFAULT '{}'")
+    for url, text in conn.execute("SELECT url, state FROM sources").fetchall():
+        state = json.loads(text)
+        if isinstance(state, dict) and DATE_SAMPLES in state:
+            samples = state.pop(DATE_SAMPLES)
+            conn.execute("UPDATE sources SET state = ?, date_samples = ? WHERE url = ?",
+                         (json.dumps(state, ensure_ascii=False, sort_keys=True),
+                          json.dumps(samples, ensure_ascii=False, sort_keys=True), url))
+
+
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
@@ -122,7 +138,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5))
+    _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5), _v6)
 VERSION = len(MIGRATIONS)
 
 
