@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -30,9 +31,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from aggregator.errors import AggregatorError, ParseError, StateError
+from aggregator.errors import AggregatorError, StateError
 from aggregator.fetch import (
     FetchOutcome,
     SourceState,
@@ -40,24 +40,27 @@ from aggregator.fetch import (
     mark_parse_failed,
     reschedule_after_parse,
 )
-from aggregator.model import Article, CleanConfig, Config, ParsedFeed, Source
+from aggregator.model import Article, Config, Source
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
 from aggregator.store import Store
+from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
-    from aggregator.store.dedup import Hashes
 
 # Parsing, cleaning and filtering run in the workers (the forkserver preloads them): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
 # lxml, nh3, feedparser and re2 (a fifth of a no-op run's start-up).
-WORKER_MODULES = ["aggregator.pipeline", "aggregator.parse", "aggregator.clean", "aggregator.filters",
+WORKER_MODULES = ["aggregator.work", "aggregator.parse", "aggregator.clean", "aggregator.filters",
                   "aggregator.enrich"]
 
 log = logging.getLogger("aggregator")
 
 # Below this many bodies to parse, a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
+# Fetch states are committed this many at a time. A run killed in between loses at most these
+# validators: those sources are fetched and parsed again, and their items are recognised as known.
+STATE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -124,93 +127,6 @@ class RunSummary:
             for label, count in report.dropped.items():
                 totals[label] = totals.get(label, 0) + count
         return totals
-
-
-# --- the worker: pure CPU work on one fetched body -----------------------------------------
-
-
-@dataclass(frozen=True)
-class _Processed:
-    feed: ParsedFeed | None
-    error: str = ""
-    dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
-    explain: tuple[str, ...] = ()
-    seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
-    hashes: dict[str, Hashes] = field(default_factory=dict)  # store.dedup.article_hashes by fingerprint
-
-
-def fingerprint(article: Article) -> str:
-    """A hash of everything an item says, as parsed (the feed's own metadata left out: it changes often)."""
-    a = article
-    fields = (a.source_name, a.original_id, a.title, a.link, a.authors, a.published, a.updated, a.summary,
-              a.content_html, a.tags, a.enclosures, a.image, a.base_url, a.language)
-    return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[list[Article], list[str]]:
-    """Articles to process, and fingerprints of known ones to skip. A known item sharing a guid or
-    link with a new one is processed again, so the store judges them together (repeated guids)."""
-    marked = [replace(a, fingerprint=fingerprint(a)) for a in articles]
-    fresh = [a for a in marked if a.fingerprint not in known]
-    clashes = {a.original_id for a in fresh if a.original_id} | {a.link for a in fresh if a.link}
-    todo = [a for a in marked if a.fingerprint not in known or a.original_id in clashes or a.link in clashes]
-    kept = {id(a) for a in todo}
-    return todo, [a.fingerprint for a in marked if id(a) not in kept]
-
-
-def process_body(packed: bytes, headers: Mapping[str, str], source: Source, final_url: str,
-                 clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
-                 known: frozenset[str] = frozenset(), clean_now: bool = True) -> _Processed:
-    """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises.
-
-    clean_now False: the articles are stored marked, and cleaned only if an output ever shows them
-    (see _clean_now); their title and link are cleaned now, as deduplication needs them.
-    """
-    from aggregator.clean import clean_article, defer_cleaning
-    from aggregator.filters import apply_filters
-    from aggregator.parse import parse_feed
-    from aggregator.store.dedup import article_hashes
-
-    try:
-        body = zlib.decompress(packed)
-        parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url)
-    except ParseError as exc:
-        return _Processed(None, str(exc))
-    except Exception as exc:  # noqa: BLE001 - a parser bug must cost only this source
-        return _Processed(None, f"parser crashed: {type(exc).__name__}: {exc}")
-    name = source.name or parsed.meta.title.strip() or urlsplit(source.url).netloc or Path(source.url).name
-    todo, seen = _split_known([replace(a, source_name=name) for a in parsed.articles], known)
-    kept: list[Article] = []
-    dropped: list[tuple[str, str]] = []
-    notes: list[str] = []
-    for article in todo:
-        if not clean_now:
-            waiting = defer_cleaning(article)
-            # an empty title is derived from the summary, and an article without guid or link is
-            # known by its content's hash: both need the cleaning now
-            if waiting.title and (waiting.original_id.strip() or waiting.link):
-                kept.append(waiting)
-                continue
-        lines: list[str] | None = [] if explain else None
-        try:
-            cleaned = clean_article(article, clean_config, source.clean_rules, lines)
-        except Exception as exc:  # noqa: BLE001 - one bad article never costs the feed
-            notes.append(f"article {article.link or article.original_id!r} dropped: cleaning failed: {exc}")
-            continue
-        if lines:
-            notes.extend(f"{cleaned.title[:60]!r}: {line}" for line in lines)
-        label = apply_filters(cleaned, rules, now) if rules else None
-        if label is not None:
-            dropped.append((label, cleaned.title))
-            continue
-        kept.append(cleaned)
-    feed = replace(parsed, articles=tuple(kept), warnings=parsed.warnings + tuple(
-        n for n in notes if "dropped:" in n))
-    # the store's hashes, computed here rather than in the run's one process (not for full text:
-    # its content is replaced after this)
-    hashes = {} if source.full_text else {a.fingerprint: article_hashes(a) for a in kept if a.fingerprint}
-    return _Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n),
-                      seen=tuple(seen), hashes=hashes)
 
 
 def _clean_now(options: RunOptions, source: Source, filtered: bool, store: Store) -> bool:
@@ -284,17 +200,26 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None) -> None:
     loop = asyncio.get_running_loop()
     pool = _LazyPool(len(sources), options.workers)
+    pool.warm()
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
     states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
+
+    unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
+
+    def save_states() -> None:
+        store.save_source_states(unsaved)
+        unsaved.clear()
 
     def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
         report.moved_to = getattr(state, "moved_to", "") or ""
         # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
         extra = {k: v for k, v in raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}
         extra.update(report.date_state)
-        store.save_source_state(outcome.source.url, {**state.to_dict(), **extra})
+        unsaved[outcome.source.url] = {**state.to_dict(), **extra}
+        if len(unsaved) >= STATE_BATCH:
+            save_states()
         summary.sources.append(report)
         if on_progress:
             on_progress(report)
@@ -350,6 +275,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             for item in deferred:
                 state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now)
                 finish(item.report, item.outcome, state)
+        save_states()
     finally:
         pool.shutdown()
     order = {s.url: i for i, s in enumerate(sources)}
@@ -359,7 +285,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
 @dataclass
 class _Deferred:
     outcome: FetchOutcome
-    processed: _Processed
+    processed: Processed
     report: SourceReport
 
 
@@ -408,7 +334,7 @@ async def _add_full_text(config: Config, store: Store, deferred: Sequence[_Defer
 
 
 def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome: FetchOutcome,
-                      processed: _Processed, report: SourceReport, now: datetime) -> SourceState:
+                      processed: Processed, report: SourceReport, now: datetime) -> SourceState:
     source = outcome.source
     if processed.feed is None:
         report.kind, report.error = "failed", processed.error
@@ -467,6 +393,12 @@ class _LazyPool:
         self._executor: Executor | None = None
         self._started: asyncio.Future[None] | None = None
 
+    def warm(self) -> None:
+        """Start the forkserver (its preload imports take ~0.3 s) in a thread while the first requests
+        are in flight, so the first body to parse waits only for two forks. Workers still wait for one."""
+        if self._count >= POOL_THRESHOLD:
+            threading.Thread(target=_start_forkserver, name="forkserver-start", daemon=True).start()
+
     async def ready(self) -> Executor | None:
         """The pool (None: the default thread pool), its workers running. Starting them in the event loop's
         own thread would stall every transfer while the forkserver preloads (~0.5 s): a thread does it."""
@@ -487,6 +419,13 @@ class _LazyPool:
     def shutdown(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_forkserver() -> None:
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
+    forkserver.ensure_running()  # idempotent; the pool's first fork waits on the same lock
 
 
 def _make_executor(count: int, workers: int) -> Executor | None:
@@ -530,13 +469,13 @@ def _cleaned_feeds(config: Config, store: Store, feeds: list[tuple[FeedSpec, lis
     rules = {s.url: s.clean_rules for s in config.sources}
     jobs = [(a, rules.get(a.source_url, ())) for a in waiting]
     if len(jobs) < WAITING_POOL_THRESHOLD:
-        done = _clean_batch(config.clean, jobs)
+        done = clean_batch(config.clean, jobs)
     else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
         batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
         executor = _make_executor(len(jobs), workers)  # --workers holds here too
         assert executor is not None
         with executor:
-            done = [a for batch in executor.map(_clean_batch, [config.clean] * len(batches), batches) for a in batch]
+            done = [a for batch in executor.map(clean_batch, [config.clean] * len(batches), batches) for a in batch]
     cleaned = {a.id: a for a in done if a is not None}
     store.save_cleaned(list(cleaned.values()))
     return [(spec, [cleaned[a.id] if a.needs_cleaning else a for a in articles
@@ -545,21 +484,6 @@ def _cleaned_feeds(config: Config, store: Store, feeds: list[tuple[FeedSpec, lis
 
 WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting workers
 WAITING_BATCH = 100
-
-
-def _clean_batch(clean_config: CleanConfig,
-                 jobs: Sequence[tuple[Article, tuple[dict[str, object], ...]]]) -> list[Article | None]:
-    """Clean waiting articles (in a worker or in-process); a failure costs that article, left out."""
-    from aggregator.clean import clean_article
-
-    out: list[Article | None] = []
-    for article, rules in jobs:
-        try:
-            out.append(clean_article(article, clean_config, rules))
-        except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
-            log.exception("article %s: cleaning failed; left out of the feeds", article.id)
-            out.append(None)
-    return out
 
 
 def categories_by_source(config: Config) -> dict[str, list[str]]:

@@ -299,7 +299,7 @@ def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None
     from dataclasses import replace
 
     from aggregator.model import CleanConfig, Source
-    from aggregator.pipeline import process_body
+    from aggregator.work import process_body
     from aggregator.store.dedup import article_hashes
 
     body = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()

@@ -16,13 +16,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from . import safety
 from .safety import BlockedAddressError, resolve_public
-from .transport import on_response_start, shared_ssl_context
-
-
-async def _response_started(session: object, context: object, params: object) -> None:
-    callback = on_response_start.get()
-    if callback is not None:
-        callback()
+from .transport import shared_ssl_context
 
 
 class GuardedResolver(AbstractResolver):
@@ -72,11 +66,7 @@ def make_aiohttp_transport(per_host: int, *, allow_private_addresses: bool) -> A
             resolver=None if allow_private_addresses else GuardedResolver(),
             enable_cleanup_closed=False,
         )
-        trace = aiohttp.TraceConfig()
-        trace.on_request_end.append(_response_started)
-        return aiohttp.ClientSession(
-            connector=connector, trust_env=False, auto_decompress=False, trace_configs=[trace]
-        )
+        return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
     # verify: the transport builds an SSL context of its own (~40 ms of CA loading) unless given ours
     if allow_private_addresses:

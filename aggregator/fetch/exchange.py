@@ -17,7 +17,7 @@ from ..model import FetchConfig, Source
 from .body import BodyTooLarge, BoundedDecoder, UndecodableBody
 from .budget import Run
 from .safety import BlockedAddressError, DnsLookupError
-from .transport import on_response_start, uses_aiohttp
+from .transport import uses_aiohttp
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_STATUSES = {301, 308}
@@ -150,13 +150,9 @@ async def _send_and_read(
     progress: Progress,
     mark_answered: Callable[[], None],
 ) -> Response:
-    async def trace(event: str, info: Mapping[str, object]) -> None:
-        if event.endswith("receive_response_headers.complete"):
-            mark_answered()
-
-    request = client.build_request("GET", url, headers=headers, extensions={"trace": trace})
-    on_response_start.set(mark_answered)  # for the aiohttp transport, which ignores httpx's trace extension
-    response = await client.send(request, stream=True)
+    request = client.build_request("GET", url, headers=headers)
+    response = await client.send(request, stream=True)  # returns once the response headers are in
+    mark_answered()
     try:
         progress.has_headers = True
         status = response.status_code

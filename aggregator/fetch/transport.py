@@ -7,22 +7,14 @@ cost ~11 ms CPU per request here; a pool per host keeps every scan O(per_host).
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import importlib.util
 import ssl
-from collections.abc import Callable
 
 import httpx
 
 from ..model import FetchConfig
 from .safety import GuardedBackend
-
-# Set by the client around each request: called once the response headers are in, so the
-# per-host delay counts from then. Transports without httpx's trace extension (aiohttp) use it.
-on_response_start: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
-    "on_response_start", default=None
-)
 
 
 @functools.cache

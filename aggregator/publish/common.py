@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -45,6 +46,7 @@ def html(value: str) -> str:
     return strip_invalid_xml_chars(value).strip()
 
 
+@lru_cache(maxsize=65536)  # pure; the same links and source URLs recur in every feed an article is in
 def web_iri(url: str) -> str:
     """`url` as a valid absolute http(s) URI, or "" when it is not one (javascript:, relative, junk).
 
@@ -68,14 +70,18 @@ def web_iri(url: str) -> str:
     return quote(url, safe=_IRI_SAFE)
 
 
-def entry_id(article: Article) -> str:
-    """The article's id when it is an absolute IRI (it should be), else a stable urn:uuid from it."""
-    value = strip_invalid_xml_chars(article.id).strip()
+@lru_cache(maxsize=65536)
+def _entry_id(article_id: str, source_url: str) -> str:
+    """entry_id, by value: pure, so cached (an article is in its category feed and in all.atom)."""
+    value = strip_invalid_xml_chars(article_id).strip()
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value) and len(value) <= 2048:
         return quote(value, safe=_IRI_SAFE)
-    return "urn:uuid:" + str(
-        uuid.uuid5(uuid.NAMESPACE_URL, strip_invalid_xml_chars(article.source_url + "\n" + article.id))
-    )
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, strip_invalid_xml_chars(source_url + "\n" + article_id)))
+
+
+def entry_id(article: Article) -> str:
+    """The article's id when it is an absolute IRI (it should be), else a stable urn:uuid from it."""
+    return _entry_id(article.id, article.source_url)
 
 
 def entry_title(article: Article) -> str:

@@ -22,10 +22,10 @@ from typing import Any, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
-from aggregator.store.schema import DATE_SAMPLES
 from aggregator.store.dedup import Hashes, article_hashes, title_key
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
+from aggregator.store.schema import DATE_SAMPLES
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
@@ -96,24 +96,26 @@ class Store:
         return samples if isinstance(samples, dict) else {}
 
     def save_source_state(self, source_url: str, state: Mapping[str, object]) -> None:
-        """Store the state; its "tz_samples" (when given) go to their own column. They are most of a
-        state's bytes, and a run where the source answered 304 neither reads nor rewrites them."""
-        light = {k: v for k, v in state.items() if k != DATE_SAMPLES}
-        text = json.dumps(light, ensure_ascii=False, sort_keys=True)
-        with self._guard(), self._transaction():
+        self.save_source_states({source_url: state})
+
+    def save_source_states(self, states: Mapping[str, Mapping[str, object]]) -> None:
+        """Store each source's state, all in one transaction. A state's "tz_samples" (when given) go to
+        their own column: they are most of its bytes, and a 304 neither reads nor rewrites them."""
+        light, heavy = [], []
+        for url, state in states.items():
+            text = json.dumps({k: v for k, v in state.items() if k != DATE_SAMPLES}, ensure_ascii=False,
+                              sort_keys=True)
             if DATE_SAMPLES in state:
-                samples = json.dumps(state[DATE_SAMPLES], ensure_ascii=False, sort_keys=True)
-                self._conn.execute(
-                    "INSERT INTO sources (url, state, date_samples) VALUES (?, ?, ?) ON CONFLICT (url) "
-                    "DO UPDATE SET state = excluded.state, date_samples = excluded.date_samples",
-                    (source_url, text, samples),
-                )
+                heavy.append((url, text, json.dumps(state[DATE_SAMPLES], ensure_ascii=False, sort_keys=True)))
             else:
-                self._conn.execute(
-                    "INSERT INTO sources (url, state) VALUES (?, ?) "
-                    "ON CONFLICT (url) DO UPDATE SET state = excluded.state",
-                    (source_url, text),
-                )
+                light.append((url, text))
+        with self._guard(), self._transaction():
+            self._conn.executemany(
+                "INSERT INTO sources (url, state, date_samples) VALUES (?, ?, ?) ON CONFLICT (url) "
+                "DO UPDATE SET state = excluded.state, date_samples = excluded.date_samples", heavy)
+            self._conn.executemany(
+                "INSERT INTO sources (url, state) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET state = excluded.state",
+                light)
 
     # --- articles in ------------------------------------------------------------------
 
