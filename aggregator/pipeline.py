@@ -30,7 +30,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from aggregator.errors import AggregatorError, StateError
 from aggregator.fetch import (
@@ -43,6 +43,7 @@ from aggregator.fetch import (
 from aggregator.model import Article, Config, Source
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
 from aggregator.store import Store
+from aggregator.store.db import FeedRow
 from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
@@ -180,7 +181,8 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         store = stack.enter_context(Store.open(state_path, lock_timeout_s=wait_s))
         raw_states = store.source_states()
         before = _snapshot(config, store, now) if options.dry_run else {}
-        asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress))
+        pool = stack.enter_context(_LazyPool(len(sources), options.workers))  # publishing cleans in it too
+        asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress, pool))
         if options.dry_run:
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:
@@ -189,7 +191,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
             if _outputs_current(config, key):
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
-                summary.publish = publish(config, store, now, workers=options.workers)
+                summary.publish = publish(config, store, now, workers=options.workers, executor=pool.running())
             _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
@@ -197,9 +199,9 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
 
 async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
                             raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
-                            summary: RunSummary, on_progress: Callable[[SourceReport], None] | None) -> None:
+                            summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
+                            pool: _LazyPool) -> None:
     loop = asyncio.get_running_loop()
-    pool = _LazyPool(len(sources), options.workers)
     pool.warm()
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
@@ -264,20 +266,17 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         packed = zlib.compress(outcome.body, 1) if outcome.body else b""
         pending.append(loop.create_task(ingest(replace(outcome, body=b""), packed)))
 
-    try:
-        await fetch_sources(sources, config.fetch, states, now, force=options.force,
-                            retry_gone=options.retry_gone, on_outcome=on_outcome)
-        while pending:  # ingest tasks may still be parsing
-            batch, pending[:] = list(pending), []
-            await asyncio.gather(*batch)
-        if deferred:
-            await _add_full_text(config, store, deferred, await pool.ready(), now)
-            for item in deferred:
-                state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now)
-                finish(item.report, item.outcome, state)
-        save_states()
-    finally:
-        pool.shutdown()
+    await fetch_sources(sources, config.fetch, states, now, force=options.force,
+                        retry_gone=options.retry_gone, on_outcome=on_outcome)
+    while pending:  # ingest tasks may still be parsing
+        batch, pending[:] = list(pending), []
+        await asyncio.gather(*batch)
+    if deferred:
+        await _add_full_text(config, store, deferred, await pool.ready(), now)
+        for item in deferred:
+            state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now)
+            finish(item.report, item.outcome, state)
+    save_states()
     order = {s.url: i for i, s in enumerate(sources)}
     summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
 
@@ -379,7 +378,7 @@ def _prune_daily(config: Config, store: Store, now: datetime) -> None:
 
 def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
     """Retention: drop state older than keep_s, except what a feed shows now."""
-    showing = {a.id for _spec, articles in feed_contents(config, store, now) for a in articles}
+    showing = {r.id for _spec, rows in feed_rows(config, store, now) for r in rows}
     return store.prune(keep_days=keep_s / 86400, now=now, active_source_urls=[s.url for s in config.sources],
                        keep_ids=showing)
 
@@ -416,7 +415,20 @@ class _LazyPool:
             future.result()  # one trivial task per worker: each submit spawns one when none idles
         self._executor = executor
 
-    def shutdown(self) -> None:
+    def started(self) -> Executor:
+        """The pool, its workers started now (outside an event loop)."""
+        self._start()
+        assert self._executor is not None
+        return self._executor
+
+    def running(self) -> Executor | None:
+        """The pool if its workers are up (publishing then cleans waiting articles in it), else None."""
+        return self._executor
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -444,42 +456,50 @@ def _make_executor(count: int, workers: int) -> Executor | None:
 def feed_contents(config: Config, store: Store, now: datetime,
                   workers: int = 0) -> list[tuple[FeedSpec, list[Article]]]:
     """What every output feed holds: each category, then all.atom, from the store."""
+    return [(spec, store.articles_of(rows)) for spec, rows in feed_rows(config, store, now, workers)]
+
+
+def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0,
+              executor: Executor | None = None) -> list[tuple[FeedSpec, list[FeedRow]]]:
+    """Each output feed's entry rows (each category, then all.atom), every article in them cleaned."""
     by_category: dict[str, list[str]] = {slug: [] for slug in config.categories}
     for source in config.sources:
         for slug in source.categories:
             by_category[slug].append(source.url)
+    specs = [(FeedSpec(slug, category.title, category.subtitle), by_category[slug])
+             for slug, category in config.categories.items()]
+    specs.append((FeedSpec("all", config.output.title, "Every category"), [s.url for s in config.sources]))
     limit, max_age = config.output.max_entries, config.output.max_age
-    feeds: list[tuple[FeedSpec, list[Article]]] = []
-    for slug, category in config.categories.items():
-        articles = store.articles_for(by_category[slug], limit=limit, max_age_s=max_age, now=now)
-        feeds.append((FeedSpec(slug, category.title, category.subtitle), articles))
-    every = [s.url for s in config.sources]
-    everything = store.articles_for(every, limit=limit, max_age_s=max_age, now=now)
-    feeds.append((FeedSpec("all", config.output.title, "Every category"), everything))
-    return _cleaned_feeds(config, store, feeds, workers)
+
+    def read() -> list[tuple[FeedSpec, list[FeedRow]]]:
+        return [(spec, store.feed_rows(urls, limit=limit, max_age_s=max_age, now=now)) for spec, urls in specs]
+
+    feeds = read()
+    if _clean_waiting(config, store, [r for _spec, rows in feeds for r in rows if r.needs_cleaning], workers,
+                      executor):
+        feeds = read()  # cleaned rows have new hashes; one whose cleaning failed stays out of every feed
+    return [(spec, [r for r in rows if not r.needs_cleaning]) for spec, rows in feeds]
 
 
-def _cleaned_feeds(config: Config, store: Store, feeds: list[tuple[FeedSpec, list[Article]]],
-                   workers: int = 0) -> list[tuple[FeedSpec, list[Article]]]:
+def _clean_waiting(config: Config, store: Store, waiting: list[FeedRow], workers: int = 0,
+                   executor: Executor | None = None) -> bool:
     """Every output reads only cleaned articles: any still waiting (a first run's articles that a
-    feed now shows) is cleaned here, once, and stored so."""
-    waiting = list({a.id: a for _spec, articles in feeds for a in articles if a.needs_cleaning}.values())
+    feed now shows) is cleaned here, once, and stored so. False when none was waiting."""
     if not waiting:
-        return feeds
+        return False
     rules = {s.url: s.clean_rules for s in config.sources}
-    jobs = [(a, rules.get(a.source_url, ())) for a in waiting]
+    unique = list({r.key: r for r in waiting}.values())
+    jobs = [(a, rules.get(a.source_url, ())) for a in store.articles_of(unique)]
     if len(jobs) < WAITING_POOL_THRESHOLD:
         done = clean_batch(config.clean, jobs)
     else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
         batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
-        executor = _make_executor(len(jobs), workers)  # --workers holds here too
-        assert executor is not None
-        with executor:
+        with contextlib.ExitStack() as stack:
+            if executor is None:  # the run's pool is not up: one for this (--workers holds here too)
+                executor = stack.enter_context(_LazyPool(len(jobs), workers).started())
             done = [a for batch in executor.map(clean_batch, [config.clean] * len(batches), batches) for a in batch]
-    cleaned = {a.id: a for a in done if a is not None}
-    store.save_cleaned(list(cleaned.values()))
-    return [(spec, [cleaned[a.id] if a.needs_cleaning else a for a in articles
-                    if not a.needs_cleaning or a.id in cleaned]) for spec, articles in feeds]
+    store.save_cleaned([a for a in done if a is not None])
+    return True
 
 
 WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting workers
@@ -490,15 +510,24 @@ def categories_by_source(config: Config) -> dict[str, list[str]]:
     return {s.url: [config.categories[slug].title for slug in s.categories] for s in config.sources}
 
 
-def publish(config: Config, store: Store, now: datetime, *, workers: int = 0) -> PublishReport:
-    feeds = feed_contents(config, store, now, workers)
+def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
+            executor: Executor | None = None) -> PublishReport:
+    """Render and write every output from the store; `executor` (the run's worker pool, when up)
+    cleans waiting articles. Rendering stays here: measured, shipping 50 articles to a worker and the
+    file back cost more than rendering them (~8 ms a feed)."""
+    windows = feed_rows(config, store, now, workers, executor)
     shape = _config_shape(config)
-    digests = {spec.slug: _feed_digest(shape, spec, articles) for spec, articles in feeds}
+    digests = {spec.slug: _feed_digest(shape, spec, rows) for spec, rows in windows}
     previous = _read_marker(config).get("feeds")
     known = previous if isinstance(previous, dict) else {}
     folder = Path(config.output.dir)
     current = {slug for slug, digest in digests.items() if known.get(slug) == digest
                and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
+    # A feed rendered as it is needs only its headlines (for ordering and the index page), not its
+    # bodies; Hexo posts are written from whole articles.
+    whole = bool(config.output.hexo.get("dir"))
+    feeds = [(spec, store.headlines_of(rows) if spec.slug in current and not whole else store.articles_of(rows))
+             for spec, rows in windows]
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current)
     except OSError as exc:
@@ -517,14 +546,13 @@ def _config_shape(config: Config) -> str:
     return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _feed_digest(shape: str, spec: FeedSpec, articles: Sequence[Article]) -> str:
-    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered."""
+def _feed_digest(shape: str, spec: FeedSpec, rows: Sequence[FeedRow]) -> str:
+    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered.
+    A row's raw_hash covers every stored field but the dates, and the dates are in the row."""
     digest = hashlib.sha256(f"{shape}\x00{spec!r}".encode("utf-8", "surrogatepass"))
-    for a in articles:  # crc32 of the bodies: cheap, and an edit changes `updated` or the crc anyway
-        body = zlib.crc32(f"{a.content_html}\x00{a.summary}\x00{a.enclosures!r}".encode("utf-8", "surrogatepass"))
-        line = (a.id, a.title, a.link, a.published, a.updated, a.authors, a.tags, a.image, a.source_name,
-                a.feed, body)
-        digest.update(repr(line).encode("utf-8", "surrogatepass"))
+    for r in rows:
+        digest.update(f"{r.id}\x00{r.source_url}\x00{r.published}\x00{r.updated}\x00{r.raw_hash}\n".encode(
+            "utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

@@ -109,6 +109,11 @@ def test_many_waiting_articles_are_cleaned_by_the_worker_pool(
         now=NOW)
     assert _waiting(tmp_path, "pooled") == _waiting(tmp_path, "eager") == 0
     assert _outputs(tmp_path, "pooled") == _outputs(tmp_path, "eager")
+    # the run's own pool (started to parse) cleans the waiting articles too
+    monkeypatch.setattr(aggregator.pipeline, "POOL_THRESHOLD", 1)
+    summary = run(load_config(_config(tmp_path, "run-pool", served, max_entries=0)), RunOptions(force=True), now=NOW)
+    assert summary.publish is not None and "all.atom" in summary.publish.written
+    assert _outputs(tmp_path, "run-pool") == _outputs(tmp_path, "eager")
 
 
 def test_articles_known_only_by_their_content_are_cleaned_at_once(tmp_path: Path, http_server: RecordingServer) -> None:
@@ -132,3 +137,31 @@ def test_articles_known_only_by_their_content_are_cleaned_at_once(tmp_path: Path
     assert waiting[http_server.url("/a.xml")] == 0
     assert waiting[http_server.url("/b.xml")] == 30 - 3  # those with a guid wait, but what is shown
 
+
+
+def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_full_publish(
+        tmp_path: Path, served: RecordingServer) -> None:
+    """Publishing re-renders only feeds whose rows changed and reads just the headlines of the others
+    (for ordering and index.html): every file must be byte-for-byte what a publish from scratch gives."""
+    config = load_config(_config(tmp_path, "inc", served, max_entries=5))
+    run(config, RunOptions(force=True), now=NOW)
+    guardian = "/" + Path(FEEDS[0]).name
+    body = served.routes[guardian].body
+    # an item edited in place and one item added: the first category and all.atom change
+    edited = body.replace(b"<title>", b"<title>Edited: ", 2).replace(
+        b"<item>", b"<item><title>A new story</title><link>https://n.example/new</link>"
+                   b"<guid>https://n.example/new</guid><pubDate>Thu, 26 Nov 2026 11:00:00 GMT</pubDate></item><item>", 1)
+    assert edited != body
+    served.routes[guardian] = Route(200, {"Content-Type": "application/xml"}, edited)
+    second = run(config, RunOptions(force=True), now=NOW)
+    assert second.publish is not None
+    assert sorted(second.publish.written) == ["all.atom", "all.json", "c0.atom", "c0.json", "index.html"]
+    out = tmp_path / "inc" / "out"
+    incremental = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    assert b"A new story" in incremental["index.html"] and b"A new story" in incremental["c0.atom"]
+
+    Path(str(config.state) + ".published").unlink()  # no marker: every feed read whole and rendered
+    for p in out.iterdir():
+        p.unlink()
+    run(config, RunOptions(force=True), now=NOW)
+    assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == incremental

@@ -17,14 +17,22 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
 from aggregator.store.dedup import Hashes, article_hashes, title_key
 from aggregator.store.lock import RunLock
-from aggregator.store.rows import BODY_COLUMNS, article_from_row, aware, body_values, select_in, to_micros
+from aggregator.store.rows import (
+    BODY_COLUMNS,
+    article_from_row,
+    aware,
+    body_values,
+    headline_from_row,
+    select_in,
+    to_micros,
+)
 from aggregator.store.schema import DATE_SAMPLES
 from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
 
@@ -197,20 +205,39 @@ class Store:
         (see :meth:`provenance` for the others). `max_age_s` > 0 drops articles updated
         longer ago; `limit` > 0 keeps the newest that many.
         """
+        return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now))
+
+    def feed_rows(self, source_urls: Collection[str], *, limit: int = 0, max_age_s: float = 0,
+                  now: datetime) -> list[FeedRow]:
+        """What articles_for would give, as entry rows (no bodies read): enough to tell whether a feed
+        changed (FeedRow.raw_hash covers every stored field but the dates, which the row has too)."""
         urls = sorted(set(source_urls))
         if not urls:
             return []
         cutoff = to_micros(aware(now) - timedelta(seconds=max_age_s)) if max_age_s > 0 else None
         with self._guard():
             rows = self._newest(urls, limit, cutoff) if limit > 0 else self._all_newest_first(urls, cutoff)
-            bodies = {
-                b[0]: b[1:]
-                for b in select_in(
-                    self._conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})",
-                    [r[0] for r in rows],
-                )
-            }
-        return [article_from_row(r[1], r[2], r[5], r[6], bodies[r[0]], needs_cleaning=bool(r[7])) for r in rows]
+        return [FeedRow(*r) for r in rows]
+
+    def articles_of(self, rows: Sequence[FeedRow]) -> list[Article]:
+        """The articles of feed_rows' rows, in their order."""
+        with self._guard():
+            bodies = {b[0]: b[1:] for b in select_in(
+                self._conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})",
+                [r.key for r in rows])}
+        return [article_from_row(r.id, r.source_url, r.published, r.updated, bodies[r.key],
+                                 needs_cleaning=bool(r.needs_cleaning)) for r in rows]
+
+    def headlines_of(self, rows: Sequence[FeedRow]) -> list[Article]:
+        """Articles of feed_rows' rows with only what a listing shows: ids, dates, title, link and
+        source name (summary and content only where the title is empty, as a title derives from them).
+        For feeds that are not rendered again, whose articles only count, sort and head a list."""
+        with self._guard():
+            heads = {h[0]: h[1:] for h in select_in(
+                self._conn, "SELECT entry, source_name, title, link, CASE WHEN title = '' THEN summary ELSE '' END, "
+                "CASE WHEN title = '' THEN content_html ELSE '' END FROM bodies WHERE entry IN ({})",
+                [r.key for r in rows])}
+        return [headline_from_row(r.id, r.source_url, r.published, r.updated, heads[r.key]) for r in rows]
 
     def _all_newest_first(self, urls: Sequence[str], cutoff: int | None) -> list[tuple[Any, ...]]:
         rows = select_in(self._conn, _ROWS_SQL, urls)
@@ -403,7 +430,21 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("COMMIT")
 
 
-_ROWS_SQL = ("SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning FROM entries "
+class FeedRow(NamedTuple):
+    """An entry as a feed lists it (_ROWS_SQL's columns, in order)."""
+
+    key: int
+    id: str
+    source_url: str
+    link_key: str
+    first_seen: int
+    published: int
+    updated: int
+    needs_cleaning: int
+    raw_hash: str
+
+
+_ROWS_SQL = ("SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning, raw_hash FROM entries "
              "WHERE status = 'published' AND source_url IN ({})")
 
 

@@ -94,6 +94,15 @@ def article_from_row(entry_id: str, source_url: str, published: int, updated: in
     )
 
 
+def headline_from_row(entry_id: str, source_url: str, published: int, updated: int,
+                      head: Sequence[Any]) -> Article:
+    """An Article with only a listing's fields: head is (source_name, title, link, summary, content)."""
+    source_name, title, link, summary, content = head
+    return Article(id=entry_id, source_url=source_url, source_name=source_name, title=title, link=link,
+                   published=from_micros(published), updated=from_micros(updated), summary=summary,
+                   content_html=content)
+
+
 def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object],
                prefix: tuple[object, ...] = (), suffix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows. prefix and suffix: the
