@@ -182,7 +182,9 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         raw_states = store.source_states()
         before = _snapshot(config, store, now) if options.dry_run else {}
         pool = stack.enter_context(_LazyPool(len(sources), options.workers))  # publishing cleans in it too
-        asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress, pool))
+        with store.batched():  # commits a few times a second, not once per source
+            asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress,
+                                          pool))
         if options.dry_run:
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:

@@ -111,15 +111,19 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
                       seen=tuple(seen), hashes=hashes)
 
 
-def clean_batch(clean_config: CleanConfig,
-                 jobs: Sequence[tuple[Article, tuple[dict[str, object], ...]]]) -> list[Article | None]:
-    """Clean waiting articles (in a worker or in-process); a failure costs that article, left out."""
+def clean_batch(clean_config: CleanConfig, jobs: Sequence[tuple[Article, tuple[dict[str, object], ...]]]
+                ) -> list[tuple[Article, Hashes] | None]:
+    """Clean waiting articles (in a worker or in-process), each with the store's hashes of its cleaned
+    self (store.dedup.article_hashes: normalizing HTML costs as much as cleaning it, so the workers
+    do it); a failure costs that article, left out."""
     from aggregator.clean import clean_article
+    from aggregator.store.dedup import article_hashes
 
-    out: list[Article | None] = []
+    out: list[tuple[Article, Hashes] | None] = []
     for article, rules in jobs:
         try:
-            out.append(clean_article(article, clean_config, rules))
+            cleaned = clean_article(article, clean_config, rules)
+            out.append((cleaned, article_hashes(cleaned)))
         except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
             log.exception("article %s: cleaning failed; left out of the feeds", article.id)
             out.append(None)

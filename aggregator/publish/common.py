@@ -6,8 +6,8 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple, Self
 from aggregator.errors import StateError
 from aggregator.model import Article
 from aggregator.store import schema
-from aggregator.store.dedup import Hashes, article_hashes, title_key
+from aggregator.store.dedup import Hashes, title_key
 from aggregator.store.lock import RunLock
 from aggregator.store.rows import (
     BODY_COLUMNS,
@@ -46,6 +47,8 @@ class Store:
         self.path = path
         self._conn = conn
         self._lock = lock
+        self._batch_s = 0.0  # > 0 inside batched(): units of work share transactions this long
+        self._batch_started = 0.0
 
     # --- opening and closing ----------------------------------------------------------
 
@@ -273,23 +276,25 @@ class Store:
         first = _first_seen_sources(c for c in copies if c[1] in wanted)
         return [r for r in rows if not r[3] or first[r[3]] == r[2]]
 
-    def save_cleaned(self, articles: Sequence[Article]) -> None:
-        """Store the cleaned versions of articles stored uncleaned (matched by id). Not a change of
-        what any feed shows (outputs only ever read cleaned articles), so the generation stays."""
+    def save_cleaned(self, cleaned: Sequence[tuple[Article, Hashes]]) -> None:
+        """Store the cleaned versions of articles stored uncleaned (matched by id), each with its
+        article_hashes (computed where it was cleaned). Not a change of what any feed shows (outputs
+        only ever read cleaned articles), so the generation stays."""
         sets = ", ".join(f"{c} = ?" for c in BODY_COLUMNS)
         with self._guard(), self._transaction():
-            for article in articles:
-                row = self._conn.execute("SELECT key, source_url FROM entries WHERE id = ?", (article.id,)).fetchone()
-                if row is None:
-                    continue
-                key, source_url = row
-                raw, content, meta = article_hashes(article)
-                self._conn.execute(
-                    "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, title_key = ?, "
-                    "needs_cleaning = 0 WHERE key = ?", (raw, content, meta, title_key(article.title), key))
-                self._conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), key))
-                # the cleaned content identifies it from now on too (a guid-less article is known by it)
-                self._conn.execute("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)", (source_url, content, key))
+            rows = select_in(self._conn, "SELECT id, key, source_url FROM entries WHERE id IN ({})",
+                             [article.id for article, _hashes in cleaned])
+            stored = {row[0]: (row[1], row[2]) for row in rows}
+            found = [(article, hashes, *stored[article.id]) for article, hashes in cleaned if article.id in stored]
+            self._conn.executemany(
+                "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, title_key = ?, "
+                "needs_cleaning = 0 WHERE key = ?",
+                [(*hashes, title_key(article.title), key) for article, hashes, key, _source in found])
+            self._conn.executemany(f"UPDATE bodies SET {sets} WHERE entry = ?",
+                                   [(*body_values(article), key) for article, _hashes, key, _source in found])
+            # the cleaned content identifies it from now on too (a guid-less article is known by it)
+            self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
+                                   [(source, hashes[1], key) for _article, hashes, key, source in found])
 
     def provenance(self, article_id: str) -> tuple[str, ...]:
         """Every source that carried this article's canonical link, first-seen first."""
@@ -358,7 +363,35 @@ class Store:
     # --- plumbing ---------------------------------------------------------------------
 
     @contextmanager
+    def batched(self, seconds: float = 0.5) -> Iterator[None]:
+        """Writes inside share one transaction per `seconds`: each unit (a source's articles, a batch of
+        fetch states) is still all-or-nothing (a savepoint), but commits, which rewrite every index
+        page a unit touched, happen a few times a second rather than per source. A run killed in
+        between loses at most the last `seconds` of work, articles and fetch states together, so
+        those sources are fetched again next time."""
+        if self._batch_s:
+            yield
+            return
+        with self._guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+        self._batch_s, self._batch_started = seconds, time.monotonic()
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:  # a failed COMMIT or BEGIN between units may have ended it
+                with self._guard():
+                    self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._batch_s = 0.0
+        with self._guard():
+            self._conn.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self._batch_s:
+            yield from self._savepoint()
+            return
         # IMMEDIATE: take the write lock up front, so a transaction never fails halfway on SQLITE_BUSY.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -367,6 +400,20 @@ class Store:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def _savepoint(self) -> Iterator[None]:
+        self._conn.execute("SAVEPOINT unit")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO unit")
+            self._conn.execute("RELEASE unit")
+            raise
+        self._conn.execute("RELEASE unit")
+        if time.monotonic() - self._batch_started >= self._batch_s:
+            self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._batch_started = time.monotonic()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from aggregator.model import Article, Enclosure, FeedMeta
@@ -39,9 +40,12 @@ def _opt_time(value: int | None) -> datetime | None:
 
 
 def _dump(value: object) -> str:
+    if isinstance(value, list) and not value:
+        return "[]"  # most authors, tags and enclosures lists (a cold start encodes ~250,000)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+@lru_cache(maxsize=256)  # every article of a feed carries the same FeedMeta
 def _feed_json(feed: FeedMeta) -> str:
     return _dump({
         "title": feed.title, "link": feed.link, "id": feed.id, "updated": _opt_micros(feed.updated),
@@ -49,6 +53,7 @@ def _feed_json(feed: FeedMeta) -> str:
     })
 
 
+@lru_cache(maxsize=256)
 def _feed_meta(text: str) -> FeedMeta:
     data: dict[str, Any] = json.loads(text)
     return FeedMeta(
