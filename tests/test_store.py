@@ -144,6 +144,25 @@ def test_a_failed_upsert_leaves_nothing_half_written(store: Store) -> None:
     assert store.check() == []
 
 
+def test_in_a_batch_a_failed_upsert_costs_only_itself(tmp_path: Path) -> None:
+    """batched(): sources share a transaction, each its own savepoint; what is kept is committed."""
+    good = load(TECHCRUNCH, "https://tc.example/")
+    other = load(V2EX, "https://v2ex.example/")
+    bad = replace(other[5], tags=(object(),))  # type: ignore[arg-type]  # not JSON: fails mid-unit
+    with Store.open(tmp_path / "s.db") as store, store.batched(seconds=3600):
+        store.upsert_articles("https://tc.example/", good, NOW)
+        with pytest.raises(TypeError):
+            store.upsert_articles("https://v2ex.example/", [*other[:5], bad], NOW)
+        store.save_source_state("https://tc.example/", {"etag": '"t"'})
+        with sqlite3.connect(tmp_path / "s.db") as reader:  # not committed yet: nothing to see
+            assert reader.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+    with Store.open(tmp_path / "s.db") as store:
+        assert len(store.articles_for(["https://tc.example/"], now=NOW)) == len(good)
+        assert store.articles_for(["https://v2ex.example/"], now=NOW) == []
+        assert store.source_states() == {"https://tc.example/": {"etag": '"t"'}}
+        assert store.check() == []
+
+
 # --- dates ----------------------------------------------------------------------------------
 
 
