@@ -465,6 +465,10 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     if str(mode).lower() != "wal":
         raise StateError(f"state {path}: cannot switch to WAL journal mode (got {mode!r})")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # 32 MB of page cache (SQLite's default is 2 MB): a cold start inserts ~58,000 articles at random
+    # places in the id, key and fingerprint indexes, and with 2 MB most inserts re-read their pages.
+    # Measured on the N=1,000 farm: cold 35 s -> 30 s; the cache only grows with the pages a run uses.
+    conn.execute("PRAGMA cache_size = -32768")
     conn.execute("PRAGMA foreign_keys = ON")
     if version < schema.VERSION:
         conn.execute("BEGIN IMMEDIATE")
