@@ -7,13 +7,15 @@ Exit codes: 0 done (some sources may have failed), 1 fatal, 2 config or usage er
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
@@ -109,6 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a bug: show it, exit 1
         log.exception("aggregator crashed; please report this with the traceback")
         return EXIT_FATAL
+
+
+def entry() -> NoReturn:
+    """The console script: main(), then the exit handlers (logging, multiprocessing's finalizers) and
+    a flush, then an exit that skips tearing down the interpreter object by object: ~0.15 s of a
+    no-op run of 1,000 sources, which takes ~1.5 s in all."""
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _config_error_text(exc: ConfigError) -> str:

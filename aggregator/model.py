@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
+def _pickled_as_fields(cls: type[_T]) -> type[_T]:
+    """Slotted dataclasses pickle through Python-level getstate/setstate that call fields() for every
+    object (~18 µs per Article each way); rebuilt from a tuple of field values, about a third. Every
+    parsed and every cleaned article crosses between the run and its workers."""
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    def __reduce__(self: _T) -> tuple[type[_T], tuple[object, ...]]:
+        return cls, tuple([getattr(self, name) for name in names])
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+    return cls
+
+
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Enclosure:
     url: str
@@ -13,6 +30,7 @@ class Enclosure:
     length: int = 0
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class FeedMeta:
     """What a source's feed says about itself; kept for provenance (atom:source) and scheduling."""
@@ -26,6 +44,7 @@ class FeedMeta:
     format: str = ""  # rss20, atom10, jsonfeed11, ...
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Article:
     """One normalized item. After parse, nothing is an item, entry or post: it is an article.
@@ -60,6 +79,7 @@ class Article:
     needs_cleaning: bool = False
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     """parse_feed's result: the feed's metadata, its articles, and per-item warnings."""

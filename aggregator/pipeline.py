@@ -228,48 +228,68 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         if on_progress:
             on_progress(report)
 
-    async def ingest(outcome: FetchOutcome, packed: bytes) -> None:
-        try:
-            await ingest_one(outcome, packed)
-        except StateError:
-            raise  # the database itself is unusable: the whole run stops
-        except Exception as exc:  # a bug while handling one source must cost only that source
-            log.exception("source %r (%s): internal error", outcome.source.label, outcome.source.url)
-            report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
-            finish(report, outcome, outcome.state)
+    def failed_internally(outcome: FetchOutcome, exc: Exception) -> None:
+        # a bug while handling one source must cost only that source; a StateError is never caught here:
+        # the database itself is unusable, and the whole run stops
+        log.exception("source %r (%s): internal error", outcome.source.label, outcome.source.url)
+        report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        finish(report, outcome, outcome.state)
 
-    async def ingest_one(outcome: FetchOutcome, packed: bytes) -> None:
+    async def ingest_body(outcome: FetchOutcome, packed: bytes) -> None:
+        try:
+            await ingest_fetched(outcome, packed)
+        except StateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see failed_internally
+            failed_internally(outcome, exc)
+
+    async def ingest_fetched(outcome: FetchOutcome, packed: bytes) -> None:
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
-        state = outcome.state
-        if outcome.kind == "fetched":
-            known = store.known_fingerprints(outcome.source.url)
-            executor = await pool.ready()
-            clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
-            processed = await loop.run_in_executor(
-                executor, process_body, packed, dict(outcome.headers), outcome.source,
-                outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known,
-                clean_now)
-            if outcome.source.full_text and processed.feed is not None:
-                deferred.append(_Deferred(outcome, processed, report))
-                return
-            state = _ingest_processed(config, options, store, outcome, processed, report, now)
-        else:
-            if outcome.kind in ("failed", "gone"):
-                report.error = outcome.error or outcome.kind
-            if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
-                # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
-                released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True)
-                report.new, report.warnings = released.new, released.warnings
-        finish(report, outcome, state)
+        known = store.known_fingerprints(outcome.source.url)
+        executor = await pool.ready()
+        clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
+        processed = await loop.run_in_executor(
+            executor, process_body, packed, dict(outcome.headers), outcome.source,
+            outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known,
+            clean_now)
+        if outcome.source.full_text and processed.feed is not None:
+            deferred.append(_Deferred(outcome, processed, report))
+            return
+        finish(report, outcome, _ingest_processed(config, options, store, outcome, processed, report, now))
+
+    def ingest_unchanged(outcome: FetchOutcome) -> None:
+        """A 304, an unchanged body, a failure: nothing to parse, so handled at once, not as a task."""
+        report = SourceReport(outcome.source, outcome.kind, outcome.error)
+        if outcome.kind in ("failed", "gone"):
+            report.error = outcome.error or outcome.kind
+        if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
+            # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
+            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True)
+            report.new, report.warnings = released.new, released.warnings
+        finish(report, outcome, outcome.state)
+
+    fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
 
     def on_outcome(outcome: FetchOutcome) -> None:
+        if fatal:
+            return
+        if outcome.kind != "fetched":
+            try:
+                ingest_unchanged(outcome)
+            except StateError as exc:
+                fatal.append(exc)
+            except Exception as exc:  # noqa: BLE001 - see failed_internally
+                failed_internally(outcome, exc)
+            return
         # Bodies wait here for a free worker while fetching races ahead: packed, they take ~5x
         # less memory and are cheaper to send to the worker (zlib level 1: ~300 MB/s).
         packed = zlib.compress(outcome.body, 1) if outcome.body else b""
-        pending.append(loop.create_task(ingest(replace(outcome, body=b""), packed)))
+        pending.append(loop.create_task(ingest_body(replace(outcome, body=b""), packed)))
 
     await fetch_sources(sources, config.fetch, states, now, force=options.force,
                         retry_gone=options.retry_gone, on_outcome=on_outcome)
+    if fatal:
+        raise fatal[0]
     while pending:  # ingest tasks may still be parsing
         batch, pending[:] = list(pending), []
         await asyncio.gather(*batch)

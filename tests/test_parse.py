@@ -476,3 +476,16 @@ def test_invalid_xml_characters_are_exactly_those_xml_1_0_forbids() -> None:
 
     everything = "".join(map(chr, range(0x110000)))
     assert strip_invalid_xml_chars(everything) == "".join(c for c in everything if allowed(ord(c)))
+
+
+@pytest.mark.parametrize("name", ["feeds/rss-parser/guardian.rss", "feeds/rsparser/expertopinionent.atom"])
+def test_parsed_feeds_cross_process_boundaries_intact(name: str) -> None:
+    """Articles go to and from the workers pickled, rebuilt from their field values (model._pickled_as_fields)."""
+    import pickle
+
+    feed = _parse(CORPUS / name)
+    assert feed.articles and feed.articles[0].enclosures is not None
+    copy = pickle.loads(pickle.dumps(feed, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copy == feed
+    assert [a.feed for a in copy.articles] == [a.feed for a in feed.articles]
+    assert type(feed.articles[0]).__reduce__(feed.articles[0])[0] is type(feed.articles[0])

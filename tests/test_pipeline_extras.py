@@ -292,6 +292,32 @@ def test_a_bug_while_handling_one_source_costs_only_that_source(
     assert titles(tmp_path / "out" / "news.atom") == ["Good one"]
 
 
+@pytest.mark.parametrize("changed", [True, False])
+def test_an_unusable_state_stops_the_run_with_its_own_error(
+        tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch, changed: bool) -> None:
+    """A StateError while storing stops the whole run as a StateError (the CLI's clear message), both
+    for a parsed source and for one that answered with nothing new (handled inside the fetch tasks)."""
+    import aggregator.pipeline as pipeline
+    from aggregator.errors import StateError
+    from aggregator.store import Store
+
+    items = [("https://s.example/1", "One", "https://s.example/1", "<p>1</p>")]
+    http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    path = config_file(tmp_path, f"  - {{url: '{http_server.url('/s.xml')}', category: news}}\n")
+    run(load_config(path), RunOptions(force=True))
+    if changed:
+        items.append(("https://s.example/2", "Two", "https://s.example/2", "<p>2</p>"))
+        http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+
+    def full(self: Store, states: object) -> None:
+        raise StateError(f"state {self.path}: database or disk is full")
+
+    monkeypatch.setattr(pipeline, "STATE_BATCH", 1)
+    monkeypatch.setattr(Store, "save_source_states", full)
+    with pytest.raises(StateError, match="disk is full"):
+        run(load_config(path), RunOptions(force=True))
+
+
 def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None:
     """The store trusts hashes computed where the article was cleaned: they must be exactly its own,
     also after the run corrects the articles' dates (time-zone fixes happen in the run's process)."""
