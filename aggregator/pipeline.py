@@ -44,7 +44,7 @@ from aggregator.model import Article, Config, Source
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
-from aggregator.work import Processed, clean_batch, process_body
+from aggregator.work import Processed, clean_batch, exit_with, process_body
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
@@ -469,7 +469,8 @@ def _make_executor(count: int, workers: int) -> Executor | None:
     # killed run would hold the lock), nor the event loop's threads and sockets.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WORKER_MODULES)  # workers fork ready-made, no re-imports
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context,
+                               initializer=exit_with, initargs=(os.getpid(),))
 
 
 # --- publishing -------------------------------------------------------------------------------

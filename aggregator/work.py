@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +38,24 @@ class Processed:
     explain: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
     hashes: dict[str, Hashes] = field(default_factory=dict)  # store.dedup.article_hashes by fingerprint
+
+
+def exit_with(run_pid: int) -> None:
+    """Pool initializer. A worker holds the pool's queues itself, so when its run is killed (SIGKILL,
+    the OOM killer) it would wait for work forever, and keep the forkserver alive with it: a worker
+    checks once a second that its run is still there, and exits when it is not."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(run_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                os._exit(1)  # the pid is another user's process now: the run is gone
+
+    threading.Thread(target=watch, name="run-watch", daemon=True).start()
 
 
 def fingerprint(article: Article) -> str:

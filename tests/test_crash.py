@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sqlite3
@@ -49,8 +50,23 @@ def published_ids(out: Path) -> dict[str, set[str]]:
     return result
 
 
+def forkservers() -> set[int]:
+    """Pids of multiprocessing forkservers that are not this test process's own children."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            cmdline = (status.parent / "cmdline").read_bytes()
+            ppid = int(next(line for line in status.read_text().splitlines() if line.startswith("PPid:")).split()[1])
+        except (OSError, StopIteration, ValueError):
+            continue  # gone meanwhile
+        if b"multiprocessing.forkserver" in cmdline and ppid != os.getpid():
+            found.add(int(status.parent.name))
+    return found
+
+
 def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: RecordingServer) -> None:
     rng = random.Random(20261126)
+    before = forkservers()
     bases = rss_bases(12)
     assert len(bases) >= 8
     items: list[list[int]] = [[] for _ in bases]
@@ -103,3 +119,10 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
     for feed_no, numbers in enumerate(items):
         for n in numbers:
             assert any(f"crash.example/{feed_no}/{n}" in i for i in everything), (feed_no, n)
+
+    # a killed run's workers notice and exit, and their forkserver with them (no process pile-up
+    # when a timer's runs get killed): within a few seconds
+    deadline = time.monotonic() + 10
+    while forkservers() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert forkservers() - before == set()
