@@ -406,8 +406,8 @@ def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
 
 
 class _LazyPool:
-    """The worker pool, started when the first body needs parsing. A run where every source answers 304
-    starts none: a forkserver pool costs a resource-tracker process, a forkserver and its preload imports."""
+    """The worker pool. Its forkserver is started with the first requests (warm), its workers when the
+    first body needs parsing: a run where every source answers 304 forks none and sends them nothing."""
 
     def __init__(self, count: int, workers: int) -> None:
         self._count, self._workers = count, workers
