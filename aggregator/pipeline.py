@@ -59,6 +59,9 @@ log = logging.getLogger("aggregator")
 
 # Below this many bodies to parse, a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
+# Fetched bodies (zlib-packed) waiting for a worker, at most: past this, no new source is fetched
+# until the workers catch up. A cold start fetches in seconds what takes minutes to parse.
+MAX_WAITING_BYTES = 32 * 1024 * 1024
 # Fetch states are committed this many at a time. A run killed in between loses at most these
 # validators: those sources are fetched and parsed again, and their items are recognised as known.
 STATE_BATCH = 100
@@ -242,6 +245,8 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             raise
         except Exception as exc:  # noqa: BLE001 - see failed_internally
             failed_internally(outcome, exc)
+        finally:
+            backlog.done(len(packed))
 
     async def ingest_fetched(outcome: FetchOutcome, packed: bytes) -> None:
         report = SourceReport(outcome.source, outcome.kind, outcome.error)
@@ -269,8 +274,11 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         finish(report, outcome, outcome.state)
 
     fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
+    backlog = _Backlog(MAX_WAITING_BYTES)
 
     def on_outcome(outcome: FetchOutcome) -> None:
+        if outcome.kind != "fetched" or fatal:
+            backlog.arrived(outcome.source, 0)
         if fatal:
             return
         if outcome.kind != "fetched":
@@ -284,10 +292,11 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         # Bodies wait here for a free worker while fetching races ahead: packed, they take ~5x
         # less memory and are cheaper to send to the worker (zlib level 1: ~300 MB/s).
         packed = zlib.compress(outcome.body, 1) if outcome.body else b""
+        backlog.arrived(outcome.source, len(packed))
         pending.append(loop.create_task(ingest_body(replace(outcome, body=b""), packed)))
 
     await fetch_sources(sources, config.fetch, states, now, force=options.force,
-                        retry_gone=options.retry_gone, on_outcome=on_outcome)
+                        retry_gone=options.retry_gone, on_outcome=on_outcome, admit=backlog.admit)
     if fatal:
         raise fatal[0]
     while pending:  # ingest tasks may still be parsing
@@ -301,6 +310,43 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
     save_states()
     order = {s.url: i for i, s in enumerate(sources)}
     summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
+
+
+class _Backlog:
+    """Bytes of fetched bodies waiting for a worker, plus an estimate for each source admitted to
+    fetching and not yet answered. admit() holds back new fetches while these would pass `limit`, so
+    memory stays bounded however many sources a cold start has, while a run whose sources answer 304
+    is never held back (nothing waits, and an estimate is returned with each answer)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.waiting = limit, 0
+        self._reserved: dict[str, int] = {}  # source URL -> its estimate, until its outcome comes
+        self._reserved_bytes = 0
+        self._bodies, self._body_bytes = 0, 0
+        self._changed = asyncio.Event()
+
+    def _estimate(self) -> int:
+        return max(16 * 1024, self._body_bytes // self._bodies if self._bodies else 32 * 1024)
+
+    async def admit(self, source: Source) -> None:
+        while self.waiting + self._reserved_bytes + self._estimate() > self.limit and (
+                self.waiting or self._reserved):  # an empty backlog always admits one
+            self._changed.clear()
+            await self._changed.wait()
+        self._reserved[source.url] = estimate = self._estimate()
+        self._reserved_bytes += estimate
+
+    def arrived(self, source: Source, size: int) -> None:
+        """The source's outcome is in, with `size` bytes of body waiting for a worker (0: none)."""
+        self._reserved_bytes -= self._reserved.pop(source.url, 0)
+        if size:
+            self.waiting += size
+            self._bodies, self._body_bytes = self._bodies + 1, self._body_bytes + size
+        self._changed.set()
+
+    def done(self, size: int) -> None:
+        self.waiting -= size
+        self._changed.set()
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -318,6 +319,34 @@ def test_an_unusable_state_stops_the_run_with_its_own_error(
         run(load_config(path), RunOptions(force=True))
 
 
+def test_fetching_waits_while_fetched_bodies_wait_for_the_workers(
+        tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backpressure: with room for one waiting body, bodies never pile up (a cold start of thousands of
+    sources used to hold every body until the workers got to it), and every source is still done."""
+    import aggregator.pipeline as pipeline
+
+    most = [0]
+    real_arrived = pipeline._Backlog.arrived
+
+    def arrived(self: pipeline._Backlog, source: object, size: int) -> None:
+        real_arrived(self, source, size)  # type: ignore[arg-type]
+        most[0] = max(most[0], self.waiting)
+
+    monkeypatch.setattr(pipeline, "MAX_WAITING_BYTES", 1)
+    monkeypatch.setattr(pipeline._Backlog, "arrived", arrived)
+    lines = ""
+    for n in range(12):
+        items = [(f"https://b{n}.example/{i}", f"Story {n}-{i}", f"https://b{n}.example/{i}", "<p>x</p>" * 50)
+                 for i in range(20)]
+        http_server.routes[f"/{n}.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+        lines += f"  - {{url: '{http_server.url(f'/{n}.xml')}', category: news}}\n"
+    path = config_file(tmp_path, lines, extra="fetch: {concurrency: 4, per_host: 4}\n")
+    summary = run(load_config(path), RunOptions(force=True))
+    assert not summary.failures and sum(r.new for r in summary.sources) == 12 * 20
+    body = len(zlib.compress(rss(items), 1))
+    assert 0 < most[0] <= body  # one body waits at a time (every fetch after it held back)
+
+
 def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None:
     """The store trusts hashes computed where the article was cleaned: they must be exactly its own,
     also after the run corrects the articles' dates (time-zone fixes happen in the run's process)."""
@@ -325,8 +354,8 @@ def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None
     from dataclasses import replace
 
     from aggregator.model import CleanConfig, Source
-    from aggregator.work import process_body
     from aggregator.store.dedup import article_hashes
+    from aggregator.work import process_body
 
     body = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()
     source = Source(url="https://example.org/feed", categories=("news",))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,13 +66,15 @@ async def fetch_sources(
     force: bool = False,
     retry_gone: bool = False,
     on_outcome: Callable[[FetchOutcome], None] | None = None,
+    admit: Callable[[Source], Awaitable[None]] | None = None,
     rng: random.Random | None = None,
     retry_base_s: float = 1.0,
 ) -> list[FetchOutcome]:
     """Fetches every due source concurrently; one outcome per source, in source order.
 
-    `states` is keyed by Source.url. `rng` makes jitter reproducible in tests; `retry_base_s` is the
-    first in-run retry delay (doubled per retry, jittered).
+    `states` is keyed by Source.url. `admit`, when given, is awaited before each source's fetch (the
+    caller's backpressure: it returns once there is room for another body). `rng` makes jitter
+    reproducible in tests; `retry_base_s` is the first in-run retry delay (doubled per retry, jittered).
     """
     outcomes: list[FetchOutcome | None] = [None] * len(sources)
     run_rng = rng or random.Random()
@@ -99,7 +101,8 @@ async def fetch_sources(
                 async with asyncio.TaskGroup() as group:
                     for i, source in enumerate(sources):
                         state = states.get(source.url, SourceState())
-                        group.create_task(_fetch_and_report(run, i, source, state, force, retry_gone, finish))
+                        group.create_task(_fetch_and_report(run, i, source, state, force, retry_gone, finish,
+                                                            admit))
         except TimeoutError:
             pass  # sources still running are reported below
     for i, source in enumerate(sources):
@@ -118,7 +121,10 @@ async def _fetch_and_report(
     force: bool,
     retry_gone: bool,
     finish: Callable[[int, FetchOutcome], None],
+    admit: Callable[[Source], Awaitable[None]] | None = None,
 ) -> None:
+    if admit is not None:
+        await admit(source)
     try:
         outcome = await fetch_source(run, source, state, force=force, retry_gone=retry_gone)
         await run.source_done(source)
