@@ -558,21 +558,25 @@ def _clean_waiting(config: Config, store: Store, waiting: list[FeedRow], workers
         return False
     rules = {s.url: s.clean_rules for s in config.sources}
     unique = list({r.key: r for r in waiting}.values())
-    jobs = [(a, rules.get(a.source_url, ())) for a in store.articles_of(unique)]
-    if len(jobs) < WAITING_POOL_THRESHOLD:
-        done = clean_batch(config.clean, jobs)
-    else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
-        batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
-        with contextlib.ExitStack() as stack:
-            if executor is None:  # the run's pool is not up: one for this (--workers holds here too)
-                executor = stack.enter_context(_LazyPool(len(jobs), workers).started())
-            done = [a for batch in executor.map(clean_batch, [config.clean] * len(batches), batches) for a in batch]
-    store.save_cleaned([a for a in done if a is not None])
+    with contextlib.ExitStack() as stack:
+        if executor is None and len(unique) >= WAITING_POOL_THRESHOLD:
+            # the run's pool is not up: one for this (--workers holds here too)
+            executor = stack.enter_context(_LazyPool(len(unique), workers).started())
+        for start in range(0, len(unique), WAITING_CHUNK):  # a chunk at a time: memory stays flat
+            jobs = [(a, rules.get(a.source_url, ())) for a in store.articles_of(unique[start:start + WAITING_CHUNK])]
+            if executor is None or len(unique) < WAITING_POOL_THRESHOLD:
+                done = clean_batch(config.clean, jobs)
+            else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
+                batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
+                done = [a for batch in executor.map(clean_batch, [config.clean] * len(batches), batches)
+                        for a in batch]
+            store.save_cleaned([a for a in done if a is not None])
     return True
 
 
 WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting workers
 WAITING_BATCH = 100
+WAITING_CHUNK = 2000  # read, cleaned and stored together
 
 
 def categories_by_source(config: Config) -> dict[str, list[str]]:

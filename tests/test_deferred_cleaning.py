@@ -104,6 +104,7 @@ def test_many_waiting_articles_are_cleaned_by_the_worker_pool(
     import aggregator.pipeline
 
     monkeypatch.setattr(aggregator.pipeline, "WAITING_POOL_THRESHOLD", 10)
+    monkeypatch.setattr(aggregator.pipeline, "WAITING_CHUNK", 37)  # read, cleaned and stored in chunks
     run(load_config(_config(tmp_path, "pooled", served, max_entries=0)), RunOptions(force=True), now=NOW)
     run(load_config(_config(tmp_path, "eager", served, max_entries=0)), RunOptions(force=True, explain=True),
         now=NOW)
