@@ -1,8 +1,9 @@
 """What the worker processes run: parse, clean and filter one fetched body, or clean waiting articles.
 
-Pure CPU work, no I/O and no event loop. Kept apart from the pipeline so the pool's forkserver
-preloads only this and the parse/clean stages, not the HTTP client or the publishers (~0.2 s less
-before the first body can be parsed).
+Pure CPU work, no I/O and no event loop (besides exit_with's watchdog, which ends a worker whose run
+is gone). Kept apart from the pipeline so the pool's forkserver preloads only this and the
+parse/clean stages, not the HTTP client or the publishers (~0.2 s less before the first body can be
+parsed).
 """
 
 from __future__ import annotations
