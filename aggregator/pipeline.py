@@ -596,13 +596,17 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     folder = Path(config.output.dir)
     current = {slug for slug, digest in digests.items() if known.get(slug) == digest
                and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
-    # A feed rendered as it is needs only its headlines (for ordering and the index page), not its
-    # bodies; Hexo posts are written from whole articles.
-    whole = bool(config.output.hexo.get("dir"))
-    feeds = [(spec, store.headlines_of(rows) if spec.slug in current and not whole else store.articles_of(rows))
-             for spec, rows in windows]
+    # Feeds are handed over as headlines (enough to order them and for the index page); a feed to
+    # render reads its whole articles just before, one feed at a time. Hexo posts need them all whole.
+    rows_of = {spec.slug: rows for spec, rows in windows}
+    if config.output.hexo.get("dir"):
+        feeds, load = [(spec, store.articles_of(rows)) for spec, rows in windows], None
+    else:
+        feeds = [(spec, store.headlines_of(rows)) for spec, rows in windows]
+        load = lambda spec: store.articles_of(rows_of[spec.slug])  # noqa: E731
     try:
-        report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current)
+        report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
+                                 load=load)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc

@@ -451,3 +451,29 @@ def test_links_become_valid_uris_or_nothing(url: str, expected: str) -> None:
     from aggregator.publish.common import web_iri
 
     assert web_iri(url) == expected
+
+
+def test_feeds_loaded_one_at_a_time_from_headlines_give_the_same_files(tmp_path: Path) -> None:
+    """publish_outputs(load=...): the feeds come as headlines and each is read whole just before it is
+    rendered; every file must be what passing the whole articles gives."""
+    from aggregator.publish import publish_outputs
+
+    whole = feeds_of(make_articles())
+    output = replace(OUTPUT, formats=("atom", "rss", "json"))
+    publish_outputs(output, tmp_path / "whole", whole, CATEGORIES)
+    # as Store.headlines_of gives them: summary and content only where the title is empty
+    headlines = [(spec, [replace(a, enclosures=(), tags=(), authors=()) if not a.title else
+                         replace(a, summary="", content_html="", enclosures=(), tags=(), authors=())
+                         for a in articles]) for spec, articles in whole]
+    loaded: list[str] = []
+
+    def load(spec: FeedSpec) -> list[Article]:
+        loaded.append(spec.slug)
+        return list(dict(whole)[spec])
+
+    publish_outputs(output, tmp_path / "loaded", headlines, CATEGORIES, load=load, current={"tech"})
+    assert sorted(loaded) == ["all", "finance"]  # "tech" is current: not read again
+    (tmp_path / "loaded" / "tech.atom").unlink(missing_ok=True)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "loaded").iterdir()} == {
+        name: data for name, data in files.items() if not name.startswith("tech.")}

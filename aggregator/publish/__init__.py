@@ -11,7 +11,7 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,16 +56,21 @@ def publish_outputs(
     dry_run: bool = False,
     now: datetime | None = None,
     current: Collection[str] = (),
+    load: Callable[[FeedSpec], Sequence[Article]] | None = None,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
     `now` only applies `output.max_age` (omit it to publish whatever the caller selected).
     `current`: slugs whose feed files the caller knows are up to date (same articles, same config
     as when they were written): they are not rendered again, only counted as unchanged.
+    `load`: when given, the articles in `feeds` may be headlines only (enough to order them and for
+    index.html) and load(spec) gives a feed's whole articles, read just before the feed is rendered
+    and dropped after it, so memory holds one feed's articles however many feeds changed.
+    Hexo posts need every article whole: pass them in `feeds` then.
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
-    files = _render_files(output, selected, categories_of, warnings, frozenset(current))
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
     written, unchanged = _write_all(output_dir, {k: v for k, v in files.items() if v is not None}, dry_run)
     unchanged += [name for name, data in files.items() if data is None]
     hexo_written, hexo_unchanged = _publish_posts(
@@ -103,9 +108,13 @@ def _select(
             warnings.append(f"feed {spec.slug!r}: listed twice; the second is not published")
             continue
         slugs.add(spec.slug)
-        aged = common.within_age(articles, output.max_age, now)
-        selected.append((spec, common.order_articles(aged, output.max_entries)))
+        selected.append((spec, _as_published(output, articles, now)))
     return selected
+
+
+def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None) -> list[Article]:
+    """A feed's articles ordered, aged and limited as published."""
+    return common.order_articles(common.within_age(articles, output.max_age, now), output.max_entries)
 
 
 def _render_files(
@@ -114,6 +123,8 @@ def _render_files(
     categories_of: Mapping[str, Sequence[str]],
     warnings: list[str],
     current: frozenset[str] = frozenset(),
+    load: Callable[[FeedSpec], Sequence[Article]] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, bytes | None]:
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
@@ -121,9 +132,10 @@ def _render_files(
     formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
     files: dict[str, bytes | None] = {}  # None: known to be current, not rendered
     for spec, articles in feeds:
+        whole = articles if load is None or spec.slug in current else _as_published(output, load(spec), now)
         for fmt in formats:
             name = f"{spec.slug}.{fmt}"
-            files[name] = None if spec.slug in current else _RENDERERS[fmt](spec, articles, output, categories_of)
+            files[name] = None if spec.slug in current else _RENDERERS[fmt](spec, whole, output, categories_of)
     if output.index:
         files["index.html"] = render_index(output, feeds)
         files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
