@@ -501,21 +501,25 @@ class _LazyPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _forkserver() -> multiprocessing.context.ForkServerContext:
+    # forkserver, not fork: workers must not inherit the run lock's file descriptor (a worker outliving a
+    # killed run would hold the lock), nor the event loop's threads and sockets.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_MODULES)  # workers fork ready-made, no re-imports
+    return context
+
+
 def _start_forkserver() -> None:
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
+    _forkserver()
     forkserver.ensure_running()  # idempotent; the pool's first fork waits on the same lock
 
 
 def _make_executor(count: int, workers: int) -> Executor | None:
     if count < POOL_THRESHOLD:
         return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
-    # forkserver, not fork: workers must not inherit the run lock's file descriptor (a worker outliving a
-    # killed run would hold the lock), nor the event loop's threads and sockets.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_MODULES)  # workers fork ready-made, no re-imports
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context,
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=_forkserver(),
                                initializer=exit_with, initargs=(os.getpid(),))
 
 

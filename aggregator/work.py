@@ -51,10 +51,8 @@ def exit_with(run_pid: int) -> None:
             time.sleep(1.0)
             try:
                 os.kill(run_pid, 0)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's process now
                 os._exit(1)
-            except PermissionError:
-                os._exit(1)  # the pid is another user's process now: the run is gone
 
     threading.Thread(target=watch, name="run-watch", daemon=True).start()
 

@@ -484,7 +484,7 @@ def test_parsed_feeds_cross_process_boundaries_intact(name: str) -> None:
     import pickle
 
     feed = _parse(CORPUS / name)
-    assert feed.articles and feed.articles[0].enclosures is not None
+    assert feed.articles
     copy = pickle.loads(pickle.dumps(feed, protocol=pickle.HIGHEST_PROTOCOL))
     assert copy == feed
     assert [a.feed for a in copy.articles] == [a.feed for a in feed.articles]
