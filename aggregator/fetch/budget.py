@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..model import FetchConfig, Source
 from . import schedule
-from .transport import PerHostTransport, origin_of
+from .transport import Client, PerHostTransport, origin_of
 
 # Whole-host backoff starts when this many distinct routes of one host got 429/503 in a run (issue 3);
 # without a Retry-After, such a host is left alone for the configured min_interval.
@@ -51,7 +49,7 @@ class Run:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: Client,
         config: FetchConfig,
         now: datetime,
         rng: random.Random,

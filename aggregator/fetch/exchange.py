@@ -17,7 +17,7 @@ from ..model import FetchConfig, Source
 from .body import BodyTooLarge, BoundedDecoder, UndecodableBody
 from .budget import Run
 from .safety import BlockedAddressError, DnsLookupError
-from .transport import uses_aiohttp
+from .transport import Client, uses_aiohttp
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_STATUSES = {301, 308}
@@ -143,15 +143,14 @@ async def _exchange(
 
 
 async def _send_and_read(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     headers: dict[str, str],
     max_body: int,
     progress: Progress,
     mark_answered: Callable[[], None],
 ) -> Response:
-    request = client.build_request("GET", url, headers=headers)
-    response = await client.send(request, stream=True)  # returns once the response headers are in
+    response = await client.stream_get(url, headers)  # returns once the response headers are in
     mark_answered()
     try:
         progress.has_headers = True
