@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from aggregator.fetch import (
 )
 from aggregator.model import Article, Config, Source
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
+from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.work import Processed, clean_batch, exit_with, process_body
@@ -594,27 +595,37 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     file back cost more than rendering them (~8 ms a feed)."""
     windows = feed_rows(config, store, now, workers, executor)
     shape = _config_shape(config)
-    digests = {spec.slug: _feed_digest(shape, spec, rows) for spec, rows in windows}
-    previous = _read_marker(config).get("feeds")
+    entries = {spec.slug: {(r.id, r.source_url): _entry_digest(shape, r) for r in rows} for spec, rows in windows}
+    digests = {spec.slug: _feed_digest(spec, entries[spec.slug].values()) for spec, _rows in windows}
+    marker = _read_marker(config)
+    previous = marker.get("feeds")
     known = previous if isinstance(previous, dict) else {}
+    atom = _written_atom(marker.get("atom"))
     folder = Path(config.output.dir)
     current = {slug for slug, digest in digests.items() if known.get(slug) == digest
                and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
     # Feeds are handed over as headlines (enough to order them and for the index page); a feed to
-    # render reads its whole articles just before, one feed at a time. Hexo posts need them all whole.
+    # render reads its whole articles (or only those of entries to render) just before, one feed at
+    # a time. Hexo posts need them all whole.
     rows_of = {spec.slug: rows for spec, rows in windows}
+    load: Callable[[FeedSpec, set[tuple[str, str]] | None], list[Article]] | None = None
     if config.output.hexo.get("dir"):
-        feeds, load = [(spec, store.articles_of(rows)) for spec, rows in windows], None
+        feeds = [(spec, store.articles_of(rows)) for spec, rows in windows]
     else:
         feeds = [(spec, store.headlines_of(rows)) for spec, rows in windows]
-        load = lambda spec: store.articles_of(rows_of[spec.slug])  # noqa: E731
+
+        def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
+            rows = rows_of[spec.slug]
+            return store.articles_of(rows if keys is None else [r for r in rows if (r.id, r.source_url) in keys])
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
-                                 load=load)
+                                 load=load, entry_digests=EntryDigests(entries, atom) if load else None)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
-    _write_marker(config, {"key": _publish_key(config, store.generation()), "feeds": digests})
+    atom = {slug: written for slug, written in atom.items() if slug in current} | dict(report.atom_written)
+    _write_marker(config, {"key": _publish_key(config, store.generation()), "feeds": digests,
+                           "atom": {slug: [w.sha256, *w.entries] for slug, w in atom.items()}})
     return report
 
 
@@ -627,14 +638,27 @@ def _config_shape(config: Config) -> str:
     return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _feed_digest(shape: str, spec: FeedSpec, rows: Sequence[FeedRow]) -> str:
-    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered.
-    A row's raw_hash covers every stored field but the dates, and the dates are in the row."""
-    digest = hashlib.sha256(f"{shape}\x00{spec!r}".encode("utf-8", "surrogatepass"))
-    for r in rows:
-        digest.update(f"{r.id}\x00{r.source_url}\x00{r.published}\x00{r.updated}\x00{r.raw_hash}\n".encode(
-            "utf-8", "surrogatepass"))
+def _entry_digest(shape: str, row: FeedRow) -> str:
+    """Same digest, same rendered entry: a row's raw_hash covers every stored field but the dates,
+    and the dates are in the row; the shape covers the config and the program version."""
+    return hashlib.sha256(f"{shape}\x00{row.id}\x00{row.source_url}\x00{row.published}\x00{row.updated}\x00"
+                          f"{row.raw_hash}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _feed_digest(spec: FeedSpec, entry_digests: Iterable[str]) -> str:
+    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered."""
+    digest = hashlib.sha256(f"{spec!r}".encode("utf-8", "surrogatepass"))
+    for entry in entry_digests:
+        digest.update(entry.encode("ascii"))
     return digest.hexdigest()
+
+
+def _written_atom(value: object) -> dict[str, Written]:
+    """The marker's record of the Atom files written (slug -> [sha256, entry digests...])."""
+    if not isinstance(value, dict):
+        return {}
+    return {slug: Written(tuple(map(str, items[1:])), str(items[0])) for slug, items in value.items()
+            if isinstance(items, list) and items}
 
 
 def _publish_key(config: Config, generation: int) -> str:

@@ -9,24 +9,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from conftest import CORPUS, RecordingServer, Route
 
 import aggregator.clean
 from aggregator.config import load_config
 from aggregator.pipeline import RunOptions, run
+from aggregator.store import Store
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 FEEDS = ["rss-parser/guardian.rss", "rsparser/atp.rss", "rsparser/expertopinionent.atom"]
 
 
-def _config(tmp_path: Path, name: str, server: RecordingServer, max_entries: int) -> Path:
+def _config(tmp_path: Path, name: str, server: RecordingServer, max_entries: int,
+            formats: str = "atom, json") -> Path:
     sources = "".join(f"  - {{url: '{server.url('/' + Path(f).name)}', category: c{i}}}\n"
                       for i, f in enumerate(FEEDS))
     categories = "".join(f"  c{i}: {{title: C{i}}}\n" for i in range(len(FEEDS)))
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"output: {{dir: {tmp_path / name / 'out'}, base_url: 'https://n.example/', max_entries: {max_entries}, "
-        f"formats: [atom, json]}}\nstate: {tmp_path / name / 'state.db'}\nretention: 36500d\n"
+        f"formats: [{formats}]}}\nstate: {tmp_path / name / 'state.db'}\nretention: 36500d\n"
         f"categories:\n{categories}sources:\n{sources}", encoding="utf-8")
     return path
 
@@ -140,26 +143,41 @@ def test_articles_known_only_by_their_content_are_cleaned_at_once(tmp_path: Path
 
 
 
+@pytest.mark.parametrize("formats", ["atom, json", "atom"])
 def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_full_publish(
-        tmp_path: Path, served: RecordingServer) -> None:
+        tmp_path: Path, served: RecordingServer, formats: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing re-renders only feeds whose rows changed and reads just the headlines of the others
-    (for ordering and index.html): every file must be byte-for-byte what a publish from scratch gives."""
-    config = load_config(_config(tmp_path, "inc", served, max_entries=5))
+    (for ordering and index.html); a changed Atom feed renders only its new and edited entries
+    (publish/splice.py): every file must be byte-for-byte what a publish from scratch gives."""
+    config = load_config(_config(tmp_path, "inc", served, max_entries=5, formats=formats))
     run(config, RunOptions(force=True), now=NOW)
     guardian = "/" + Path(FEEDS[0]).name
     body = served.routes[guardian].body
-    # an item edited in place and one item added: the first category and all.atom change
-    edited = body.replace(b"<title>", b"<title>Edited: ", 2).replace(
+    # an item the feeds show edited in place and one item added: the first category and all.atom change
+    shown = etree.fromstring((tmp_path / "inc" / "out" / "c0.atom").read_bytes())
+    shown_title = next(str(t.text).encode() for t in shown.iter("{http://www.w3.org/2005/Atom}title")
+                       if t.text and str(t.text).encode() in body)
+    edited = body.replace(b"<title>" + shown_title, b"<title>Edited: " + shown_title, 1).replace(
         b"<item>", b"<item><title>A new story</title><link>https://n.example/new</link>"
                    b"<guid>https://n.example/new</guid><pubDate>Thu, 26 Nov 2026 11:00:00 GMT</pubDate></item><item>", 1)
     assert edited != body
     served.routes[guardian] = Route(200, {"Content-Type": "application/xml"}, edited)
+    read_whole: list[int] = []
+    real_articles_of = Store.articles_of
+    monkeypatch.setattr(Store, "articles_of", lambda store, rows: read_whole.append(len(rows)) or real_articles_of(
+        store, rows))
     second = run(config, RunOptions(force=True), now=NOW)
+    monkeypatch.undo()
     assert second.publish is not None
-    assert sorted(second.publish.written) == ["all.atom", "all.json", "c0.atom", "c0.json", "index.html"]
+    # Atom alone: c0 reads only its new and edited entries whole, then all.atom at most those
+    assert read_whole[0] == (2 if formats == "atom" else 5) and len(read_whole) == 2
+    assert read_whole[1] <= 2 if formats == "atom" else read_whole[1] == 5
+    json_files = ["all.json", "c0.json"] if "json" in formats else []
+    assert sorted(second.publish.written) == sorted(["all.atom", "c0.atom", "index.html", *json_files])
     out = tmp_path / "inc" / "out"
     incremental = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
     assert b"A new story" in incremental["index.html"] and b"A new story" in incremental["c0.atom"]
+    assert b"Edited: " + shown_title in incremental["c0.atom"]
 
     Path(str(config.state) + ".published").unlink()  # no marker: every feed read whole and rendered
     for p in out.iterdir():

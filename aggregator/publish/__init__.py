@@ -11,8 +11,9 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
 from aggregator.publish.rss import render_rss
+from aggregator.publish.splice import EntryDigests, EntryKey, Written, render_spliced, reusable_entries
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 _RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json_feed}
+log = logging.getLogger(__name__)
+# load(spec, keys): the feed's whole articles, or only those with these (id, source URL) keys
+Loader = Callable[[FeedSpec, "set[EntryKey] | None"], Sequence[Article]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
+    atom_written: Mapping[str, Written] = field(default_factory=dict)  # feeds rendered, given EntryDigests
 
 
 def publish_outputs(
@@ -56,7 +62,8 @@ def publish_outputs(
     dry_run: bool = False,
     now: datetime | None = None,
     current: Collection[str] = (),
-    load: Callable[[FeedSpec], Sequence[Article]] | None = None,
+    load: Loader | None = None,
+    entry_digests: EntryDigests | None = None,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -64,13 +71,17 @@ def publish_outputs(
     `current`: slugs whose feed files the caller knows are up to date (same articles, same config
     as when they were written): they are not rendered again, only counted as unchanged.
     `load`: when given, the articles in `feeds` may be headlines only (enough to order them and for
-    index.html) and load(spec) gives a feed's whole articles, read just before the feed is rendered
-    and dropped after it, so memory holds one feed's articles however many feeds changed.
+    index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
+    rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
+    `entry_digests` (with `load`): Atom feeds are rendered incrementally (publish/splice.py), and
+    the report's atom_written says what was written, for the next publish's `entry_digests`.
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
-    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
+    atom_written: dict[str, Written] = {}
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now,
+                          _Splicing(output_dir, entry_digests, atom_written) if entry_digests and load else None)
     written, unchanged = _write_all(output_dir, {k: v for k, v in files.items() if v is not None}, dry_run)
     unchanged += [name for name, data in files.items() if data is None]
     hexo_written, hexo_unchanged = _publish_posts(
@@ -88,6 +99,7 @@ def publish_outputs(
         written=tuple(written + hexo_written),
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
+        atom_written=atom_written,
     )
 
 
@@ -117,14 +129,22 @@ def _as_published(output: OutputConfig, articles: Sequence[Article], now: dateti
     return common.order_articles(common.within_age(articles, output.max_age, now), output.max_entries)
 
 
+@dataclass(frozen=True)
+class _Splicing:
+    folder: Path
+    digests: EntryDigests
+    written: dict[str, Written]  # filled in as feeds are rendered
+
+
 def _render_files(
     output: OutputConfig,
     feeds: Sequence[tuple[FeedSpec, list[Article]]],
     categories_of: Mapping[str, Sequence[str]],
     warnings: list[str],
     current: frozenset[str] = frozenset(),
-    load: Callable[[FeedSpec], Sequence[Article]] | None = None,
+    load: Loader | None = None,
     now: datetime | None = None,
+    splicing: _Splicing | None = None,
 ) -> dict[str, bytes | None]:
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
@@ -132,14 +152,44 @@ def _render_files(
     formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
     files: dict[str, bytes | None] = {}  # None: known to be current, not rendered
     for spec, articles in feeds:
-        whole = articles if load is None or spec.slug in current else _as_published(output, load(spec), now)
+        if spec.slug in current:
+            files.update((f"{spec.slug}.{fmt}", None) for fmt in formats)
+            continue
+        if splicing is not None and load is not None and spec.slug in splicing.digests.now:
+            # Atom alone: only the entries to render are read whole; other formats need them all
+            whole = None if formats == ["atom"] else _as_published(output, load(spec, None), now)
+            files[f"{spec.slug}.atom"] = _spliced_atom(output, spec, articles, categories_of, load, splicing, whole)
+        else:
+            whole = articles if load is None else _as_published(output, load(spec, None), now)
         for fmt in formats:
             name = f"{spec.slug}.{fmt}"
-            files[name] = None if spec.slug in current else _RENDERERS[fmt](spec, whole, output, categories_of)
+            if name not in files:
+                assert whole is not None
+                files[name] = _RENDERERS[fmt](spec, whole, output, categories_of)
     if output.index:
         files["index.html"] = render_index(output, feeds)
         files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
     return files
+
+
+def _spliced_atom(output: OutputConfig, spec: FeedSpec, published: list[Article],
+                  categories_of: Mapping[str, Sequence[str]], load: Loader, splicing: _Splicing,
+                  whole: list[Article] | None) -> bytes:
+    digests = splicing.digests.now[spec.slug]
+    reusable = reusable_entries(splicing.folder / f"{spec.slug}.atom", splicing.digests.written.get(spec.slug))
+
+    def articles_for(keys: set[EntryKey]) -> Sequence[Article]:
+        return whole if whole is not None else load(spec, keys)
+
+    try:
+        data, written = render_spliced(spec, published, digests, reusable, articles_for, output, categories_of,
+                                       _RENDERERS["atom"])
+    except ValueError:  # a bug here must not cost the feed: render it whole instead
+        log.warning("incremental rendering of %s.atom failed; rendering it whole", spec.slug, exc_info=True)
+        data, written = render_spliced(spec, published, digests, {}, lambda _keys: _as_published(
+            output, load(spec, None), now=None), output, categories_of, _RENDERERS["atom"])
+    splicing.written[spec.slug] = written
+    return data
 
 
 def _write_all(folder: Path, files: Mapping[str, bytes], dry_run: bool) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -93,6 +94,7 @@ def build_feed(
     categories_of: Mapping[str, Sequence[str]],
     *,
     fmt: str,
+    updated: datetime | None = None,
 ) -> FeedGenerator:
     """A FeedGenerator for `spec`, entries newest first; `articles` are already ordered and limited."""
     fg = FeedGenerator()
@@ -119,7 +121,7 @@ def build_feed(
     lang = common.language(output.language)
     if lang:
         fg.language(lang)
-    updated = common.feed_updated(articles)
+    updated = updated or common.feed_updated(articles)
     fg.updated(updated)
     fg.lastBuildDate(updated)
     for article in articles:

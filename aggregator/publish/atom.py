@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import common
@@ -15,8 +16,11 @@ def render_atom(
     articles: Sequence[Article],
     output: OutputConfig,
     categories_of: Mapping[str, Sequence[str]],
+    *,
+    updated: datetime | None = None,
 ) -> bytes:
-    """The Atom document for `spec`: newest first, at most `output.max_entries` entries."""
+    """The Atom document for `spec`: newest first, at most `output.max_entries` entries.
+    `updated`: the feed's date when the articles are only some of it (default: their newest)."""
     ordered = common.order_articles(articles, output.max_entries)
-    fg = build_feed(spec, ordered, output, categories_of, fmt="atom")
+    fg = build_feed(spec, ordered, output, categories_of, fmt="atom", updated=updated)
     return bytes(fg.atom_str(pretty=True, encoding="UTF-8"))
