@@ -87,8 +87,9 @@ class Run:
         headers arrive: the host's delay counts from then, so the server sees at least that gap
         between two requests however long connecting and sending took."""
         host = self.host(url)
-        origin = origin_of(url)
-        self.pending[origin] = self.pending.get(origin, 0) + 1  # its pool stays open while in use
+        # its pool stays open while in use (only pools per origin close early: PerHostTransport's)
+        origin = origin_of(url) if self.transport is not None else ""
+        self.pending[origin] = self.pending.get(origin, 0) + 1
         try:
             async with self._host_turn(host) as mark_answered:
                 yield mark_answered

@@ -92,7 +92,7 @@ async def fetch_sources(
     async with client:
         run = Run(client, config, now, run_rng, retry_base_s)
         run.transport = transport
-        for source in sources:
+        for source in sources if transport is not None else ():  # see Run.source_done
             if not source.is_local:
                 key = origin_of(source.url)
                 run.pending[key] = run.pending.get(key, 0) + 1
@@ -329,6 +329,8 @@ def _got_body(
 def _remember_validators(state: SourceState, headers: Mapping[str, str]) -> SourceState:
     etag = headers.get("etag", state.etag)
     last_modified = headers.get("last-modified", state.last_modified)
+    if etag == state.etag and last_modified == state.last_modified:
+        return state  # a 304's usual case
     return replace(state, etag=etag, last_modified=last_modified)
 
 

@@ -253,9 +253,11 @@ class Store:
         (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
         window = limit * 2 + 10
         while True:
-            sql = (_ROWS_SQL + (" AND updated >= ?" if cutoff is not None else "")
+            # keys first, sorted and cut on the covering index (entries_by_source_window), then their rows
+            sql = (_WINDOW_SQL + (" AND updated >= ?" if cutoff is not None else "")
                    + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
-            rows = select_in(self._conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())
+            keys = [k for (k,) in select_in(self._conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())]
+            rows = select_in(self._conn, _ROWS_BY_KEY_SQL, keys)
             rows.sort(key=_newest_first)
             more = len(rows) >= window  # a chunk of sources may hold more beyond its window
             rows = rows[:window]
@@ -495,8 +497,10 @@ class FeedRow(NamedTuple):
     raw_hash: str
 
 
-_ROWS_SQL = ("SELECT key, id, source_url, link_key, first_seen, published, updated, needs_cleaning, raw_hash FROM entries "
-             "WHERE status = 'published' AND source_url IN ({})")
+_ROW_COLUMNS = "key, id, source_url, link_key, first_seen, published, updated, needs_cleaning, raw_hash"
+_ROWS_SQL = f"SELECT {_ROW_COLUMNS} FROM entries WHERE status = 'published' AND source_url IN ({{}})"
+_WINDOW_SQL = "SELECT key FROM entries WHERE status = 'published' AND source_url IN ({})"
+_ROWS_BY_KEY_SQL = f"SELECT {_ROW_COLUMNS} FROM entries WHERE key IN ({{}})"
 
 
 def _newest_first(row: tuple[Any, ...]) -> tuple[int, int, str]:
