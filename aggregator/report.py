@@ -138,13 +138,15 @@ def write_health(config: Config, summary: RunSummary) -> None:
                         "error": report.error, "new": report.new, "articles_in_feed": report.articles})
     stale_after = timedelta(seconds=config.fetch.max_interval * 2)
     with contextlib.suppress(Exception):
-        rows = source_rows(config, now)
-        by_url = {row["url"]: row for row in rows}
+        from aggregator.store import Store
+
+        with Store.open(config.state) as store:
+            states = store.source_states()  # not source_rows: counting every source's articles is not needed
         for entry in sources:
-            row = by_url.get(entry["url"], {})
-            last = row.get("last_success") or ""
+            state: dict[str, Any] = states.get(str(entry["url"]), {})
+            last = str(state.get("last_success") or "")
             entry["last_success"] = last
-            entry["failures"] = row.get("failures", 0)
+            entry["failures"] = int(state.get("failures") or 0)
             entry["stale"] = not last or _parse_time(last) < now - stale_after
     health = {
         "version": 1, "finished": (now + timedelta(seconds=summary.seconds)).isoformat(),

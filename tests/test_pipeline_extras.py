@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -366,3 +367,24 @@ def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None
         shifted = replace(article, published=article.published and article.published - timedelta(hours=8),
                           updated=datetime(2020, 1, 1, tzinfo=UTC))
         assert processed.hashes[article.fingerprint] == article_hashes(shifted)
+
+
+def _own_priority() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_workers_and_their_forkserver_yield_the_cpu_to_the_run() -> None:
+    """The run's own process is the critical path: its workers and their forkserver run nicer."""
+    from multiprocessing import forkserver
+
+    from aggregator.pipeline import POOL_THRESHOLD, _make_executor, _start_forkserver
+    from aggregator.work import WORKER_NICENESS
+
+    expected = min(_own_priority() + WORKER_NICENESS, 19)
+    _start_forkserver()
+    assert os.getpriority(os.PRIO_PROCESS, forkserver._forkserver._forkserver_pid) == expected
+    executor = _make_executor(POOL_THRESHOLD, 1)
+    assert executor is not None
+    with executor:
+        assert executor.submit(_own_priority).result(timeout=60) == expected
+    assert _own_priority() < expected  # the run itself is left as it was
