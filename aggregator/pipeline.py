@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from aggregator.fetch import (
 )
 from aggregator.model import Article, Config, Source
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
+from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
@@ -537,9 +538,8 @@ def feed_contents(config: Config, store: Store, now: datetime,
     return [(spec, store.articles_of(rows)) for spec, rows in feed_rows(config, store, now, workers)]
 
 
-def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0,
-              executor: Executor | None = None) -> list[tuple[FeedSpec, list[FeedRow]]]:
-    """Each output feed's entry rows (each category, then all.atom), every article in them cleaned."""
+def feed_specs(config: Config) -> list[tuple[FeedSpec, list[str]]]:
+    """Every output feed and its sources' URLs: each category, then all.atom."""
     by_category: dict[str, list[str]] = {slug: [] for slug in config.categories}
     for source in config.sources:
         for slug in source.categories:
@@ -547,6 +547,14 @@ def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0,
     specs = [(FeedSpec(slug, category.title, category.subtitle), by_category[slug])
              for slug, category in config.categories.items()]
     specs.append((FeedSpec("all", config.output.title, "Every category"), [s.url for s in config.sources]))
+    return specs
+
+
+def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0,
+              executor: Executor | None = None, skip: Collection[str] = ()) -> list[tuple[FeedSpec, list[FeedRow]]]:
+    """Each output feed's entry rows (each category, then all.atom), every article in them cleaned;
+    feeds whose slug is in `skip` are left out."""
+    specs = [(spec, urls) for spec, urls in feed_specs(config) if spec.slug not in skip]
     limit, max_age = config.output.max_entries, config.output.max_age
 
     def read() -> list[tuple[FeedSpec, list[FeedRow]]]:
@@ -597,40 +605,96 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     """Render and write every output from the store; `executor` (the run's worker pool, when up)
     cleans waiting articles. Rendering stays here: measured, shipping 50 articles to a worker and the
     file back cost more than rendering them (~8 ms a feed)."""
-    windows = feed_rows(config, store, now, workers, executor)
     shape = _config_shape(config)
+    specs = feed_specs(config)
+    marker = _read_marker(config)
+    previous, listed = marker.get("feeds"), _listed(marker.get("listed"))
+    known = previous if isinstance(previous, dict) else {}
+    folder = Path(config.output.dir)
+    hexo = bool(config.output.hexo.get("dir"))
+
+    def files_exist(slug: str) -> bool:
+        return all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))
+
+    # A feed whose sources all kept their version since it was written is left unread: its files are
+    # current, and the marker holds what index.html needs of it (its ids and newest rows).
+    versions = store.source_versions()
+    tokens = {spec.slug: _sources_token(shape, spec, urls, versions) for spec, urls in specs}
+    unread = set() if hexo or config.output.max_age else {
+        slug for slug, token in tokens.items()
+        if slug in listed and listed[slug].token == token and slug in known and files_exist(slug)}
+    windows = feed_rows(config, store, now, workers, executor, skip=unread)
     entries = {spec.slug: {(r.id, r.source_url): _entry_digest(shape, r) for r in rows} for spec, rows in windows}
     digests = {spec.slug: _feed_digest(spec, entries[spec.slug].values()) for spec, _rows in windows}
-    marker = _read_marker(config)
-    previous = marker.get("feeds")
-    known = previous if isinstance(previous, dict) else {}
+    digests |= {slug: str(known[slug]) for slug in unread}
     atom = _written_atom(marker.get("atom"))
-    folder = Path(config.output.dir)
-    current = {slug for slug, digest in digests.items() if known.get(slug) == digest
-               and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
-    # Feeds are handed over as headlines (enough to order them and for the index page); a feed to
-    # render reads its whole articles (or only those of entries to render) just before, one feed at
-    # a time. Hexo posts need them all whole.
+    current = unread | {slug for slug, digest in digests.items() if known.get(slug) == digest and files_exist(slug)}
+    # Feeds are handed over as headlines (enough to order them and for the index page; an unread feed
+    # as its newest only); a feed to render reads its whole articles (or only those of entries to
+    # render) just before, one feed at a time. Hexo posts need them all whole.
     rows_of = {spec.slug: rows for spec, rows in windows}
     load: Callable[[FeedSpec, set[tuple[str, str]] | None], list[Article]] | None = None
-    if config.output.hexo.get("dir"):
+    if hexo:
         feeds = [(spec, store.articles_of(rows)) for spec, rows in windows]
     else:
-        feeds = [(spec, store.headlines_of(rows)) for spec, rows in windows]
+        feeds = [(spec, store.headlines_of(rows_of[spec.slug] if spec.slug in rows_of else
+                                           store.rows_by_key(listed[spec.slug].newest))) for spec, _urls in specs]
 
         def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
             rows = rows_of[spec.slug]
             return store.articles_of(rows if keys is None else [r for r in rows if (r.id, r.source_url) in keys])
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
-                                 load=load, entry_digests=EntryDigests(entries, atom) if load else None)
+                                 load=load, entry_digests=EntryDigests(entries, atom) if load else None,
+                                 listed={slug: listed[slug].ids for slug in unread})
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
     atom = {slug: written for slug, written in atom.items() if slug in current} | dict(report.atom_written)
+    versions = store.source_versions()  # cleaning waiting articles changed some
+    listed = {slug: listed[slug] for slug in unread} | {
+        spec.slug: _Listed.of(_sources_token(shape, spec, urls, versions), report.published.get(spec.slug, ()),
+                              rows_of[spec.slug])
+        for spec, urls in specs if spec.slug in rows_of and not hexo}
     _write_marker(config, {"key": _publish_key(config, store.generation()), "feeds": digests,
-                           "atom": {slug: [w.sha256, *w.entries] for slug, w in atom.items()}})
+                           "atom": {slug: [w.sha256, *w.entries] for slug, w in atom.items()},
+                           "listed": {slug: item.as_json() for slug, item in listed.items()}})
     return report
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """What the marker keeps of a published feed for index.html: the token of its sources' versions
+    when it was written, every article id in it, and the keys of its newest rows."""
+
+    token: str
+    ids: tuple[str, ...]
+    newest: tuple[int, ...]
+
+    @classmethod
+    def of(cls, token: str, published: Sequence[tuple[str, str]], rows: Sequence[FeedRow]) -> _Listed:
+        key_of = {(r.id, r.source_url): r.key for r in rows}
+        return cls(token, tuple(i for i, _source in published),
+                   tuple(key_of[k] for k in published[:INDEX_LATEST] if k in key_of))
+
+    def as_json(self) -> list[object]:
+        return [self.token, list(self.ids), list(self.newest)]
+
+
+def _listed(value: object) -> dict[str, _Listed]:
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for slug, item in value.items():
+        if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], list)
+                and isinstance(item[2], list) and all(isinstance(k, int) for k in item[2])):
+            out[str(slug)] = _Listed(item[0], tuple(map(str, item[1])), tuple(item[2]))
+    return out
+
+
+def _sources_token(shape: str, spec: FeedSpec, urls: Sequence[str], versions: Mapping[str, int]) -> str:
+    text = "\x00".join([shape, repr(spec), *(f"{url}\x01{versions.get(url, 0)}" for url in sorted(set(urls)))])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _config_shape(config: Config) -> str:

@@ -184,3 +184,50 @@ def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_fu
         p.unlink()
     run(config, RunOptions(force=True), now=NOW)
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == incremental
+
+
+def test_feeds_whose_sources_kept_their_versions_are_not_read(
+        tmp_path: Path, served: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed whose sources' entries did not change since it was written (schema v8's per-source
+    versions, changed by triggers) is not read at all; the marker holds what index.html needs of it.
+    Every file must still be byte-for-byte what a publish from scratch gives, also after a change
+    made to the entries by other means than the run (the triggers see every change)."""
+    config = load_config(_config(tmp_path, "unread", served, max_entries=5, formats="atom"))
+    run(config, RunOptions(force=True), now=NOW)
+    out = tmp_path / "unread" / "out"
+
+    def from_scratch() -> dict[str, bytes]:
+        files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+        Path(str(config.state) + ".published").unlink()
+        for p in out.iterdir():
+            p.unlink()
+        run(config, RunOptions(force=True), now=NOW)
+        assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == files
+        return files
+
+    guardian = "/" + Path(FEEDS[0]).name
+    served.routes[guardian] = Route(200, {"Content-Type": "application/xml"}, served.routes[guardian].body.replace(
+        b"<item>", b"<item><title>A new story</title><link>https://n.example/new</link>"
+                   b"<guid>https://n.example/new</guid><pubDate>Thu, 26 Nov 2026 11:00:00 GMT</pubDate></item><item>", 1))
+    windows: list[list[str]] = []
+    real_feed_rows = Store.feed_rows
+    monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
+        store, urls, **kw))
+    second = run(config, RunOptions(force=True), now=NOW)
+    monkeypatch.undo()
+    # c0 (the changed source's) and all.atom; c1 and c2 are not read
+    assert windows == [[served.url(guardian)], sorted(served.url("/" + Path(f).name) for f in FEEDS)]
+    assert second.publish is not None and sorted(second.publish.written) == ["all.atom", "c0.atom", "index.html"]
+    assert b"A new story" in from_scratch()["index.html"]
+
+    # c1's oldest entry moved to the top by hand (with the generation, so the run publishes)
+    c1_source = served.url("/" + Path(FEEDS[1]).name)
+    with sqlite3.connect(tmp_path / "unread" / "state.db") as conn:
+        conn.execute("UPDATE entries SET updated = (SELECT max(updated) FROM entries) + 86400000000 WHERE key = "
+                     "(SELECT key FROM entries WHERE source_url = ? AND status = 'published' ORDER BY updated LIMIT 1)",
+                     (c1_source,))
+        conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
+    before = (out / "c1.atom").read_bytes()
+    third = run(config, RunOptions(force=True), now=NOW)
+    assert third.publish is not None and "c1.atom" in third.publish.written
+    assert from_scratch()["c1.atom"] != before

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common, hexo
+from aggregator.publish import common, hexo, splice
 from aggregator.publish.atom import render_atom
 from aggregator.publish.common import FeedSpec
 from aggregator.publish.index import render_index
@@ -50,7 +50,10 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
-    atom_written: Mapping[str, Written] = field(default_factory=dict)  # feeds rendered, given EntryDigests
+    # for the caller's next publish (not part of what the report says happened, so not compared):
+    atom_written: Mapping[str, Written] = field(default_factory=dict, compare=False)  # given EntryDigests
+    # (article id, source URL) of each feed's entries as published, newest first (not for feeds in `listed`)
+    published: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False)
 
 
 def publish_outputs(
@@ -64,6 +67,7 @@ def publish_outputs(
     current: Collection[str] = (),
     load: Loader | None = None,
     entry_digests: EntryDigests | None = None,
+    listed: Mapping[str, Sequence[str]] | None = None,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -76,12 +80,16 @@ def publish_outputs(
     Hexo posts need every article whole: pass them in `feeds` then.
     `entry_digests` (with `load`): Atom feeds are rendered incrementally (publish/splice.py), and
     the report's atom_written says what was written, for the next publish's `entry_digests`.
+    `listed`: feeds handed over in part (their newest index.LATEST articles, enough for index.html;
+    they must be `current`) -> the ids of all their articles, for the index's counts.
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
     atom_written: dict[str, Written] = {}
+    listed = listed or {}
     files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now,
-                          _Splicing(output_dir, entry_digests, atom_written) if entry_digests and load else None)
+                          _Splicing(output_dir, entry_digests, atom_written) if entry_digests and load else None,
+                          listed)
     written, unchanged = _write_all(output_dir, {k: v for k, v in files.items() if v is not None}, dry_run)
     unchanged += [name for name, data in files.items() if data is None]
     hexo_written, hexo_unchanged = _publish_posts(
@@ -100,6 +108,8 @@ def publish_outputs(
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
         atom_written=atom_written,
+        published={spec.slug: tuple(splice.key_of(a) for a in articles) for spec, articles in selected
+                   if spec.slug not in listed},
     )
 
 
@@ -145,6 +155,7 @@ def _render_files(
     load: Loader | None = None,
     now: datetime | None = None,
     splicing: _Splicing | None = None,
+    listed: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, bytes | None]:
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
@@ -167,7 +178,7 @@ def _render_files(
                 assert whole is not None
                 files[name] = _RENDERERS[fmt](spec, whole, output, categories_of)
     if output.index:
-        files["index.html"] = render_index(output, feeds)
+        files["index.html"] = render_index(output, feeds, listed)
         files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
     return files
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 from string import Template
@@ -17,12 +17,16 @@ _TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": 
 _LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
-def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[Article]]]) -> bytes:
-    """The page; `feeds` hold each spec with the articles its feed publishes (ordered, limited)."""
+def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
+                 listed: Mapping[str, Sequence[str]] | None = None) -> bytes:
+    """The page; `feeds` hold each spec with the articles its feed publishes (ordered, limited), or
+    only its newest LATEST when `listed` has the ids of all of them (by slug)."""
     package = resources.files("aggregator.publish")
     template = Template(package.joinpath("index.html").read_text(encoding="utf-8"))
     formats = feed_formats(output)
-    entries = len({article.id for _, articles in feeds for article in articles})
+    listed = listed or {}
+    ids = {spec.slug: listed[spec.slug] if spec.slug in listed else [a.id for a in articles] for spec, articles in feeds}
+    entries = len({i for feed_ids in ids.values() for i in feed_ids})
     page = template.substitute(
         lang=_attr(common.language(output.language) or "en"),
         generator=_attr(f"aggregator {aggregator.__version__}"),
@@ -31,7 +35,7 @@ def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[
         + '\n<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href="feeds.opml">',
         css=package.joinpath("index.css").read_text(encoding="utf-8"),
         summary=_text(f"{len(feeds)} feeds, {entries} entries."),
-        sections="\n".join(_section(spec, articles, formats) for spec, articles in feeds),
+        sections="\n".join(_section(spec, articles, formats, len(ids[spec.slug])) for spec, articles in feeds),
     )
     return page.encode("utf-8")
 
@@ -48,7 +52,7 @@ def _discovery(spec: FeedSpec, formats: Sequence[str]) -> str:
     )
 
 
-def _section(spec: FeedSpec, articles: Sequence[Article], formats: Sequence[str]) -> str:
+def _section(spec: FeedSpec, articles: Sequence[Article], formats: Sequence[str], count: int) -> str:
     slug = common.check_slug(spec.slug)
     lines = [f'<section class="feed" id="feed-{slug}">', f"<h2>{_text(common.feed_title(spec))}</h2>"]
     subtitle = common.text(spec.subtitle, common.MAX_TITLE)
@@ -64,8 +68,7 @@ def _section(spec: FeedSpec, articles: Sequence[Article], formats: Sequence[str]
         if articles
         else "no entries yet"
     )
-    count = f"{len(articles)} entr{'y' if len(articles) == 1 else 'ies'}"
-    lines.append(f'<p class="meta">{count} · {last}</p>')
+    lines.append(f'<p class="meta">{count} entr{"y" if count == 1 else "ies"} · {last}</p>')
     if articles:
         lines.append('<ol class="latest">')
         lines.extend(_latest(article) for article in articles[:LATEST])

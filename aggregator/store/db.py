@@ -222,6 +222,19 @@ class Store:
             rows = self._newest(urls, limit, cutoff) if limit > 0 else self._all_newest_first(urls, cutoff)
         return [FeedRow(*r) for r in rows]
 
+    def source_versions(self) -> dict[str, int]:
+        """Each source's version (schema v8): triggers change it, in the same transaction, with any
+        change to the source's entry rows; a source none ever changed has none. Same versions of a
+        feed's sources, same feed_rows."""
+        with self._guard():
+            return dict(self._conn.execute("SELECT source_url, version FROM source_versions").fetchall())
+
+    def rows_by_key(self, keys: Sequence[int]) -> list[FeedRow]:
+        """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""
+        with self._guard():
+            rows = {r[0]: r for r in select_in(self._conn, _ROWS_BY_KEY_SQL, list(keys))}
+        return [FeedRow(*rows[k]) for k in keys if k in rows]
+
     def articles_of(self, rows: Sequence[FeedRow]) -> list[Article]:
         """The articles of feed_rows' rows, in their order."""
         with self._guard():
