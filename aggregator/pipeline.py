@@ -46,6 +46,7 @@ from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
+from aggregator.store.schema import VERSION as SCHEMA_VERSION
 from aggregator.work import Processed, clean_batch, init_worker, process_body, yield_cpu_to
 
 if TYPE_CHECKING:
@@ -693,7 +694,9 @@ def _listed(value: object) -> dict[str, _Listed]:
 
 
 def _sources_token(shape: str, spec: FeedSpec, urls: Sequence[str], versions: Mapping[str, int]) -> str:
-    text = "\x00".join([shape, repr(spec), *(f"{url}\x01{versions.get(url, 0)}" for url in sorted(set(urls)))])
+    """The feed's config and its sources' versions; the schema version too, as a migration may rewrite rows."""
+    text = "\x00".join([shape, str(SCHEMA_VERSION), repr(spec),
+                        *(f"{url}\x01{versions.get(url, 0)}" for url in sorted(set(urls)))])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -573,3 +573,40 @@ def test_fingerprints_are_remembered_refreshed_and_pruned(tmp_path: Path) -> Non
         assert store.known_fingerprints(article.source_url) == {"f" * 32}  # refreshed 3 days later: kept
         store.prune(keep_days=2, now=later + timedelta(days=5), active_source_urls=[article.source_url])
         assert store.known_fingerprints(article.source_url) == frozenset()  # unseen for 5 days: gone
+
+
+def test_every_write_a_feed_reads_changes_its_sources_version_and_nothing_else_does(store: Store) -> None:
+    """Publishing leaves a feed unread while its sources keep their versions: every write path to the
+    rows a feed reads must change the version of the source written, in the same transaction."""
+    from aggregator.store.dedup import article_hashes
+
+    url, other = "https://tc.example/", "https://v2ex.example/"
+    articles = load(TECHCRUNCH, url)
+    store.upsert_articles(other, load(V2EX, other), NOW)
+    assert url not in store.source_versions()
+    store.upsert_articles(url, articles, NOW)  # new articles
+    first = store.source_versions()
+    store.upsert_articles(url, articles, NOW + timedelta(hours=1))  # all known: only last_seen may move
+    assert store.source_versions() == first
+    edited = replace(articles[3], title=articles[3].title + " (corrected)")
+    store.upsert_articles(url, [*articles[:3], edited, *articles[4:]], NOW + timedelta(hours=2))  # in place
+    second = store.source_versions()
+    assert second[url] != first[url] and second[other] == first[other]
+    [article] = store.articles_of(store.feed_rows([url], limit=1, now=NOW))
+    cleaned = replace(article, content_html="<p>cleaned again</p>")
+    store.save_cleaned([(cleaned, article_hashes(cleaned))])
+    third = store.source_versions()
+    assert third[url] != second[url] and third[other] == second[other]
+    store.prune(keep_days=30, now=NOW, active_source_urls=[url, other])  # TechCrunch is dated 2011
+    assert store.source_versions()[url] != third[url]
+
+    held_url = "https://cre.example/"
+    cre = load(CRE, held_url)
+    newest = max(a.published for a in cre if a.published)
+    store.upsert_articles(held_url, [a for a in cre if a.published == newest], NOW)
+    reimport = [replace(a, original_id="re:" + a.original_id, id=f"urn:x:re{i}", link=a.link + "?p=re")
+                for i, a in enumerate(cre)]
+    store.upsert_articles(held_url, reimport, NOW + timedelta(hours=1))  # held back
+    before_release = store.source_versions()[held_url]
+    assert store.upsert_articles(held_url, reimport, NOW + timedelta(hours=2), accept_burst=True).new
+    assert store.source_versions()[held_url] != before_release

@@ -153,6 +153,8 @@ class Store:
             result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes)
             if result.new or result.updated:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
+            if result.rows_changed:
+                self._bump_versions([source_url])
             self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],
                                         seen_fingerprints, now)
         if seen_fingerprints:
@@ -223,11 +225,16 @@ class Store:
         return [FeedRow(*r) for r in rows]
 
     def source_versions(self) -> dict[str, int]:
-        """Each source's version (schema v8): triggers change it, in the same transaction, with any
-        change to the source's entry rows; a source none ever changed has none. Same versions of a
-        feed's sources, same feed_rows."""
+        """Each source's version (schema v8): a random number changed, in the same transaction, by every
+        write to the entry rows feed_rows reads (_bump_versions: upsert, save_cleaned, prune). Same
+        versions of a feed's sources, same feed_rows. A source never written has none."""
         with self._guard():
             return dict(self._conn.execute("SELECT source_url, version FROM source_versions").fetchall())
+
+    def _bump_versions(self, source_urls: Iterable[str]) -> None:
+        """Inside the writer's transaction: these sources' entry rows changed."""
+        self._conn.executemany("INSERT OR REPLACE INTO source_versions (source_url, version) VALUES (?, random())",
+                               [(url,) for url in set(source_urls)])
 
     def rows_by_key(self, keys: Sequence[int]) -> list[FeedRow]:
         """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""
@@ -310,6 +317,7 @@ class Store:
             # the cleaned content identifies it from now on too (a guid-less article is known by it)
             self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
+            self._bump_versions(source for _article, _hashes, _key, source in found)
 
     def provenance(self, article_id: str) -> tuple[str, ...]:
         """Every source that carried this article's canonical link, first-seen first."""
@@ -350,6 +358,9 @@ class Store:
             conn.execute("DELETE FROM keep_ids")
             conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(i,) for i in keep_ids])
             old = "status != 'pruned' AND updated < ? AND id NOT IN (SELECT id FROM keep_ids)"
+            # pruned rows leave every window (deleting them later changes none)
+            self._bump_versions(r[0] for r in conn.execute(f"SELECT DISTINCT source_url FROM entries WHERE {old}",
+                                                           (cut,)))
             removed = conn.execute(f"DELETE FROM bodies WHERE entry IN (SELECT key FROM entries WHERE {old})",
                                    (cut,)).rowcount
             conn.execute(f"UPDATE entries SET status = 'pruned' WHERE {old}", (cut,))

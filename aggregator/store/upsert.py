@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aggregator.ids import derive_id
@@ -38,6 +38,8 @@ class UpsertResult:
     unchanged: int
     held_back: int
     warnings: tuple[str, ...]
+    # an entry row a feed reads was written (Store.source_versions); not part of what happened to count
+    rows_changed: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class _Upsert:
         self.warnings: list[str] = []
         self._absorbed: set[int] = set()  # batch positions folded into an entry another one speaks for
         self._reposts: dict[int, list[Candidate]] = {}  # id(kept candidate) -> its in-batch re-posts
+        self.rows_changed = False
 
     def run(self, articles: Sequence[Article]) -> UpsertResult:
         self.conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (self.source_url,))
@@ -98,7 +101,7 @@ class _Upsert:
         if self.accept_burst:
             self._release_held()
         t = self.tally
-        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings))
+        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings), self.rows_changed)
 
     # matching ---------------------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class _Upsert:
         content = not first_cleaning and candidate.content_hash != entry.content_hash
         meta = first_cleaning or candidate.meta_hash != entry.meta_hash
         updated = self._bumped(article, entry) if content else entry.updated
+        self.rows_changed = True
         self.conn.execute(
             "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
             "title_key = ?, last_seen = ?, needs_cleaning = ? WHERE key = ?",
@@ -251,6 +255,7 @@ class _Upsert:
             keys.extend((self.source_url, kind, value, key) for kind, value in c.identity_keys())
             keys.extend((self.source_url, kind, value, key) for r in self._reposts.get(id(c), [])
                         for kind, value in r.identity_keys())
+        self.rows_changed = self.rows_changed or bool(entries)
         self.conn.executemany(
             "INSERT INTO entries (key, id, source_url, link_key, raw_hash, content_hash, meta_hash, first_seen, "
             "last_seen, published, updated, status, title_key, needs_cleaning) "
@@ -337,6 +342,7 @@ class _Upsert:
             "UPDATE entries SET status = 'published' WHERE source_url = ? AND status = 'held'", (self.source_url,)
         ).rowcount
         if released:
+            self.rows_changed = True
             self.tally.new += released
             self.warnings.append(f"source {self.source_url}: released {released} held articles (--accept-burst)")
 
