@@ -489,3 +489,33 @@ def test_parsed_feeds_cross_process_boundaries_intact(name: str) -> None:
     assert copy == feed
     assert [a.feed for a in copy.articles] == [a.feed for a in feed.articles]
     assert type(feed.articles[0]).__reduce__(feed.articles[0])[0] is type(feed.articles[0])
+
+
+def test_plainly_absolute_urls_skip_urljoin_with_the_same_result() -> None:
+    """join_url hands back a plainly absolute URL without urljoin: over every URL in the corpus (and
+    hand-made edge cases), against several bases, it must equal urljoin and feedparser's wrapper."""
+    from urllib.parse import urljoin
+
+    from feedparser.urls import _urljoin
+
+    from aggregator.parse.common import _PLAIN_ABSOLUTE, join_url
+
+    urls = {"http://a.example", "http://a.example/x?", "http://a.example/x#", "http://a.example/x;p",
+            "HTTP://a.example/x", "http://user@a.example/", "http://a.example:80/x", "http:///x",
+            "https://a.example/x?q=1#f#g", "http://a.example/ x", "http://a.example/./x/../y"}
+    for path in CORPUS.rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            urls.update(re.findall(r"(?i)https?://[^\s\"<>']+", path.read_bytes().decode("utf-8", "replace")))
+    assert sum(1 for u in urls if _PLAIN_ABSOLUTE.match(u)) > len(urls) // 2  # the shortcut is taken
+
+    def joined(join: object, base: str, url: str) -> str:
+        try:
+            return str(join(base, url)) if callable(join) else ""
+        except ValueError:
+            return "ValueError"
+
+    for base in ("", "http://example.com/a/b", "https://example.com/", "ftp://x/"):
+        for join in (urljoin, _urljoin):
+            mismatches = [u for u in urls if joined(join, base, u) != joined(
+                lambda b, u, j=join: join_url(b, u, j), base, u)]
+            assert mismatches == [], (base, mismatches[:5])

@@ -6,6 +6,7 @@ import html
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 from aggregator.ids import content_key, derive_id, make_article_id
@@ -16,6 +17,10 @@ _SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.D
 _TAG = re.compile(r"<[^>]*>|<!--.*?-->", re.DOTALL)
 _URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")  # browsers drop these inside URLs ('java\tscript:')
 _SAFE_SCHEMES = ("http", "https")
+# An absolute http(s) URL that urljoin hands back unchanged whatever the base (urlparse and urlunparse
+# round-trip it exactly): lower-case scheme, an ASCII host, no ";" params, no empty query or fragment,
+# no whitespace or userinfo. Most links in feeds; urljoin itself costs ~8 µs (17% of parsing a feed).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[^\s;?#]*)?(?:\?[^\s#]+)?(?:#\S+)?\Z")
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 
@@ -41,6 +46,11 @@ def text_to_html(text: str) -> str:
     return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
+def join_url(base: str, url: str, join: Callable[[str, str], str] = urljoin) -> str:
+    """join(base, url) (urljoin, or feedparser's wrapper of it), without parsing a plainly absolute url."""
+    return url if _PLAIN_ABSOLUTE.match(url) else join(base, url)
+
+
 def absolute_url(value: object, base: str) -> str:
     """An absolute http(s) URL, resolved against `base`; '' when missing or of another scheme."""
     if not isinstance(value, str):
@@ -49,7 +59,7 @@ def absolute_url(value: object, base: str) -> str:
     if not url:
         return ""
     try:
-        url = urljoin(base, url) if base else url
+        url = join_url(base, url) if base else url
     except ValueError:
         return ""
     scheme = url.split(":", 1)[0].lower()

@@ -27,6 +27,8 @@ from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 from lxml import etree
 
+from aggregator.parse.common import join_url
+
 __all__ = ["ENABLED", "decline_reason", "parse"]
 
 # Switch; the differential test turns it off to get the reference result. The port follows feedparser
@@ -273,7 +275,7 @@ class _Walker:
     def value(self, raw: str, name: str, base: str, kind: str = "", resolve: bool = True) -> tuple[str, str]:
         output = raw.strip()
         if output and resolve and name in _RELATIVE:
-            output = _urljoin(base, output)
+            output = join_url(base, output, _urljoin)
         if kind == "text/plain" and not self.version.startswith("atom") and _looks_like_html(output):
             kind = "text/html"
         try:
@@ -447,7 +449,7 @@ class _Walker:
         attrs = _enforce_href(attrs)
         if "href" in attrs:
             _text(element)
-            attrs["href"] = _urljoin(base, attrs["href"])
+            attrs["href"] = join_url(base, attrs["href"], _urljoin)
             if in_entry and attrs["rel"] == "enclosure":
                 self.enclosures.append(attrs)
             if attrs["rel"] == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES:
