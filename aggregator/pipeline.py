@@ -606,30 +606,24 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     """Render and write every output from the store; `executor` (the run's worker pool, when up)
     cleans waiting articles. Rendering stays here: measured, shipping 50 articles to a worker and the
     file back cost more than rendering them (~8 ms a feed)."""
-    shape = _config_shape(config)
-    specs = feed_specs(config)
-    marker = _read_marker(config)
-    previous, listed = marker.get("feeds"), _listed(marker.get("listed"))
-    known = previous if isinstance(previous, dict) else {}
+    shape, specs, marker = _config_shape(config), feed_specs(config), _Marker.read(config)
     folder = Path(config.output.dir)
     hexo = bool(config.output.hexo.get("dir"))
 
     def files_exist(slug: str) -> bool:
         return all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))
 
-    # A feed whose sources all kept their version since it was written is left unread: its files are
+    # A feed whose sources all kept their versions since it was written is left unread: its files are
     # current, and the marker holds what index.html needs of it (its ids and newest rows).
-    versions = store.source_versions()
-    tokens = {spec.slug: _sources_token(shape, spec, urls, versions) for spec, urls in specs}
+    tokens = _sources_tokens(shape, specs, store.source_versions())
     unread = set() if hexo or config.output.max_age else {
-        slug for slug, token in tokens.items()
-        if slug in listed and listed[slug].token == token and slug in known and files_exist(slug)}
+        slug for slug, token in tokens.items() if slug in marker.listed and marker.listed[slug].token == token
+        and slug in marker.digests and files_exist(slug)}
     windows = feed_rows(config, store, now, workers, executor, skip=unread)
     entries = {spec.slug: {(r.id, r.source_url): _entry_digest(shape, r) for r in rows} for spec, rows in windows}
-    digests = {spec.slug: _feed_digest(spec, entries[spec.slug].values()) for spec, _rows in windows}
-    digests |= {slug: str(known[slug]) for slug in unread}
-    atom = _written_atom(marker.get("atom"))
-    current = unread | {slug for slug, digest in digests.items() if known.get(slug) == digest and files_exist(slug)}
+    digests = {slug: _feed_digest(shape, slug, entries[slug].values()) for slug in entries}
+    digests |= {slug: marker.digests[slug] for slug in unread}
+    current = {slug for slug, digest in digests.items() if marker.digests.get(slug) == digest and files_exist(slug)}
     # Feeds are handed over as headlines (enough to order them and for the index page; an unread feed
     # as its newest only); a feed to render reads its whole articles (or only those of entries to
     # render) just before, one feed at a time. Hexo posts need them all whole.
@@ -639,27 +633,26 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
         feeds = [(spec, store.articles_of(rows)) for spec, rows in windows]
     else:
         feeds = [(spec, store.headlines_of(rows_of[spec.slug] if spec.slug in rows_of else
-                                           store.rows_by_key(listed[spec.slug].newest))) for spec, _urls in specs]
+                                           store.rows_by_key(marker.listed[spec.slug].newest))) for spec, _urls in specs]
 
         def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
             rows = rows_of[spec.slug]
             return store.articles_of(rows if keys is None else [r for r in rows if (r.id, r.source_url) in keys])
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
-                                 load=load, entry_digests=EntryDigests(entries, atom) if load else None,
-                                 listed={slug: listed[slug].ids for slug in unread})
+                                 load=load, entry_digests=EntryDigests(entries, marker.atom) if load else None,
+                                 listed={slug: marker.listed[slug].ids for slug in unread})
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
-    atom = {slug: written for slug, written in atom.items() if slug in current} | dict(report.atom_written)
-    versions = store.source_versions()  # cleaning waiting articles changed some
-    listed = {slug: listed[slug] for slug in unread} | {
-        spec.slug: _Listed.of(_sources_token(shape, spec, urls, versions), report.published.get(spec.slug, ()),
-                              rows_of[spec.slug])
-        for spec, urls in specs if spec.slug in rows_of and not hexo}
-    _write_marker(config, {"key": _publish_key(config, store.generation()), "feeds": digests,
-                           "atom": {slug: [w.sha256, *w.entries] for slug, w in atom.items()},
-                           "listed": {slug: item.as_json() for slug, item in listed.items()}})
+    tokens = _sources_tokens(shape, specs, store.source_versions())  # cleaning waiting articles changed some
+    _Marker(
+        key=_publish_key(config, store.generation()), digests=digests,
+        atom={slug: w for slug, w in marker.atom.items() if slug in current} | dict(report.atom_written),
+        listed={slug: marker.listed[slug] for slug in unread} | {
+            slug: _Listed.of(tokens[slug], report.published.get(slug, ()), rows)
+            for slug, rows in rows_of.items() if not hexo},
+    ).write(config)
     return report
 
 
@@ -678,26 +671,56 @@ class _Listed:
         return cls(token, tuple(i for i, _source in published),
                    tuple(key_of[k] for k in published[:INDEX_LATEST] if k in key_of))
 
+    @classmethod
+    def from_json(cls, item: object) -> _Listed | None:
+        if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], list)
+                and isinstance(item[2], list) and all(isinstance(k, int) for k in item[2])):
+            return cls(item[0], tuple(map(str, item[1])), tuple(item[2]))
+        return None
+
     def as_json(self) -> list[object]:
         return [self.token, list(self.ids), list(self.newest)]
 
 
-def _listed(value: object) -> dict[str, _Listed]:
-    if not isinstance(value, dict):
-        return {}
-    out = {}
-    for slug, item in value.items():
-        if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], list)
-                and isinstance(item[2], list) and all(isinstance(k, int) for k in item[2])):
-            out[str(slug)] = _Listed(item[0], tuple(map(str, item[1])), tuple(item[2]))
-    return out
+@dataclass(frozen=True)
+class _Marker:
+    """state.db.published: what the outputs were last rendered from. `key`: the store's generation and
+    the config (while both stay, a run skips publishing); per feed: its digest (same digest, same
+    bytes), its Atom file as written (publish/splice.py) and what index.html needs of it."""
+
+    key: str = ""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    atom: Mapping[str, Written] = field(default_factory=dict)
+    listed: Mapping[str, _Listed] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, config: Config) -> _Marker:
+        data = _read_marker(config)  # anything malformed reads as absent: every feed is rendered
+        digests, atom, listed = (v if isinstance(v, dict) else {} for v in (
+            data.get("feeds"), data.get("atom"), data.get("listed")))
+        return cls(
+            key=str(data.get("key", "")),
+            digests={str(slug): str(d) for slug, d in digests.items()},
+            atom={str(slug): Written(tuple(map(str, v[1:])), str(v[0])) for slug, v in atom.items()
+                  if isinstance(v, list) and v},
+            listed={str(slug): item for slug, v in listed.items() if (item := _Listed.from_json(v)) is not None},
+        )
+
+    def write(self, config: Config) -> None:
+        _write_marker(config, {"key": self.key, "feeds": dict(self.digests),
+                               "atom": {slug: [w.sha256, *w.entries] for slug, w in self.atom.items()},
+                               "listed": {slug: item.as_json() for slug, item in self.listed.items()}})
 
 
-def _sources_token(shape: str, spec: FeedSpec, urls: Sequence[str], versions: Mapping[str, int]) -> str:
-    """The feed's config and its sources' versions; the schema version too, as a migration may rewrite rows."""
-    text = "\x00".join([shape, str(SCHEMA_VERSION), repr(spec),
-                        *(f"{url}\x01{versions.get(url, 0)}" for url in sorted(set(urls)))])
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _sources_tokens(shape: str, specs: Sequence[tuple[FeedSpec, Sequence[str]]],
+                    versions: Mapping[str, int]) -> dict[str, str]:
+    """Per feed: its config and its sources' versions (and the schema's, as a migration may rewrite rows)."""
+    tokens = {}
+    for spec, urls in specs:
+        text = "\x00".join([shape, str(SCHEMA_VERSION), repr(spec),
+                            *(f"{url}\x01{versions.get(url, 0)}" for url in sorted(set(urls)))])
+        tokens[spec.slug] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return tokens
 
 
 def _config_shape(config: Config) -> str:
@@ -716,20 +739,13 @@ def _entry_digest(shape: str, row: FeedRow) -> str:
                           f"{row.raw_hash}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _feed_digest(spec: FeedSpec, entry_digests: Iterable[str]) -> str:
-    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered."""
-    digest = hashlib.sha256(f"{spec!r}".encode("utf-8", "surrogatepass"))
+def _feed_digest(shape: str, slug: str, entry_digests: Iterable[str]) -> str:
+    """Same digest, same rendered bytes: a feed whose digest is as at the last publish is not re-rendered.
+    The shape is in it too, for a feed without entries."""
+    digest = hashlib.sha256(f"{shape}\x00{slug}".encode("utf-8", "surrogatepass"))
     for entry in entry_digests:
         digest.update(entry.encode("ascii"))
     return digest.hexdigest()
-
-
-def _written_atom(value: object) -> dict[str, Written]:
-    """The marker's record of the Atom files written (slug -> [sha256, entry digests...])."""
-    if not isinstance(value, dict):
-        return {}
-    return {slug: Written(tuple(map(str, items[1:])), str(items[0])) for slug, items in value.items()
-            if isinstance(items, list) and items}
 
 
 def _publish_key(config: Config, generation: int) -> str:
