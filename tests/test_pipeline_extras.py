@@ -388,3 +388,17 @@ def test_workers_and_their_forkserver_yield_the_cpu_to_the_run() -> None:
     with executor:
         assert executor.submit(_own_priority).result(timeout=60) == expected
     assert _own_priority() < expected  # the run itself is left as it was
+
+
+def test_a_feed_without_entries_follows_a_config_change(tmp_path: Path, http_server: RecordingServer) -> None:
+    """Feeds are rendered again only when their digest changes: an empty feed's digest must still
+    hold the config, or a renamed category would keep its old title."""
+    http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                         rss([("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]))
+    source = f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+    run(load_config(config_file(tmp_path, source, extra="  empty: {title: Quiet corner}\n")), RunOptions(force=True))
+    assert b"Quiet corner" in (tmp_path / "out" / "empty.atom").read_bytes()
+    second = run(load_config(config_file(tmp_path, source, extra="  empty: {title: Loud corner}\n")),
+                 RunOptions(force=True))
+    assert second.publish is not None and "empty.atom" in second.publish.written
+    assert b"Loud corner" in (tmp_path / "out" / "empty.atom").read_bytes()
