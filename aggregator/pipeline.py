@@ -551,8 +551,8 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, list[str]]]:
     return specs
 
 
-def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0,
-              executor: Executor | None = None, skip: Collection[str] = ()) -> list[tuple[FeedSpec, list[FeedRow]]]:
+def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0, executor: Executor | None = None,
+              skip: Collection[str] = ()) -> list[tuple[FeedSpec, list[FeedRow]]]:
     """Each output feed's entry rows (each category, then all.atom), every article in them cleaned;
     feeds whose slug is in `skip` are left out."""
     specs = [(spec, urls) for spec, urls in feed_specs(config) if spec.slug not in skip]
@@ -623,7 +623,8 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     entries = {spec.slug: {(r.id, r.source_url): _entry_digest(shape, r) for r in rows} for spec, rows in windows}
     digests = {slug: _feed_digest(shape, slug, entries[slug].values()) for slug in entries}
     digests |= {slug: marker.digests[slug] for slug in unread}
-    current = {slug for slug, digest in digests.items() if marker.digests.get(slug) == digest and files_exist(slug)}
+    current = {slug for slug, digest in digests.items()
+               if marker.digests.get(slug) == digest and files_exist(slug)}
     # Feeds are handed over as headlines (enough to order them and for the index page; an unread feed
     # as its newest only); a feed to render reads its whole articles (or only those of entries to
     # render) just before, one feed at a time. Hexo posts need them all whole.
@@ -632,8 +633,9 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     if hexo:
         feeds = [(spec, store.articles_of(rows)) for spec, rows in windows]
     else:
-        feeds = [(spec, store.headlines_of(rows_of[spec.slug] if spec.slug in rows_of else
-                                           store.rows_by_key(marker.listed[spec.slug].newest))) for spec, _urls in specs]
+        feeds = [(spec, store.headlines_of(rows_of[spec.slug] if spec.slug in rows_of
+                                           else store.rows_by_key(marker.listed[spec.slug].newest)))
+                 for spec, _urls in specs]
 
         def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
             rows = rows_of[spec.slug]

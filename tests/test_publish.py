@@ -549,3 +549,22 @@ def test_split_refuses_what_it_did_not_render(document: bytes) -> None:
     from aggregator.publish.splice import split
 
     assert split(document) is None
+
+
+def test_a_failing_splice_renders_the_feed_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Incremental rendering is an optimisation: when it fails, the feed is rendered whole, the same
+    bytes, and nothing is recorded to splice from next time."""
+    from aggregator import publish
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("rendered Atom not laid out as expected")
+
+    monkeypatch.setattr(publish, "render_spliced", failing)
+    feeds = feeds_of(make_articles())
+    report = publish_outputs(OUTPUT, tmp_path / "spliced", feeds, CATEGORIES,
+                             load=lambda spec, keys: list(dict(feeds)[spec]),
+                             entry_digests=publish.EntryDigests(_digests_of(feeds), {}))
+    assert report.atom_written == {}
+    publish_outputs(OUTPUT, tmp_path / "whole", feeds, CATEGORIES)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "spliced").iterdir()} == {
+        p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}

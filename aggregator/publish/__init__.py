@@ -195,10 +195,10 @@ def _spliced_atom(output: OutputConfig, spec: FeedSpec, published: list[Article]
     try:
         data, written = render_spliced(spec, published, digests, reusable, articles_for, output, categories_of,
                                        _RENDERERS["atom"])
-    except ValueError:  # a bug here must not cost the feed: render it whole instead
+    except ValueError:  # a bug here must not cost the feed: render it whole (the rows are already aged)
         log.warning("incremental rendering of %s.atom failed; rendering it whole", spec.slug, exc_info=True)
-        data, written = render_spliced(spec, published, digests, {}, lambda _keys: _as_published(
-            output, load(spec, None), now=None), output, categories_of, _RENDERERS["atom"])
+        articles = whole if whole is not None else _as_published(output, load(spec, None), None)
+        return _RENDERERS["atom"](spec, articles, output, categories_of)  # nothing recorded: whole next time too
     splicing.written[spec.slug] = written
     return data
 

@@ -25,7 +25,8 @@ def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[
     template = Template(package.joinpath("index.html").read_text(encoding="utf-8"))
     formats = feed_formats(output)
     listed = listed or {}
-    ids = {spec.slug: listed[spec.slug] if spec.slug in listed else [a.id for a in articles] for spec, articles in feeds}
+    ids = {spec.slug: listed[spec.slug] if spec.slug in listed else [a.id for a in articles]
+           for spec, articles in feeds}
     entries = len({i for feed_ids in ids.values() for i in feed_ids})
     page = template.substitute(
         lang=_attr(common.language(output.language) or "en"),
