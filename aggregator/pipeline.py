@@ -30,7 +30,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aggregator.errors import AggregatorError, StateError
 from aggregator.fetch import (
@@ -697,7 +697,8 @@ class _Marker:
 
     @classmethod
     def read(cls, config: Config) -> _Marker:
-        data = _read_marker(config)  # anything malformed reads as absent: every feed is rendered
+        head, body = _marker_lines(config, 2)  # anything malformed reads as absent: every feed is rendered
+        data = {**head, **body}  # a one-line marker (before the split) holds everything in its first line
         digests, atom, listed = (v if isinstance(v, dict) else {} for v in (
             data.get("feeds"), data.get("atom"), data.get("listed")))
         return cls(
@@ -709,9 +710,15 @@ class _Marker:
         )
 
     def write(self, config: Config) -> None:
-        _write_marker(config, {"key": self.key, "feeds": dict(self.digests),
-                               "atom": {slug: [w.sha256, *w.entries] for slug, w in self.atom.items()},
-                               "listed": {slug: item.as_json() for slug, item in self.listed.items()}})
+        """Two JSON lines: the key alone first, so that a run checking whether to publish at all reads
+        a line, not the per-feed records (~0.4 MB and ~13 ms to parse at 100 feeds)."""
+        rest = {"feeds": dict(self.digests), "atom": {slug: [w.sha256, *w.entries] for slug, w in self.atom.items()},
+                "listed": {slug: item.as_json() for slug, item in self.listed.items()}}
+        marker = _publish_marker(config)
+        temporary = marker.with_name(marker.name + ".tmp")
+        temporary.write_text(json.dumps({"key": self.key}) + "\n" + json.dumps(rest, sort_keys=True) + "\n",
+                             encoding="utf-8")
+        temporary.replace(marker)
 
 
 def _sources_tokens(shape: str, specs: Sequence[tuple[FeedSpec, Sequence[str]]],
@@ -761,18 +768,26 @@ def _publish_marker(config: Config) -> Path:
     return Path(config.state + ".published")
 
 
-def _read_marker(config: Config) -> dict[str, object]:
+def _marker_lines(config: Config, count: int) -> list[dict[str, Any]]:
+    """The marker's first `count` JSON lines, a dict each; a missing or malformed one reads as {}."""
+    lines: list[dict[str, Any]] = []
     try:
-        data = json.loads(_publish_marker(config).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        with _publish_marker(config).open(encoding="utf-8") as handle:
+            for _ in range(count):
+                try:
+                    data = json.loads(handle.readline() or "{}")
+                except ValueError:
+                    data = {}
+                lines.append(data if isinstance(data, dict) else {})
+    except (OSError, UnicodeDecodeError):
+        pass
+    return lines + [{}] * (count - len(lines))
 
 
 def _outputs_current(config: Config, key: str) -> bool:
     if config.output.max_age:
         return False  # entries age out with max_age: render every time
-    if _read_marker(config).get("key") != key:
+    if _marker_lines(config, 1)[0].get("key") != key:
         return False
     return all(path.exists() for path in _expected_outputs(config))
 
@@ -787,13 +802,6 @@ def _expected_outputs(config: Config) -> list[Path]:
     if config.output.index:
         paths += [folder / "index.html", folder / "feeds.opml"]
     return paths
-
-
-def _write_marker(config: Config, data: dict[str, object]) -> None:
-    marker = _publish_marker(config)
-    temporary = marker.with_name(marker.name + ".tmp")
-    temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-    temporary.replace(marker)
 
 
 def check_output_dir(path: str) -> None:

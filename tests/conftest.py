@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
+
+
+@functools.cache
+def corpus_urls() -> frozenset[str]:
+    """Every http(s) URL written anywhere in the shared corpus (any case of the scheme): real-world
+    links for tests that check a URL fast path against the parsing it skips."""
+    return frozenset(m.decode("utf-8", "replace") for path in CORPUS.rglob("*") if path.is_file()
+                     for m in re.findall(rb"""(?i)https?://[^\s"'<>]+""", path.read_bytes()))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from lxml import etree
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.pipeline import RunOptions, run
+from aggregator.publish import PublishReport
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PAGES = Path(__file__).parent / "data" / "fulltext"
@@ -402,3 +403,35 @@ def test_a_feed_without_entries_follows_a_config_change(tmp_path: Path, http_ser
                  RunOptions(force=True))
     assert second.publish is not None and "empty.atom" in second.publish.written
     assert b"Loud corner" in (tmp_path / "out" / "empty.atom").read_bytes()
+
+
+def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
+        tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether to publish at all is decided from the marker's first line (its key alone): a no-op run
+    never parses the per-feed records. A marker written as one line (before the split) still reads:
+    a feed whose sources did not change is still left unread."""
+    from aggregator.store import Store
+
+    a = [("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]
+    b = [("https://b.example/1", "B 1", "https://b.example/1", "<p>b</p>")]
+    http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(a))
+    http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(b))
+    path = config_file(tmp_path, f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+                                 f"  - {{url: '{http_server.url('/b.xml')}', category: other}}\n",
+                       extra="  other: {title: Other}\n")
+    config = load_config(path)
+    run(config, RunOptions(force=True))
+    marker = Path(str(config.state) + ".published")
+    head, body = marker.read_text(encoding="utf-8").splitlines()
+    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "atom", "listed"}
+    marker.write_text(json.dumps({**json.loads(head), **json.loads(body)}), encoding="utf-8")
+    assert run(config, RunOptions(force=True)).publish == PublishReport((), (), ())  # nothing changed
+
+    a.append(("https://a.example/2", "A 2", "https://a.example/2", "<p>a2</p>"))
+    http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(a))
+    windows: list[list[str]] = []
+    real_feed_rows = Store.feed_rows
+    monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
+        store, urls, **kw))
+    run(config, RunOptions(force=True))
+    assert windows == [[http_server.url("/a.xml")], sorted([http_server.url("/a.xml"), http_server.url("/b.xml")])]
