@@ -95,8 +95,9 @@ class _CookiesFromSetCookie(httpx.Cookies):
 class Client(httpx.AsyncClient):
     """An AsyncClient whose cookie jar skips responses that set no cookie, with a lean GET (stream)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self._sender = transport  # our own handle: httpx keeps its copy in a private attribute
         self._jar = _CookiesFromSetCookie(super().cookies)
         self._extensions = {"timeout": self.timeout.as_dict()}
 
@@ -108,7 +109,7 @@ class Client(httpx.AsyncClient):
         request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
         if self._jar:
             self._jar.set_cookie_header(request)
-        response = await self._transport.handle_async_request(request)
+        response = await self._sender.handle_async_request(request)
         response.request = request
         self._jar.extract_cookies(response)
         return response
