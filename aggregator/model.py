@@ -82,11 +82,13 @@ class Article:
 @_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
-    """parse_feed's result: the feed's metadata, its articles, and per-item warnings."""
+    """parse_feed's result: the feed's metadata, its articles, per-item warnings, and the fingerprints
+    of the items left out as known (parse_feed's `known`)."""
 
     meta: FeedMeta
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 # --- configuration values -------------------------------------------------------------

@@ -90,8 +90,9 @@ def fingerprint(article: Article) -> str:
 
 def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[list[Article], list[str]]:
     """Articles to process, and fingerprints of known ones to skip. A known item sharing a guid or
-    link with a new one is processed again, so the store judges them together (repeated guids)."""
-    marked = [replace(a, fingerprint=fingerprint(a)) for a in articles]
+    link with a new one is processed again, so the store judges them together (repeated guids).
+    An article's fingerprint is its raw digest when the parser gave one (parse/known.py)."""
+    marked = [a if a.fingerprint else replace(a, fingerprint=fingerprint(a)) for a in articles]
     fresh = [a for a in marked if a.fingerprint not in known]
     clashes = {a.original_id for a in fresh if a.original_id} | {a.link for a in fresh if a.link}
     todo = [a for a in marked if a.fingerprint not in known or a.original_id in clashes or a.link in clashes]
@@ -114,7 +115,7 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
 
     try:
         body = zlib.decompress(packed)
-        parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url)
+        parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url, known)
     except ParseError as exc:
         return Processed(None, str(exc))
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost only this source
@@ -151,7 +152,7 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
     # its content is replaced after this)
     hashes = {} if source.full_text else {a.fingerprint: article_hashes(a) for a in kept if a.fingerprint}
     return Processed(feed, dropped=tuple(dropped), explain=tuple(n for n in notes if "dropped:" not in n),
-                      seen=tuple(seen), hashes=hashes)
+                      seen=parsed.skipped + tuple(seen), hashes=hashes)
 
 
 def clean_batch(clean_config: CleanConfig, jobs: Sequence[tuple[Article, tuple[dict[str, object], ...]]]

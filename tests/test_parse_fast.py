@@ -45,11 +45,17 @@ def _outcome(name: str, content_type: str, use_fast: bool) -> Outcome:
     headers = {"Content-Type": content_type} if content_type else {}
     saved, fast.ENABLED = fast.ENABLED, use_fast
     try:
-        return parse_feed(_body(name), headers, _source_url(name), "src")
+        return _without_fingerprints(parse_feed(_body(name), headers, _source_url(name), "src"))
     except ParseError as exc:
         return str(exc)
     finally:
         fast.ENABLED = saved
+
+
+def _without_fingerprints(parsed: ParsedFeed) -> ParsedFeed:
+    """Only the fast path gives raw digests (test_parse_known.py); feedparser's articles get theirs later."""
+    articles = tuple(dataclasses.replace(a, fingerprint="") for a in parsed.articles)
+    return dataclasses.replace(parsed, articles=articles)
 
 
 def _differences(got: Outcome, want: Outcome) -> Iterator[str]:
@@ -348,7 +354,7 @@ def test_fast_path_equals_feedparser_on_edge_cases(name: str, content_type: str)
     for use_fast in (False, True):
         saved, fast.ENABLED = fast.ENABLED, use_fast
         try:
-            outcomes.append(parse_feed(body, headers, url, "src"))
+            outcomes.append(_without_fingerprints(parse_feed(body, headers, url, "src")))
         finally:
             fast.ENABLED = saved
     want, got = outcomes

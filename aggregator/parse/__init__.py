@@ -1,7 +1,8 @@
 """Parse stage: feed bytes + response headers -> ParsedFeed of Articles; pure, never fetches or cleans.
 
 Order: empty check -> hostile-markup refusal (before any parser) -> JSON Feed, or the lxml fast path with
-feedparser as its fallback -> Articles
+feedparser as its fallback (the fast path returns None for anything it cannot reproduce exactly:
+tests/test_parse_fast.py) -> Articles
 -> ids made unique within the feed. HTML is kept as given; the clean stage sanitizes and resolves it.
 """
 
@@ -26,24 +27,42 @@ _CUT_OFF = ("unclosed token", "unclosed CDATA section", "no element found")
 
 
 def parse_feed(
-    body: bytes, headers: Mapping[str, str], source_url: str, source_name: str, feed_url: str = ""
+    body: bytes,
+    headers: Mapping[str, str],
+    source_url: str,
+    source_name: str,
+    feed_url: str = "",
+    known: frozenset[str] = frozenset(),
 ) -> ParsedFeed:
-    """Parse one fetched document. Raises ParseError with a one-line reason when it is not a usable feed."""
+    """Parse one fetched document. Raises ParseError with a one-line reason when it is not a usable feed.
+
+    known: fingerprints of items already stored; the fast path leaves out the items it recognises by
+    their raw digest (parse/known.py) and lists them in ParsedFeed.skipped.
+    """
     feed_url = feed_url or source_url
     content_type = _header(headers, "content-type").lower()
     guard.check_not_empty(body)
     text = guard.text_for_checks(body)
     guard.refuse_hostile_markup(text)
     warnings: list[str] = []
+    skipped: tuple[str, ...] = ()
     if jsonfeed.looks_like_json(body, content_type) and body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (
         b"{",
         b"[",
     ):
         meta, articles = _parse_json(body, source_url, source_name, feed_url, warnings)
     else:
-        meta, articles = _parse_xml(body, text, content_type, source_url, source_name, feed_url, warnings)
+        salt = repr((source_url, source_name, feed_url))
+        parsed = fast.parse(body, content_type, feed_url, known, salt) or xmlfeed.run_feedparser(
+            body, content_type, feed_url
+        )
+        skipped = tuple(parsed.get("skipped") or ())
+        meta, articles = _read_xml(parsed, text, content_type, source_url, source_name, feed_url, warnings)
     return ParsedFeed(
-        meta=meta, articles=assign_ids(articles, source_url, warnings), warnings=tuple(warnings)
+        meta=meta,
+        articles=assign_ids(articles, source_url, warnings),
+        warnings=tuple(warnings),
+        skipped=skipped,
     )
 
 
@@ -65,8 +84,8 @@ def _parse_json(
     return meta, articles
 
 
-def _parse_xml(
-    body: bytes,
+def _read_xml(
+    parsed: Any,
     text: str,
     content_type: str,
     source_url: str,
@@ -74,8 +93,6 @@ def _parse_xml(
     feed_url: str,
     warnings: list[str],
 ) -> tuple[FeedMeta, list[Article]]:
-    # The lxml fast path returns None for anything it cannot reproduce exactly (tests/test_parse_fast.py).
-    parsed = fast.parse(body, content_type, feed_url) or xmlfeed.run_feedparser(body, content_type, feed_url)
     if not parsed.get("version") and not parsed.get("entries"):
         raise guard.not_a_feed_error(text, content_type, feed_url)
     meta = xmlfeed.feed_meta(parsed, feed_url)

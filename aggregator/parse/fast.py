@@ -27,6 +27,7 @@ from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 from lxml import etree
 
+from aggregator.parse import known as known_items
 from aggregator.parse.common import join_url
 
 __all__ = ["ENABLED", "decline_reason", "parse"]
@@ -95,12 +96,19 @@ class _Decline(Exception):
     """Not sure to reproduce feedparser exactly: let feedparser do it."""
 
 
-def parse(body: bytes, content_type: str, feed_url: str) -> Dict | None:
-    """A feedparser-shaped result for `body`, or None when the document is not one the fast path handles."""
+def parse(
+    body: bytes, content_type: str, feed_url: str, known: frozenset[str] = frozenset(), salt: str = ""
+) -> Dict | None:
+    """A feedparser-shaped result for `body`, or None when the document is not one the fast path handles.
+
+    Beside feedparser's keys: "digests", each entry's raw digest ("" for none; known.py) made with
+    `salt` (what outside the document the Articles depend on), and "skipped", the digests of items
+    left out because `known` has them.
+    """
     if not ENABLED:
         return None
     try:
-        return _parse(body, content_type, feed_url)
+        return _parse(body, content_type, feed_url, known, salt)
     except Exception:  # noqa: BLE001 (declining is always safe: feedparser parses it instead)
         return None
 
@@ -114,12 +122,18 @@ def decline_reason(body: bytes, content_type: str, feed_url: str) -> str:
     return ""
 
 
-def _parse(body: bytes, content_type: str, feed_url: str) -> Dict:
+def _parse(
+    body: bytes, content_type: str, feed_url: str, known: frozenset[str] = frozenset(), salt: str = ""
+) -> Dict:
     data = _utf8_document(body, content_type)
     root = etree.fromstring(data, _parser())
     if root.getroottree().docinfo.doctype:
         raise _Decline("DOCTYPE")
-    return _Walker(feed_url).run(root)
+    walker = _Walker(feed_url, known, salt)
+    result = walker.run(root)
+    if walker.skipped and walker.clashes():
+        result = _Walker(feed_url, frozenset(), salt).run(root)
+    return result
 
 
 def _parser() -> etree.XMLParser:
@@ -242,11 +256,18 @@ def _has_handler(key: str) -> bool:
 class _Walker:
     """One document's walk; state mirrors the feedparser attributes that decide where values go."""
 
-    def __init__(self, feed_url: str) -> None:
+    def __init__(self, feed_url: str, known: frozenset[str] = frozenset(), salt: str = "") -> None:
         self.base0 = make_safe_absolute_uri(feed_url) or feed_url
         self.version = ""
         self.feed: Dict = {}
         self.entries: list[Dict] = []
+        # known items (known.py): digests by entry, and the items walked or skipped with their base
+        self.known = known
+        self.digester = known_items.Digester(salt)
+        self.digest_depth = 0
+        self.digests: list[str] = []
+        self.walked: list[tuple[Any, Dict, str]] = []
+        self.skipped: list[tuple[str, Any, str]] = []
         self.title_depth = -1
         self.has_content = False
         self.depths: dict[str, int] = {}
@@ -312,12 +333,33 @@ class _Walker:
         key = _key(root)
         if lang and key in ("feed", "rss"):
             self.feed["language"] = lang.replace("_", "-")
+        self.digest_depth = self.items_depth(root, key)
         if key == "feed":
             self.feed_children(root, 2, base, lang)
         else:
             for child in _children(root):
                 self.outer_child(child, 2, base, lang, key)
-        return {"bozo": False, "version": self.version, "feed": self.feed, "entries": self.entries}
+        return {"bozo": False, "version": self.version, "feed": self.feed, "entries": self.entries,
+                "digests": self.digests, "skipped": [digest for digest, _, _ in self.skipped]}
+
+    def items_depth(self, root: Any, key: str) -> int:
+        """The depth at which the walk meets items it may digest and skip (known.digest_depth)."""
+        if key != "rss":  # Atom's entries and RSS 1.0's items are the root's children
+            return known_items.digest_depth([_key(child) for child in _children(root)], 2)
+        channels = _children(root)
+        if len(channels) != 1 or _key(channels[0]) != "channel":
+            return 0
+        return known_items.digest_depth([_key(child) for child in _children(channels[0])], 3)
+
+    def clashes(self) -> bool:
+        """Does a skipped item share an id or link with a walked one (known.clashes)?"""
+
+        def keys(element: Any, base: str) -> set[str]:
+            return known_items.raw_keys(element, lambda value: join_url(base, value, _urljoin))
+
+        walked = (keys(element, base) | {entry[k] for k in ("id", "link") if entry.get(k)}
+                  for element, entry, base in self.walked)
+        return known_items.clashes((keys(element, base) for _, element, base in self.skipped), walked)
 
     def root_version(self, root: Any) -> str:
         found = []
@@ -469,8 +511,20 @@ class _Walker:
     def item(self, element: Any, attrs: Dict, depth: int, base: str, lang: str | None) -> None:
         if "lastmod" in attrs or "href" in attrs:
             raise _Decline("CDF item")
+        digest = ""
+        if depth == self.digest_depth:
+            title_type = (self.feed.get("title_detail") or {}).get("type")
+            context = (self.version, self.base0, base, lang, depth, self.has_content, self.feed.get("title"),
+                       title_type, self.feed.get("link"), self.feed.get("language"))
+            digest = self.digester.digest(element, context)
+            if digest in self.known:
+                self.skipped.append((digest, element, base))
+                self.has_content = False  # as after a walked item; nothing feed-level follows (items_depth)
+                return
         entry: Dict = {}
         self.entries.append(entry)
+        self.digests.append(digest)
+        self.walked.append((element, entry, base))
         self.title_depth = -1
         self.depths = {}
         self.enclosures = []

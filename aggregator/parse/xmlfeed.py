@@ -70,9 +70,15 @@ def _ttl_s(feed: Mapping[str, Any]) -> int | None:
 
 
 def entry_article(
-    entry: Mapping[str, Any], meta: FeedMeta, source_url: str, source_name: str, feed_url: str
+    entry: Mapping[str, Any],
+    meta: FeedMeta,
+    source_url: str,
+    source_name: str,
+    feed_url: str,
+    fingerprint: str = "",
 ) -> Article:
-    """One feedparser entry as an Article (id assigned later, once the whole feed is known)."""
+    """One feedparser entry as an Article (id assigned later, once the whole feed is known); `fingerprint`:
+    its raw digest from the fast path (parse/known.py), if any."""
     title_detail = entry.get("title_detail") or {}
     link = absolute_url(entry.get("link"), str(title_detail.get("base") or "") or meta.link or feed_url)
     content_html, content_base = _content(entry)
@@ -101,6 +107,7 @@ def entry_article(
         base_url=base_url,
         language=clean_text(title_detail.get("language") or "").strip()[:35] or meta.language,
         feed=meta,
+        fingerprint=fingerprint,
     )
 
 
@@ -170,9 +177,11 @@ def parse_entries(
     parsed: Any, meta: FeedMeta, source_url: str, source_name: str, feed_url: str, warnings: list[str]
 ) -> list[Article]:
     articles: list[Article] = []
+    digests = parsed.get("digests") or ()
     for index, entry in enumerate(parsed.get("entries") or ()):
         try:
-            article = entry_article(entry, meta, source_url, source_name, feed_url)
+            digest = digests[index] if index < len(digests) else ""
+            article = entry_article(entry, meta, source_url, source_name, feed_url, digest)
         except Exception as exc:  # noqa: BLE001 (one bad entry is dropped, never the whole feed)
             warnings.append(f"item {index}: dropped: {type(exc).__name__}: {exc}"[:300])
             continue

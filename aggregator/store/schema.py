@@ -6,7 +6,8 @@ Tables:
   entries   one row per article ever stored: its stable id, identity hashes, dates, status.
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
-  fingerprints  (source, hash of an item as parsed): items already processed, skipped next time.
+  fingerprints  (source, hash of an item as parsed, or of its raw XML: parse/known.py): items already
+                processed, skipped next time.
   counters  'generation': bumped with every write that changes what a feed shows.
   source_versions  (source) -> a random version, changed with any write to its entries' feed columns.
   (entries.needs_cleaning: stored as the feed gave it, cleaned before any output reads it.)
