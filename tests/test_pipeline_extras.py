@@ -146,6 +146,8 @@ def test_time_zone_offset_is_detected_and_corrected(tmp_path: Path, http_server:
                                                  shifted_feed([(f"ok {t}", w) for t, w in real], timedelta(0), "right.example"))
         summary = run(config, RunOptions(force=True), now=now)
         assert not summary.failures
+        # the samples went to the state (the detection below works from them), not kept on the reports
+        assert all(not report.date_state for report in summary.sources)
 
     published = {e.findtext(f"{ATOM}title"): datetime.fromisoformat(e.findtext(f"{ATOM}published") or "")
                  for e in entries(tmp_path / "out" / "news.atom")}

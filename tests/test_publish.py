@@ -469,6 +469,8 @@ def test_feeds_loaded_one_at_a_time_from_headlines_give_the_same_files(tmp_path:
 
     def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
         assert keys is None  # no entry digests given: every feed is read whole
+        # a feed's files are written before the next feed is read: memory holds one feed's bytes
+        assert all((tmp_path / "loaded" / f"{slug}.{fmt}").exists() for slug in loaded for fmt in output.formats)
         loaded.append(spec.slug)
         return list(dict(whole)[spec])
 

@@ -12,7 +12,7 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,8 +90,7 @@ def publish_outputs(
     files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now,
                           _Splicing(output_dir, entry_digests, atom_written) if entry_digests and load else None,
                           listed)
-    written, unchanged = _write_all(output_dir, {k: v for k, v in files.items() if v is not None}, dry_run)
-    unchanged += [name for name, data in files.items() if data is None]
+    written, unchanged = _write_all(output_dir, files, dry_run)
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, selected, categories_of, dry_run, warnings
     )
@@ -156,31 +155,31 @@ def _render_files(
     now: datetime | None = None,
     splicing: _Splicing | None = None,
     listed: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, bytes | None]:
+) -> Iterator[tuple[str, bytes | None]]:
+    """Each output file's name and bytes (None: known to be current, not rendered), rendered one at a
+    time, so a file is written before the next is rendered: memory holds one feed's bytes, not all."""
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
         warnings.append(f"output.formats: unknown formats {unknown} ignored (known: atom, rss, json)")
     formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
-    files: dict[str, bytes | None] = {}  # None: known to be current, not rendered
     for spec, articles in feeds:
         if spec.slug in current:
-            files.update((f"{spec.slug}.{fmt}", None) for fmt in formats)
+            yield from ((f"{spec.slug}.{fmt}", None) for fmt in formats)
             continue
+        todo = formats
         if splicing is not None and load is not None and spec.slug in splicing.digests.now:
             # Atom alone: only the entries to render are read whole; other formats need them all
             whole = None if formats == ["atom"] else _as_published(output, load(spec, None), now)
-            files[f"{spec.slug}.atom"] = _spliced_atom(output, spec, articles, categories_of, load, splicing, whole)
+            yield f"{spec.slug}.atom", _spliced_atom(output, spec, articles, categories_of, load, splicing, whole)
+            todo = formats[1:]
         else:
             whole = articles if load is None else _as_published(output, load(spec, None), now)
-        for fmt in formats:
-            name = f"{spec.slug}.{fmt}"
-            if name not in files:
-                assert whole is not None
-                files[name] = _RENDERERS[fmt](spec, whole, output, categories_of)
+        for fmt in todo:
+            assert whole is not None
+            yield f"{spec.slug}.{fmt}", _RENDERERS[fmt](spec, whole, output, categories_of)
     if output.index:
-        files["index.html"] = render_index(output, feeds, listed)
-        files["feeds.opml"] = render_opml(output, [spec for spec, _ in feeds])
-    return files
+        yield "index.html", render_index(output, feeds, listed)
+        yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
 
 
 def _spliced_atom(output: OutputConfig, spec: FeedSpec, published: list[Article],
@@ -203,14 +202,18 @@ def _spliced_atom(output: OutputConfig, spec: FeedSpec, published: list[Article]
     return data
 
 
-def _write_all(folder: Path, files: Mapping[str, bytes], dry_run: bool) -> tuple[list[str], list[str]]:
+def _write_all(folder: Path, files: Iterable[tuple[str, bytes | None]], dry_run: bool
+               ) -> tuple[list[str], list[str]]:
+    """Write each (name, bytes) as it comes; None: current, counted as unchanged."""
     written: list[str] = []
     unchanged: list[str] = []
     if not dry_run:
         folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
+    for name, data in files:
         path = folder / name
-        if dry_run:
+        if data is None:
+            changed = False
+        elif dry_run:
             changed = not (path.is_file() and path.read_bytes() == data)
         else:
             changed = write_atomically(path, data, sync_dir=False)
@@ -246,7 +249,7 @@ def _publish_posts(
             if spec.slug != "all":
                 fallback.setdefault(article.source_url, [spec.title])
     posts = hexo.posts(articles, {**fallback, **categories_of}, options)
-    written, unchanged = _write_all(folder, posts, dry_run)
+    written, unchanged = _write_all(folder, posts.items(), dry_run)
     if not dry_run:
         _remove_stale_posts(folder, posts, options.prune)
     return [str(folder / name) for name in written], [str(folder / name) for name in unchanged]
