@@ -7,7 +7,6 @@ from datetime import datetime
 
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import common
-from aggregator.publish._feedgen import build_feed
 from aggregator.publish.common import FeedSpec
 
 
@@ -21,6 +20,8 @@ def render_atom(
 ) -> bytes:
     """The Atom document for `spec`: newest first, at most `output.max_entries` entries.
     `updated`: the feed's date when the articles are only some of it (default: their newest)."""
+    from aggregator.publish._feedgen import build_feed  # feedgen: imported while fetching (see pipeline)
+
     ordered = common.order_articles(articles, output.max_entries)
     fg = build_feed(spec, ordered, output, categories_of, fmt="atom", updated=updated)
     return bytes(fg.atom_str(pretty=True, encoding="UTF-8"))

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import common
-from aggregator.publish._feedgen import build_feed
 from aggregator.publish.common import FeedSpec
 
 
@@ -17,6 +16,8 @@ def render_rss(
     categories_of: Mapping[str, Sequence[str]],
 ) -> bytes:
     """The RSS 2.0 document for `spec`: same entries and order as the Atom feed."""
+    from aggregator.publish._feedgen import build_feed  # feedgen: imported while fetching (see pipeline)
+
     ordered = common.order_articles(articles, output.max_entries)
     fg = build_feed(spec, ordered, output, categories_of, fmt="rss")
     return bytes(fg.rss_str(pretty=True, encoding="UTF-8"))
