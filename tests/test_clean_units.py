@@ -157,6 +157,14 @@ def test_summary_is_generated_cjk_aware_when_missing_duplicate_or_junk() -> None
     assert kept.summary == "An editor's summary."
 
 
+def test_a_summary_that_is_the_content_again_is_cut_from_the_cleaned_content() -> None:
+    # The parsers copy a lone description or Atom content into both fields. Read as a summary of its
+    # own, the refused iframe's fallback text made it differ from the content: the whole body came back.
+    body = "<p>" + "这是一个句子。" * 60 + '</p><iframe src="https://ads.example/x">Your browser has no frames</iframe>'
+    out = clean_article(_article(body, summary=body), CONFIG)
+    assert out.summary == "这是一个句子。" * 28
+
+
 def test_truncate_text_cuts_at_sentence_or_word() -> None:
     assert truncate_text("First sentence. " + "word " * 100, 25) == "First sentence."
     cut = truncate_text("word " * 100, 50)

@@ -149,7 +149,10 @@ def clean_article(
     removed: set[str] = set()
     content, root = _clean(article.content_html, base, config, rules, explain, removed)
     image = choose_lead_image(_lead_candidates(article, base, root, content), removed)
-    summary_text = _summary_text(article.summary, base, rules, removed) if article.summary else ""
+    # a summary that is the content again (the parsers copy one into the other when a feed gives only
+    # one of them) says nothing of its own: it is derived from the cleaned content, as for none
+    has_own_summary = article.summary and article.summary != article.content_html
+    summary_text = _summary_text(article.summary, base, rules, removed) if has_own_summary else ""
     # only the start of the content matters: the summary is compared with it or cut from it
     limit = max(config.summary_length * 2, len(summary_text) * 2) + 200
     content_text = root_text(root, limit) if root is not None else html_to_text(content)

@@ -91,6 +91,12 @@ def is_useful_summary(summary_text: str, content_text: str) -> bool:
         return False
     if not content_text:
         return True
+    # Both tests below need the two texts to start with the same 16 word characters. Dropping \W from a
+    # prefix gives a prefix of the whole result, so the starts alone settle most summaries.
+    head_a = _NON_WORD.sub("", summary_text[:80])[:16]
+    head_b = _NON_WORD.sub("", content_text[:80])[:16]
+    if len(head_a) == len(head_b) == 16 and head_a != head_b:
+        return True
     a = _NON_WORD.sub("", summary_text)
     b = _NON_WORD.sub("", content_text[: len(summary_text) * 2 + 100])
     # the content again (maybe truncated by the publisher, maybe with an ellipsis)
