@@ -19,7 +19,6 @@ import hashlib
 import importlib
 import json
 import logging
-import multiprocessing
 import os
 import sqlite3
 import tempfile
@@ -27,7 +26,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,18 +41,19 @@ from aggregator.fetch import (
     reschedule_after_parse,
 )
 from aggregator.model import Article, Config, Source
+from aggregator.pool import PipePool
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs
 from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
-from aggregator.work import Processed, clean_batch, init_worker, process_body, yield_cpu_to
+from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
 
-# Parsing, cleaning and filtering run in the workers (the forkserver preloads them): the run's own
+# Parsing, cleaning and filtering run in the workers (each imports them at start): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
 # lxml, nh3, feedparser and re2 (a fifth of a no-op run's start-up).
 WORKER_MODULES = ["aggregator.work", "aggregator.parse", "aggregator.clean", "aggregator.filters",
@@ -213,7 +213,6 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
                             pool: _LazyPool) -> None:
     loop = asyncio.get_running_loop()
-    pool.warm()
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
@@ -291,6 +290,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         if fatal:
             return
         if outcome.kind == "fetched" and not renderer_import:
+            pool.warm()  # the first body to parse: workers start importing while more bodies arrive
             renderer_import.append(_import_renderer())
         if outcome.kind != "fetched":
             try:
@@ -463,45 +463,32 @@ def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
 
 
 class _LazyPool:
-    """The worker pool. Its forkserver is started with the first requests (warm), its workers when the
-    first body needs parsing: a run where every source answers 304 forks none and sends them nothing."""
+    """The worker pool (pool.PipePool), started when the first body needs parsing: a run where every
+    source answers 304 starts no worker."""
 
     def __init__(self, count: int, workers: int) -> None:
         self._count, self._workers = count, workers
         self._executor: Executor | None = None
-        self._started: asyncio.Future[None] | None = None
 
     def warm(self) -> None:
-        """Start the forkserver (its preload imports take ~0.3 s) in a thread while the first requests
-        are in flight, so the first body to parse waits only for two forks. Workers still wait for one."""
-        if self._count >= POOL_THRESHOLD:
-            threading.Thread(target=_start_forkserver, name="forkserver-start", daemon=True).start()
+        """Start the workers now (their imports take ~0.3 s each, at lower priority than the run), while
+        the first bodies are still arriving; the calls queue until a worker is ready."""
+        if self._executor is None:
+            self._executor = _make_executor(self._count, self._workers)
 
     async def ready(self) -> Executor | None:
-        """The pool (None: the default thread pool), its workers running. Starting them in the event loop's
-        own thread would stall every transfer while the forkserver preloads (~0.5 s): a thread does it."""
-        if self._count < POOL_THRESHOLD:
-            return None
-        if self._started is None:
-            self._started = asyncio.get_running_loop().run_in_executor(None, self._start)
-        await self._started
+        """The pool (None: the default thread pool, for a few feeds)."""
+        self.warm()
         return self._executor
 
-    def _start(self) -> None:
-        executor = _make_executor(self._count, self._workers)
-        assert executor is not None
-        for future in [executor.submit(int) for _ in range(self._workers or os.cpu_count() or 1)]:
-            future.result()  # one trivial task per worker: each submit spawns one when none idles
-        self._executor = executor
-
     def started(self) -> Executor:
-        """The pool, its workers started now (outside an event loop)."""
-        self._start()
+        """The pool, started now."""
+        self.warm()
         assert self._executor is not None
         return self._executor
 
     def running(self) -> Executor | None:
-        """The pool if its workers are up (publishing then cleans waiting articles in it), else None."""
+        """The pool if it was started (publishing then cleans waiting articles in it), else None."""
         return self._executor
 
     def __enter__(self) -> Self:
@@ -522,30 +509,10 @@ def _import_renderer() -> threading.Thread:
     return thread
 
 
-def _forkserver() -> multiprocessing.context.ForkServerContext:
-    # forkserver, not fork: workers must not inherit the run lock's file descriptor (a worker outliving a
-    # killed run would hold the lock), nor the event loop's threads and sockets.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(WORKER_MODULES)  # workers fork ready-made, no re-imports
-    return context
-
-
-def _start_forkserver() -> None:
-    from multiprocessing import forkserver
-
-    _forkserver()
-    forkserver.ensure_running()  # idempotent; the pool's first fork waits on the same lock
-    # its preload imports (~0.4 s of CPU) yield to the run too, and the workers it forks start so
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public accessor
-    if isinstance(pid, int):
-        yield_cpu_to(os.getpid(), pid)
-
-
 def _make_executor(count: int, workers: int) -> Executor | None:
     if count < POOL_THRESHOLD:
         return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=_forkserver(),
-                               initializer=init_worker, initargs=(os.getpid(),))
+    return PipePool(workers or os.cpu_count() or 1, preload=WORKER_MODULES, nicer_than=os.getpid())
 
 
 # --- publishing -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def is_tracking_param(name: str) -> bool:
     return lowered in TRACKING_NAMES or lowered.startswith(TRACKING_PREFIXES)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)
 def strip_tracking(url: str) -> str:
     """`url` without tracking query parameters; the other parameters keep their order."""
     if "?" not in url:

@@ -1,9 +1,8 @@
 """What the worker processes run: parse, clean and filter one fetched body, or clean waiting articles.
 
-Pure CPU work, no I/O and no event loop (besides init_worker's watchdog, which ends a worker whose run
-is gone). Kept apart from the pipeline so the pool's forkserver preloads only this and the
-parse/clean stages, not the HTTP client or the publishers (~0.2 s less before the first body can be
-parsed).
+Pure CPU work, no I/O and no event loop. Kept apart from the pipeline so the workers (pool.py) import
+only this and the parse/clean stages, not the HTTP client or the publishers (~0.2 s less before the
+first body can be parsed, and less memory in every worker).
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
-import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,16 +39,10 @@ class Processed:
 
 
 # Workers run this much nicer than their run: the run's own process (fetching, storing, publishing)
-# is a run's critical path, and on two cores the workers and the forkserver's imports took CPU from
+# is a run's critical path, and on two cores the workers and their imports took CPU from
 # it. Measured on steady runs of 1,000 sources (8 alternated pairs): median 2.85 vs 2.92 s, worst
 # 3.07 vs 3.35 s (bench/RESULTS.md). Workers still get every cycle the run leaves idle.
 WORKER_NICENESS = 10
-
-
-def init_worker(run_pid: int) -> None:
-    """Pool initializer: yield the CPU to the run (yield_cpu_to), and exit when the run is gone."""
-    yield_cpu_to(run_pid, 0)
-    _exit_with(run_pid)
 
 
 def yield_cpu_to(run_pid: int, pid: int) -> None:
@@ -62,22 +53,6 @@ def yield_cpu_to(run_pid: int, pid: int) -> None:
             os.setpriority(os.PRIO_PROCESS, pid, target)
     except OSError:
         pass  # priority is an optimisation: a process we may not renice runs as it is
-
-
-def _exit_with(run_pid: int) -> None:
-    """A worker holds the pool's queues itself, so when its run is killed (SIGKILL, the OOM killer) it
-    would wait for work forever, and keep the forkserver alive with it: a worker checks once a second
-    that its run is still there, and exits when it is not."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(run_pid, 0)
-            except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's process now
-                os._exit(1)
-
-    threading.Thread(target=watch, name="run-watch", daemon=True).start()
 
 
 def fingerprint(article: Article) -> str:

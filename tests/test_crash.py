@@ -50,8 +50,8 @@ def published_ids(out: Path) -> dict[str, set[str]]:
     return result
 
 
-def forkservers() -> set[int]:
-    """Pids of multiprocessing forkservers that are not this test process's own children."""
+def pool_workers() -> set[int]:
+    """Pids of worker processes (aggregator.pool) that are not this test process's own children."""
     found = set()
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -59,14 +59,14 @@ def forkservers() -> set[int]:
             ppid = int(next(line for line in status.read_text().splitlines() if line.startswith("PPid:")).split()[1])
         except (OSError, StopIteration, ValueError):
             continue  # gone meanwhile
-        if b"multiprocessing.forkserver" in cmdline and ppid != os.getpid():
+        if b"from aggregator.pool import serve" in cmdline and ppid != os.getpid():
             found.add(int(status.parent.name))
     return found
 
 
 def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: RecordingServer) -> None:
     rng = random.Random(20261126)
-    before = forkservers()
+    before = pool_workers()
     bases = rss_bases(12)
     assert len(bases) >= 8
     items: list[list[int]] = [[] for _ in bases]
@@ -120,9 +120,9 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
         for n in numbers:
             assert any(f"crash.example/{feed_no}/{n}" in i for i in everything), (feed_no, n)
 
-    # a killed run's workers notice and exit, and their forkserver with them (no process pile-up
-    # when a timer's runs get killed): within a few seconds
+    # a killed run's workers notice (end of file on their stdin) and exit: no process pile-up when a
+    # timer's runs get killed
     deadline = time.monotonic() + 10
-    while forkservers() - before and time.monotonic() < deadline:
+    while pool_workers() - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert forkservers() - before == set()
+    assert pool_workers() - before == set()

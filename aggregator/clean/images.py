@@ -70,7 +70,7 @@ def _is_pixel(width_attr: str | None, height_attr: str | None, style: str) -> bo
     return "display:none" in style or "visibility:hidden" in style
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)
 def needs_no_referrer(url: str) -> bool:
     host = host_of(url)
     return any(host == h or host.endswith("." + h) for h in _NO_REFERRER_HOSTS)

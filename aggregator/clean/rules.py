@@ -235,7 +235,7 @@ def trackers() -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(h.lower() for h in data["hosts"]), tuple(s.lower() for s in data["url_parts"])
 
 
-@lru_cache(maxsize=16384)  # pure; images and links recur across passes
+@lru_cache(maxsize=2048)  # pure; images and links recur across passes
 def is_tracker(url: str) -> bool:
     hosts, parts = trackers()
     fast = fast_host_path(url)

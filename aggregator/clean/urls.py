@@ -10,7 +10,7 @@ _SAFE_SCHEMES = ("http", "https", "mailto")
 _UNSAFE = re.compile(r"[\x00-\x20\\]")
 
 
-@lru_cache(maxsize=16384)  # pure; the same URLs recur across a feed's items and passes
+@lru_cache(maxsize=2048)  # pure; the same URLs recur across a feed's items and passes (more only held memory)
 def resolve_url(url: str, base: str) -> str:
     """An absolute URL for `url` seen on a page at `base`; '' when it cannot be made absolute and safe."""
     if url.startswith(("https://", "http://")) and not _UNSAFE.search(url):
@@ -67,7 +67,7 @@ def fast_host_path(url: str) -> tuple[str, str] | None:
     return netloc.partition(":")[0].lower(), path
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)
 def host_of(url: str) -> str:
     fast = fast_host_path(url)
     if fast is not None:

@@ -46,7 +46,7 @@ def html(value: str) -> str:
     return strip_invalid_xml_chars(value).strip()
 
 
-@lru_cache(maxsize=65536)  # pure; the same links and source URLs recur in every feed an article is in
+@lru_cache(maxsize=4096)  # pure; the same links and source URLs recur in every feed an article is in
 def web_iri(url: str) -> str:
     """`url` as a valid absolute http(s) URI, or "" when it is not one (javascript:, relative, junk).
 
@@ -70,7 +70,7 @@ def web_iri(url: str) -> str:
     return quote(url, safe=_IRI_SAFE)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _entry_id(article_id: str, source_url: str) -> str:
     """entry_id, by value: pure, so cached (an article is in its category feed and in all.atom)."""
     value = strip_invalid_xml_chars(article_id).strip()

@@ -1,0 +1,98 @@
+"""The worker pool (aggregator.pool): real worker processes, calls and results over pipes."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import pytest
+
+from aggregator.pool import PipePool, WorkerCrashed
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _crash(code: int) -> None:
+    os._exit(code)
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _open_files() -> list[str]:
+    """What a worker holds open, besides its pipes, standard streams and the interpreter's own files."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if not target.startswith(("pipe:", "/dev/", "anon_inode:", "socket:")):
+            found.append(target)
+    return found
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_calls_run_in_worker_processes_and_return_their_results() -> None:
+    with PipePool(2) as pool:
+        pids = {f.result(timeout=60) for f in [pool.submit(_pid) for _ in range(8)]}
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2
+        assert list(pool.map(pow, [2, 3], [10, 3])) == [1024, 27]
+
+
+def test_an_exception_in_a_call_reaches_its_caller_and_the_worker_goes_on() -> None:
+    with PipePool(1) as pool:
+        worker = pool.submit(_pid).result(timeout=60)
+        with pytest.raises(ValueError, match="bad item"):
+            pool.submit(_fail, "bad item").result(timeout=60)
+        assert pool.submit(_pid).result(timeout=60) == worker
+
+
+def test_a_crashed_worker_costs_only_its_own_call() -> None:
+    # ProcessPoolExecutor marks the whole pool broken here: every later source of the run would fail
+    with PipePool(1) as pool:
+        first = pool.submit(_pid).result(timeout=60)
+        crashed = pool.submit(_crash, 7)
+        after = pool.submit(_pid)
+        with pytest.raises(WorkerCrashed, match="exited with code 7"):
+            crashed.result(timeout=60)
+        assert after.result(timeout=60) not in (first, os.getpid())  # a new worker took over
+
+
+def test_workers_hold_none_of_the_runs_files(tmp_path: Path) -> None:
+    # e.g. the run's lock: a worker outliving a killed run must not keep it
+    with (tmp_path / "run.lock").open("w"), PipePool(1) as pool:
+        held = pool.submit(_open_files).result(timeout=60)
+    assert not [f for f in held if "run.lock" in f]
+
+
+def test_shutdown_cancels_queued_calls_and_ends_the_workers() -> None:
+    pool = PipePool(1)
+    running = pool.submit(_sleep, 0.5)
+    queued = [pool.submit(_sleep, 5) for _ in range(3)]
+    time.sleep(0.2)
+    started = time.monotonic()
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert running.result(timeout=0) == 0.5
+    for future in queued:
+        with pytest.raises(CancelledError):
+            future.result(timeout=0)
+    assert time.monotonic() - started < 3
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(_pid)
+
+
+def test_an_unpicklable_call_fails_alone() -> None:
+    with PipePool(1) as pool:
+        with pytest.raises(Exception, match="pickle|lambda"):
+            pool.submit(lambda: 1).result(timeout=60)
+        assert pool.submit(pow, 2, 2).result(timeout=60) == 4
