@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import IO, Any, TypeVar
@@ -37,13 +38,18 @@ class WorkerCrashed(RuntimeError):
     """A worker process ended while it ran a call (a crash in C code, the OOM killer, a kill)."""
 
 
+_Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+# Calls sent to a worker ahead of its replies, so it starts the next as soon as it answers one: the
+# run's process is busy, and each of our hops between a reply and the next call waits for the GIL.
+_WINDOW = 2
+
+
 class PipePool(Executor):
     """`workers` worker processes, started at once; each first imports `preload`, at lower priority
     than the run when `nicer_than` (the run's pid) is given (work.yield_cpu_to)."""
 
     def __init__(self, workers: int, preload: Sequence[str] = (), nicer_than: int | None = None) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None]
-        self._tasks = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._boot = (list(sys.path), list(preload), nicer_than)
         self._closed = False
         self._lock = threading.Lock()
@@ -82,31 +88,52 @@ class PipePool(Executor):
             if task is not None:
                 task[0].cancel()
 
-    def _feed(self) -> None:
-        """One feeder thread: owns one worker process, starts a new one after a crash."""
-        worker: _Worker | None = _Worker.start(self._boot)
-        while (task := self._tasks.get()) is not None:
-            future, fn, args, kwargs = task
-            if not future.set_running_or_notify_cancel():
-                continue
-            if worker is None:
-                worker = _Worker.start(self._boot)
+    def _next(self, block: bool) -> _Task | None:
+        """The next call to send that was not cancelled meanwhile; None: stop (or, not blocking, none yet)."""
+        while True:
             try:
-                ok, value = worker.call(fn, args, kwargs)
+                task = self._tasks.get(block)
+            except queue.Empty:
+                return None
+            if task is None:
+                self._tasks.put(None)  # seen again by the next look, so this feeder stops for good
+                return None
+            if task[0].set_running_or_notify_cancel():
+                return task
+
+    def _feed(self) -> None:
+        """One feeder thread: owns one worker process, keeps up to _WINDOW calls sent to it, and starts a
+        new worker after a crash (the calls sent behind the crashed one never started: they go again)."""
+        worker = _Worker.start(self._boot)
+        sent: deque[_Task] = deque()  # calls sent, oldest first; the worker answers in this order
+        while True:
+            while len(sent) < _WINDOW and (task := self._next(block=not sent)) is not None:
+                if worker.send(task):
+                    sent.append(task)
+            if not sent:
+                break  # told to stop, and every call answered
+            try:
+                reply = worker.receive()
             except WorkerCrashed as exc:
+                sent.popleft()[0].set_exception(exc)
                 worker.stop()
-                worker = None
-                future.set_exception(exc)
+                worker = _Worker.start(self._boot)
+                sent = deque(task for task in sent if worker.send(task))
                 continue
-            except BaseException as exc:  # noqa: BLE001 - an unpicklable call or result: this call fails
-                future.set_exception(exc)
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        if worker is not None:
-            worker.stop()
+            _settle(sent.popleft()[0], reply)
+        worker.stop()
+
+
+def _settle(future: Future[Any], reply: bytes) -> None:
+    try:
+        ok, value = pickle.loads(reply)
+    except BaseException as exc:  # noqa: BLE001 - e.g. an exception type that cannot be rebuilt here
+        future.set_exception(exc)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 class _Worker:
@@ -117,6 +144,7 @@ class _Worker:
         assert process.stdin is not None and process.stdout is not None
         self.to_worker: IO[bytes] = process.stdin
         self.from_worker: IO[bytes] = process.stdout
+        self.broken = False
 
     @classmethod
     def start(cls, boot: tuple[list[str], list[str], int | None]) -> _Worker:
@@ -126,34 +154,37 @@ class _Worker:
         process = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    env=env)
         worker = cls(process)
-        worker._send(boot)
+        worker._write(_message(boot))
         return worker
 
-    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        payload = pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)  # may raise: the call fails
+    def send(self, task: _Task) -> bool:
+        """Send one call; False (its future settled) when it cannot be pickled. A worker that died is
+        noticed by receive(), which its calls then wait for."""
+        future, fn, args, kwargs = task
         try:
-            self.to_worker.write(_HEADER.pack(len(payload)) + payload)
+            payload = _message((fn, args, kwargs))
+        except BaseException as exc:  # noqa: BLE001 - an unpicklable call fails alone
+            future.set_exception(exc)
+            return False
+        self._write(payload)
+        return True
+
+    def _write(self, payload: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.to_worker.write(payload)
             self.to_worker.flush()
-            reply = _read_message(self.from_worker)
-        except OSError as exc:  # BrokenPipeError: the worker is gone
-            reply = None
-            cause: BaseException | None = exc
-        else:
-            cause = None
+        except OSError:  # BrokenPipeError: it died; receive() reports how
+            self.broken = True
+
+    def receive(self) -> bytes:
+        """The next reply; raises WorkerCrashed when the worker ended instead."""
+        reply = _read_message(self.from_worker)
         if reply is None:
             code = self.process.wait()
-            raise WorkerCrashed(f"worker process {self.process.pid} exited with code {code} "
-                                f"while running {getattr(fn, '__qualname__', fn)!r}") from cause
-        ok, value = pickle.loads(reply)
-        return bool(ok), value
-
-    def _send(self, message: object) -> None:
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        try:
-            self.to_worker.write(_HEADER.pack(len(payload)) + payload)
-            self.to_worker.flush()
-        except OSError:
-            pass  # it died at start: the first call reports it
+            raise WorkerCrashed(f"worker process {self.process.pid} exited with code {code} during a call")
+        return reply
 
     def stop(self) -> None:
         """Close its stdin and end it: workers hold nothing that needs saving, and a worker still
@@ -166,6 +197,11 @@ class _Worker:
             self.process.terminate()
         self.process.wait()
         self.from_worker.close()
+
+
+def _message(value: object) -> bytes:
+    payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
@@ -208,11 +244,21 @@ def serve() -> None:
         from aggregator.work import yield_cpu_to
 
         yield_cpu_to(nicer_than, 0)
+    # Calls are read as they come, so the run never blocks writing the next call while this worker
+    # blocks writing a reply (both bigger than a pipe holds); the import overlaps the first ones.
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_calls, args=(calls, inbox), name="calls", daemon=True).start()
     for module in preload:
         __import__(module)
-    while (message := _read_message(calls)) is not None:
+    while (message := inbox.get()) is not None:
         replies.write(_answer(message))
         replies.flush()
+
+
+def _read_calls(calls: IO[bytes], inbox: queue.SimpleQueue[bytes | None]) -> None:
+    while (message := _read_message(calls)) is not None:
+        inbox.put(message)
+    inbox.put(None)
 
 
 def _answer(message: bytes) -> bytes:
@@ -222,8 +268,6 @@ def _answer(message: bytes) -> bytes:
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller's future
         reply = (False, exc)
     try:
-        payload = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+        return _message(reply)
     except Exception as exc:  # noqa: BLE001 - an unpicklable result or exception
-        payload = pickle.dumps((False, RuntimeError(f"worker result could not be sent back: {exc!r}")),
-                               pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload)) + payload
+        return _message((False, RuntimeError(f"worker result could not be sent back: {exc!r}")))
