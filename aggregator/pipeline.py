@@ -213,6 +213,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
                             pool: _LazyPool) -> None:
     loop = asyncio.get_running_loop()
+    pool.warm()
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
     rules = {s.url: rules_for(config, s) for s in sources}
@@ -290,7 +291,6 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         if fatal:
             return
         if outcome.kind == "fetched" and not renderer_import:
-            pool.warm()  # the first body to parse: workers start importing while more bodies arrive
             renderer_import.append(_import_renderer())
         if outcome.kind != "fetched":
             try:
@@ -463,27 +463,32 @@ def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
 
 
 class _LazyPool:
-    """The worker pool (pool.PipePool), started when the first body needs parsing: a run where every
-    source answers 304 starts no worker."""
+    """The worker pool (pool.PipePool), for runs of POOL_THRESHOLD sources or more. One worker starts
+    with the first requests and imports (~0.3 s) while they are in flight, the others with the first
+    body to parse. Measured on 1,000 sources: all of them with the first body held a steady run at
+    100 ms per request back by ~0.3 s (the bodies waited for the imports); all of them at once made
+    a run where every source answers 304 ~0.3 s slower at 0 ms (their imports took CPU from the run)."""
 
     def __init__(self, count: int, workers: int) -> None:
         self._count, self._workers = count, workers
         self._executor: Executor | None = None
 
-    def warm(self) -> None:
-        """Start the workers now (their imports take ~0.3 s each, at lower priority than the run), while
-        the first bodies are still arriving; the calls queue until a worker is ready."""
+    def warm(self, workers: int | None = 1) -> None:
+        """Start `workers` workers now (None: all), at lower priority than the run; calls queue until
+        one is ready."""
         if self._executor is None:
-            self._executor = _make_executor(self._count, self._workers)
+            self._executor = _make_executor(self._count, self._workers, start=workers)
+        elif isinstance(self._executor, PipePool) and workers is None:
+            self._executor.grow()
 
     async def ready(self) -> Executor | None:
-        """The pool (None: the default thread pool, for a few feeds)."""
-        self.warm()
+        """The pool, all its workers started (None: the default thread pool, for a few feeds)."""
+        self.warm(workers=None)
         return self._executor
 
     def started(self) -> Executor:
-        """The pool, started now."""
-        self.warm()
+        """The pool, all its workers started now."""
+        self.warm(workers=None)
         assert self._executor is not None
         return self._executor
 
@@ -509,10 +514,10 @@ def _import_renderer() -> threading.Thread:
     return thread
 
 
-def _make_executor(count: int, workers: int) -> Executor | None:
+def _make_executor(count: int, workers: int, start: int | None = None) -> Executor | None:
     if count < POOL_THRESHOLD:
         return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
-    return PipePool(workers or os.cpu_count() or 1, preload=WORKER_MODULES, nicer_than=os.getpid())
+    return PipePool(workers or os.cpu_count() or 1, preload=WORKER_MODULES, nicer_than=os.getpid(), start=start)
 
 
 # --- publishing -------------------------------------------------------------------------------

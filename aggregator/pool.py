@@ -45,18 +45,30 @@ _WINDOW = 2
 
 
 class PipePool(Executor):
-    """`workers` worker processes, started at once; each first imports `preload`, at lower priority
-    than the run when `nicer_than` (the run's pid) is given (work.yield_cpu_to)."""
+    """Up to `workers` worker processes, `start` of them (default: all) started now and the rest by
+    grow(); each first imports `preload`, at lower priority than the run when `nicer_than` (the run's
+    pid) is given (work.yield_cpu_to)."""
 
-    def __init__(self, workers: int, preload: Sequence[str] = (), nicer_than: int | None = None) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = (), nicer_than: int | None = None,
+                 start: int | None = None) -> None:
         self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._boot = (list(sys.path), list(preload), nicer_than)
         self._closed = False
         self._lock = threading.Lock()
         self._feeders = [threading.Thread(target=self._feed, name=f"pool-worker-{i}", daemon=True)
                          for i in range(max(1, workers))]
-        for feeder in self._feeders:
-            feeder.start()
+        self._started = 0
+        self.grow(len(self._feeders) if start is None else max(1, start))
+
+    def grow(self, count: int | None = None) -> None:
+        """Start `count` more workers (default: every one the pool may have)."""
+        with self._lock:
+            if self._closed:
+                return
+            end = len(self._feeders) if count is None else min(len(self._feeders), self._started + count)
+            for feeder in self._feeders[self._started:end]:
+                feeder.start()
+            self._started = max(self._started, end)
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
         with self._lock:
@@ -73,10 +85,9 @@ class PipePool(Executor):
             self._closed = True
             if cancel_futures:
                 self._drain()
-            for _ in self._feeders:
-                self._tasks.put(None)  # one stop per feeder, behind the calls already queued
+            self._tasks.put(None)  # behind the calls already queued; each feeder puts it back for the next
         if wait:
-            for feeder in self._feeders:
+            for feeder in self._feeders[:self._started]:
                 feeder.join()
 
     def _drain(self) -> None:

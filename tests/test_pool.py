@@ -119,3 +119,15 @@ def test_calls_and_replies_bigger_than_a_pipe_holds_flow_both_ways() -> None:
     bodies = [bytes([i]) * 3_000_000 for i in range(6)]
     with PipePool(2) as pool:
         assert list(pool.map(_echo, bodies, timeout=120)) == bodies
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_pool_can_start_with_fewer_workers_and_grow() -> None:
+    with PipePool(2, start=1) as pool:
+        assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.05) for _ in range(4)]}) == 1
+        pool.grow()
+        assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.3) for _ in range(6)]}) == 2
