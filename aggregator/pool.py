@@ -30,8 +30,10 @@ from typing import IO, Any, TypeVar
 _T = TypeVar("_T")
 _HEADER = struct.Struct("!Q")  # every message: its length, then a pickle
 # The worker's program: everything else comes over the pipe (sys.path, what to import, the run's pid).
-_BOOT = "from aggregator.pool import serve; serve()"
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder holding this package goes last on its path, so the import works from a source tree too
+# without shadowing anything installed.
+_BOOT = (f"import sys; sys.path.append({os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r}); "
+         "from aggregator.pool import serve; serve()")
 
 
 class WorkerCrashed(RuntimeError):
@@ -115,24 +117,40 @@ class PipePool(Executor):
     def _feed(self) -> None:
         """One feeder thread: owns one worker process, keeps up to _WINDOW calls sent to it, and starts a
         new worker after a crash (the calls sent behind the crashed one never started: they go again)."""
-        worker = _Worker.start(self._boot)
+        worker = self._start_worker()  # at once: it imports while the run has no call for it yet
         sent: deque[_Task] = deque()  # calls sent, oldest first; the worker answers in this order
         while True:
             while len(sent) < _WINDOW and (task := self._next(block=not sent)) is not None:
-                if worker.send(task):
+                worker = worker or self._start_worker(task)
+                if worker is not None and worker.send(task):
                     sent.append(task)
-            if not sent:
+            if not sent or worker is None:
                 break  # told to stop, and every call answered
             try:
                 reply = worker.receive()
             except WorkerCrashed as exc:
                 sent.popleft()[0].set_exception(exc)
                 worker.stop()
-                worker = _Worker.start(self._boot)
-                sent = deque(task for task in sent if worker.send(task))
+                worker, again = None, list(sent)
+                sent.clear()
+                for task in again:
+                    worker = worker or self._start_worker(task)
+                    if worker is not None and worker.send(task):
+                        sent.append(task)
                 continue
             _settle(sent.popleft()[0], reply)
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+
+    def _start_worker(self, task: _Task | None = None) -> _Worker | None:
+        """A new worker; None when none can be started (the process table is full, say): then `task`
+        fails with the reason, and the next call tries again."""
+        try:
+            return _Worker.start(self._boot)
+        except OSError as exc:
+            if task is not None:
+                task[0].set_exception(WorkerCrashed(f"no worker process could be started: {exc}"))
+            return None
 
 
 def _settle(future: Future[Any], reply: bytes) -> None:
@@ -159,11 +177,8 @@ class _Worker:
 
     @classmethod
     def start(cls, boot: tuple[list[str], list[str], int | None]) -> _Worker:
-        # close_fds (the default): a worker holds none of the run's files, such as its lock. The package's
-        # own folder goes first on its path, so the boot import works from a source tree too.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-        process = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   env=env)
+        # close_fds (the default): a worker holds none of the run's files, such as its lock
+        process = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         worker = cls(process)
         worker._write(_message(boot))
         return worker

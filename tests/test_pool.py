@@ -131,3 +131,24 @@ def test_a_pool_can_start_with_fewer_workers_and_grow() -> None:
         assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.05) for _ in range(4)]}) == 1
         pool.grow()
         assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.3) for _ in range(6)]}) == 2
+
+
+def test_a_worker_that_cannot_start_fails_only_the_call_that_needed_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a full process table cannot be arranged here, so the first two starts are made to fail
+    from aggregator import pool as pool_module
+
+    real_start = pool_module._Worker.start
+    failures = iter([OSError(11, "Resource temporarily unavailable")] * 2)
+
+    def flaky_start(boot: object) -> object:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_start(boot)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool_module._Worker, "start", staticmethod(flaky_start))
+    with PipePool(1) as pool:  # its first start fails: no worker yet
+        first = pool.submit(_pid)  # the second start fails: this call reports it
+        with pytest.raises(WorkerCrashed, match="could be started"):
+            first.result(timeout=60)
+        assert pool.submit(pow, 2, 3).result(timeout=60) == 8  # the third start works
