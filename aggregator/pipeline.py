@@ -471,14 +471,14 @@ class _LazyPool:
 
     def __init__(self, count: int, workers: int) -> None:
         self._count, self._workers = count, workers
-        self._executor: Executor | None = None
+        self._executor: PipePool | None = None
 
     def warm(self, workers: int | None = 1) -> None:
         """Start `workers` workers now (None: all), at lower priority than the run; calls queue until
         one is ready."""
         if self._executor is None:
             self._executor = _make_executor(self._count, self._workers, start=workers)
-        elif isinstance(self._executor, PipePool) and workers is None:
+        elif workers is None:
             self._executor.grow()
 
     async def ready(self) -> Executor | None:
@@ -514,7 +514,7 @@ def _import_renderer() -> threading.Thread:
     return thread
 
 
-def _make_executor(count: int, workers: int, start: int | None = None) -> Executor | None:
+def _make_executor(count: int, workers: int, start: int | None = None) -> PipePool | None:
     if count < POOL_THRESHOLD:
         return None  # run_in_executor(None) uses the default thread pool: cheap for a few feeds
     return PipePool(workers or os.cpu_count() or 1, preload=WORKER_MODULES, nicer_than=os.getpid(), start=start)

@@ -119,24 +119,21 @@ class PipePool(Executor):
         new worker after a crash (the calls sent behind the crashed one never started: they go again)."""
         worker = self._start_worker()  # at once: it imports while the run has no call for it yet
         sent: deque[_Task] = deque()  # calls sent, oldest first; the worker answers in this order
+        again: deque[_Task] = deque()  # calls sent behind a crashed one: they never started
         while True:
-            while len(sent) < _WINDOW and (task := self._next(block=not sent)) is not None:
+            while len(sent) < _WINDOW and (task := again.popleft() if again else self._next(block=not sent)):
                 worker = worker or self._start_worker(task)
                 if worker is not None and worker.send(task):
                     sent.append(task)
-            if not sent or worker is None:
+            if not sent:
                 break  # told to stop, and every call answered
+            assert worker is not None  # calls are only sent to a worker
             try:
                 reply = worker.receive()
             except WorkerCrashed as exc:
                 sent.popleft()[0].set_exception(exc)
                 worker.stop()
-                worker, again = None, list(sent)
-                sent.clear()
-                for task in again:
-                    worker = worker or self._start_worker(task)
-                    if worker is not None and worker.send(task):
-                        sent.append(task)
+                worker, again, sent = None, sent, deque()
                 continue
             _settle(sent.popleft()[0], reply)
         if worker is not None:
