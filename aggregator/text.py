@@ -9,7 +9,6 @@ import re
 # Written as the complement (what is forbidden): the same set, but a small class that compiles in
 # microseconds, where the allowed ranges made re build a table of the whole BMP on every start-up.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_WHITESPACE = re.compile(r"\s+")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -25,7 +24,9 @@ def strip_invalid_xml_chars(text: str) -> str:
 
 
 def collapse_whitespace(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
+    """Runs of whitespace as one space, none at the ends. Without a regex (several times faster on
+    long text): str.split and re's \\s both use Py_UNICODE_ISSPACE, so the result is the same."""
+    return " ".join(text.split())
 
 
 def parse_duration(value: object) -> float:

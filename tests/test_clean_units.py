@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urljoin, urlsplit
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.clean import clean_article, clean_html, load_site_rules
 from aggregator.clean.summary import plain_title, truncate_text
@@ -34,6 +39,23 @@ def _article(content: str = "", **kw: object) -> Article:
 )
 def test_resolve_url(url: str, base: str, expected: str) -> None:
     assert resolve_url(url, base) == expected
+
+
+_PATHS = st.text(alphabet=st.sampled_from("/.;?#%:@ aZ9-_\\\t\u00e9\u4e2d"), max_size=12).map(lambda t: "/" + t)
+_BASES = st.sampled_from([
+    BASE, "http://example.org", "https://example.org:8443/a/b?q=1#f", "https://user@example.org/x/",
+    "https://[::1]/x", "https://ex\u00e4mple.org/x", "http://example.org?q", "https://example.org#top",
+])
+
+
+@given(url=_PATHS, base=_BASES)
+def test_root_relative_urls_resolve_as_urljoin_does(url: str, base: str) -> None:
+    """resolve_url's shortcut for root-relative paths gives urljoin's answer, or leaves it to urljoin."""
+    cleaned = re.sub(r"[\t\n\r]", "", url).strip()
+    if not cleaned or cleaned.startswith("//"):
+        return
+    expected = urljoin(base, cleaned)
+    assert resolve_url(url, base) == (expected if urlsplit(expected).scheme in ("http", "https") else "")
 
 
 def test_strip_tracking_keeps_other_parameters_in_order() -> None:

@@ -7,6 +7,7 @@ import re
 
 from lxml import etree
 
+from ..text import collapse_whitespace
 from .html import parse_fragment
 
 _TAG = re.compile(r"<[A-Za-z/!?]")
@@ -14,11 +15,6 @@ _SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _JUNK = re.compile(r"^(read more|continue reading|more|阅读全文|查看全文|点击查看|全文)\W*$", re.IGNORECASE)
 _NON_WORD = re.compile(r"\W+")
-
-
-def collapse_whitespace(text: str) -> str:
-    """text.collapse_whitespace, without a regex: str.split and re's \\s both use Py_UNICODE_ISSPACE."""
-    return " ".join(text.split())
 
 
 _BLOCK_TAGS = ("p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre", "figcaption")

@@ -20,6 +20,10 @@ def resolve_url(url: str, base: str) -> str:
         return ""
     if url.startswith("//"):
         return "https:" + url
+    if url[0] == "/" and "/." not in url and "#" not in url and ";" not in url and url[-1] != "?":
+        origin = _origin(base)
+        if origin:  # a root-relative path on a plain base: what urljoin gives, without its parsing
+            return origin + url
     try:
         scheme = urlsplit(url).scheme.lower()
         if scheme:
@@ -30,6 +34,27 @@ def resolve_url(url: str, base: str) -> str:
     except ValueError:
         return ""
     return absolute if urlsplit(absolute).scheme.lower() in ("http", "https") else ""
+
+
+@lru_cache(maxsize=256)
+def _origin(base: str) -> str:
+    """scheme://netloc of an http(s) base with a plain ASCII netloc, as urljoin would keep them; ''
+    for any other base (urljoin decides)."""
+    if base.startswith("https://"):
+        start = 8
+    elif base.startswith("http://"):
+        start = 7
+    else:
+        return ""
+    end = len(base)
+    for stop in "/?#":
+        i = base.find(stop, start)
+        if i != -1 and i < end:
+            end = i
+    netloc = base[start:end]
+    if not netloc or not netloc.isascii() or not netloc.isprintable() or any(c in netloc for c in " []\\"):
+        return ""
+    return base[:end]
 
 
 def first_base(*candidates: str) -> str:

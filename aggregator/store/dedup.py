@@ -44,6 +44,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aggregator.model import Article
+from aggregator.text import collapse_whitespace
 from aggregator.tracking import TRACKING_IN_TEXT, is_tracking_param, strip_tracking
 
 TITLE_KEY_MIN = 12  # characters after normalization; shorter titles ("Update", "日报") are too generic
@@ -54,7 +55,6 @@ _DANGLING = re.compile(r"[?&]+(?=[\"'#])")  # left at the end of a URL in an att
 _UPPER_TAG = re.compile(r"</?[a-z0-9]*[A-Z][A-Za-z0-9]*")
 _ATTR_TAG = re.compile(r"<([a-z][^\s/>]*)\s([^<>]*)>")
 _ATTR = re.compile(r"""([^\s"'=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
-_WS = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -99,7 +99,7 @@ def is_site_root(link_key: str) -> bool:
 
 
 def normalize_text(text: str) -> str:
-    return _WS.sub(" ", text).strip()
+    return collapse_whitespace(text)
 
 
 def normalize_html(fragment: str) -> str:
