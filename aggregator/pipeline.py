@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
+    from aggregator.store.dedup import Hashes
 
 # Parsing, cleaning and filtering run in the workers (each imports them at start): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
@@ -570,16 +571,27 @@ def _clean_waiting(config: Config, store: Store, waiting: list[FeedRow], workers
         if executor is None and len(unique) >= WAITING_POOL_THRESHOLD:
             # the run's pool is not up: one for this (--workers holds here too)
             executor = stack.enter_context(_LazyPool(len(unique), workers).started())
+        in_pool = executor is not None and len(unique) >= WAITING_POOL_THRESHOLD
+        cleaning: list[Future[list[tuple[Article, Hashes] | None]]] = []  # the chunk in the workers
         for start in range(0, len(unique), WAITING_CHUNK):  # a chunk at a time: memory stays flat
             jobs = [(a, rules.get(a.source_url, ())) for a in store.articles_of(unique[start:start + WAITING_CHUNK])]
-            if executor is None or len(unique) < WAITING_POOL_THRESHOLD:
-                done = clean_batch(config.clean, jobs)
-            else:  # a cold start's thousands: in the pool, in batches (one round trip per batch)
-                batches = [jobs[i:i + WAITING_BATCH] for i in range(0, len(jobs), WAITING_BATCH)]
-                done = [a for batch in executor.map(clean_batch, [config.clean] * len(batches), batches)
-                        for a in batch]
-            store.save_cleaned([a for a in done if a is not None])
+            if not in_pool or executor is None:
+                _save_cleaned(store, [clean_batch(config.clean, jobs)])
+                continue
+            # a cold start's thousands: in the pool, in batches (one round trip per batch). The next
+            # chunk is sent before the last one is stored, so the workers never wait for the store.
+            previous = cleaning
+            cleaning = [executor.submit(clean_batch, config.clean, jobs[i:i + WAITING_BATCH])
+                        for i in range(0, len(jobs), WAITING_BATCH)]
+            _save_cleaned(store, [f.result() for f in previous])
+        _save_cleaned(store, [f.result() for f in cleaning])
     return True
+
+
+def _save_cleaned(store: Store, batches: Sequence[Sequence[tuple[Article, Hashes] | None]]) -> None:
+    done = [a for batch in batches for a in batch if a is not None]
+    if done:
+        store.save_cleaned(done)
 
 
 WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting workers
