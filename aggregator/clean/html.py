@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 
 from lxml import etree
 
@@ -206,14 +207,23 @@ def _has_text_block(el: etree._Element) -> bool:
 def _may_drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]]) -> bool:
     """False when no block can match: each block's text is a piece of the whole text, so a string
     every match must contain (rules.required_texts) has to occur in the whole text too."""
-    needles: list[str] = []
-    for _name, pattern in patterns:
-        required = required_texts(pattern)
-        if required is None:
-            return True
-        needles.extend(required)
+    needles = _needles(tuple(pattern for _name, pattern in patterns))
+    if needles is None:
+        return True
     text = str(etree.tostring(root, method="text", encoding="unicode", with_tail=False))  # one C call
     return any(needle in text for needle in needles)
+
+
+@lru_cache(maxsize=256)
+def _needles(patterns: tuple[re.Pattern[str], ...]) -> tuple[str, ...] | None:
+    """Strings one of which a text must hold for any of these patterns to match; None: unknown."""
+    needles: list[str] = []
+    for pattern in patterns:
+        required = required_texts(pattern)
+        if required is None:
+            return None
+        needles.extend(required)
+    return tuple(dict.fromkeys(needles))
 
 
 def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
@@ -256,8 +266,8 @@ def _replace_with_text(el: etree._Element, text: str) -> None:
     _remove(el)
 
 
-def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str]) -> None:
-    for img in list(root.iter("img")):
+def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str], tags: Collection[str]) -> None:
+    for img in list(root.iter("img")) if "img" in tags else ():
         if _EMOJI_CLASS.search(img.get("class", "")) and img.get("alt"):
             _replace_with_text(img, img.get("alt", ""))  # an emoji drawn as an image reads as the emoji
             continue
@@ -280,7 +290,8 @@ def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str])
             img.set("srcset", srcset)
         if needs_no_referrer(src):
             img.set("referrerpolicy", "no-referrer")
-    for el in root.iter("video", "audio", "source", "track"):
+    players = _PLAYERS.intersection(tags)
+    for el in root.iter(*players) if players else ():
         for attr in ("src", "poster"):
             if el.get(attr) is not None:
                 url = resolve_url(el.get(attr, ""), base)
@@ -292,8 +303,12 @@ def _fix_media(root: etree._Element, base: str, why: Explain, removed: set[str])
             el.set("srcset", _resolve_srcset(el.get("srcset", ""), base))
 
 
-def _fix_links(root: etree._Element, base: str) -> None:
-    for a in list(root.iter("a")):
+_PLAYERS = frozenset(("video", "audio", "source", "track"))
+_CITING = frozenset(("blockquote", "q", "del", "ins"))
+
+
+def _fix_links(root: etree._Element, base: str, tags: Collection[str]) -> None:
+    for a in list(root.iter("a")) if "a" in tags else ():
         href = a.get("href", "")
         url = resolve_url(href, base) if href else ""
         if not url or url.startswith(("http://", "https://")) and not host_of(url):
@@ -302,7 +317,8 @@ def _fix_links(root: etree._Element, base: str) -> None:
         clean = strip_tracking(url)
         if clean != href:
             a.set("href", clean)
-    for el in root.iter("blockquote", "q", "del", "ins"):
+    citing = _CITING.intersection(tags)
+    for el in root.iter(*citing) if citing else ():
         if el.get("cite"):
             url = resolve_url(el.get("cite", ""), base)
             if url:
@@ -347,6 +363,8 @@ def _hidden(root: etree._Element) -> list[etree._Element]:
     return out
 _KEEP_TAGS_WITH_IFRAME = ALLOWED_TAGS | {"iframe"}
 _NESTING_BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "ul", "ol", "dl", "table", "blockquote", "pre", "figure", "hr")
+_NESTING_BLOCK_SET = frozenset(_NESTING_BLOCKS)
+_NESTING_OUTER = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code"))
 _FLOW_ONLY = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6"))
 
 
@@ -395,11 +413,11 @@ def _fix_tables(root: etree._Element) -> None:
                 _text_before(table, tail)
 
 
-def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
+def _structure(root: etree._Element, keep_tags: Collection[str], tags: Collection[str]) -> None:
+    """tags: every tag the tree may hold (restructure's _tags)."""
     # what the sanitizer would strip anyway (span, font, center, tt...) goes here, text kept; strip_tags is
     # linear in C, where unwrapping one by one re-copies a growing text for every wrapper
-    tags = {e.tag for e in root.iterdescendants()}
-    strays = tags.difference(keep_tags)
+    strays = set(tags).difference(keep_tags)
     if strays:
         etree.strip_tags(root, *strays)
     if "pre" in tags:
@@ -411,12 +429,14 @@ def _structure(root: etree._Element, keep_tags: Collection[str]) -> None:
         _fix_tables(root)
     # A block inside <p>, a heading or an inline element is parsed differently by libxml2 and by
     # browsers (html5ever in nh3); unwrapping the outer element makes every parser agree (idempotency).
-    for el in list(root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "code")):
-        if len(el) and el is not root and next(el.iterdescendants(*_NESTING_BLOCKS), None) is not None:
+    outer = _NESTING_OUTER.intersection(tags)
+    nesting = _NESTING_BLOCK_SET.intersection(tags)
+    for el in list(root.iter(*outer)) if outer and nesting else ():
+        if len(el) and el is not root and next(el.iterdescendants(*nesting), None) is not None:
             if el.tag == "a" and el.get("href"):
                 continue
             _unwrap(el)
-    for div in list(root.iter("div")):
+    for div in list(root.iter("div")) if "div" in tags else ():
         if div is root:
             continue
         if any(child.tag in _BLOCKS for child in div):
@@ -588,7 +608,8 @@ def html_lib_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _drop_junk(root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why: Explain, removed_images: set[str], base: str) -> None:
+def _drop_junk(root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why: Explain, removed_images: set[str], base: str,
+               tags: Collection[str]) -> None:
     """Hidden elements, dangerous or junk elements, then the site rules: everything that takes text away."""
     if "display" in raw or "visibility" in raw:
         for el in _hidden(root):  # hidden in the page (popovers, share menus, tracking): hidden here too
@@ -596,7 +617,7 @@ def _drop_junk(root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why:
                 why.add(el, "hidden by its style")
                 _forget_images(el, base, removed_images)
                 _remove(el)
-    dropped = {el.tag for el in root.iter(*_DROP)}
+    dropped = _DROP.intersection(tags)
     if dropped:
         for el in root.iter(*dropped):
             _forget_images(el, base, removed_images)
@@ -604,6 +625,13 @@ def _drop_junk(root: etree._Element, raw: str, rules: tuple[SiteRule, ...], why:
                 why.add(el, f"element <{el.tag}>")
         etree.strip_elements(root, *dropped, with_tail=False)
     _apply_rules(root, raw, rules, why, removed_images, base)  # before attributes go: rules select on class and id
+
+
+def _tags(root: etree._Element) -> set[str]:
+    """Every tag below root as parsed. The steps only remove elements (a noscript fallback may add an
+    img, a div may become a p), so each step skips the searches for tags the tree never had: lxml's
+    iter() with a list of tags costs a few µs to set up, which adds up on short items."""
+    return {str(e.tag) for e in root.iterdescendants()}
 
 
 def restructure(
@@ -616,14 +644,18 @@ def restructure(
 ) -> tuple[str, etree._Element]:
     """The DOM pass, in order: drop dangerous/junk elements, site rules, media, links, unwrap, whitespace."""
     root = parse_fragment(html_text)
-    _noscript_images(root)
-    for img in root.iter("img"):
+    tags = _tags(root)
+    if "noscript" in tags:
+        _noscript_images(root)
+        tags.add("img")  # a noscript fallback may add one
+    for img in root.iter("img") if "img" in tags else ():
         _fix_lazy(img)
-    _drop_junk(root, html_text, rules, why, removed_images, base)
-    _fix_iframes(root, base, iframe_hosts, why)
-    _fix_media(root, base, why, removed_images)
-    _fix_links(root, base)
-    _structure(root, _KEEP_TAGS_WITH_IFRAME if iframe_hosts else ALLOWED_TAGS)
+    _drop_junk(root, html_text, rules, why, removed_images, base, tags)
+    if "iframe" in tags:
+        _fix_iframes(root, base, iframe_hosts, why)
+    _fix_media(root, base, why, removed_images, tags)
+    _fix_links(root, base, tags)
+    _structure(root, _KEEP_TAGS_WITH_IFRAME if iframe_hosts else ALLOWED_TAGS, tags)
     _tidy(root)
     return serialize(root), root
 
@@ -632,10 +664,11 @@ def junk_free_tree(html_text: str, base: str, rules: tuple[SiteRule, ...], remov
     """The tree after only the steps that take text away: enough to read a summary's text, at a
     fraction of the whole pass (no URLs, structure, whitespace, serializing or sanitizing)."""
     root = parse_fragment(html_text)
-    for img in root.iter("img"):
+    tags = _tags(root)
+    for img in root.iter("img") if "img" in tags else ():
         _fix_lazy(img)
-    _drop_junk(root, html_text, rules, Explain(None), removed_images, base)
-    for img in list(root.iter("img")):  # emoji drawn as images read as the emoji, as in _fix_media
+    _drop_junk(root, html_text, rules, Explain(None), removed_images, base, tags)
+    for img in list(root.iter("img")) if "img" in tags else ():  # emoji drawn as images read as the emoji, as in _fix_media
         if _EMOJI_CLASS.search(img.get("class", "")) and img.get("alt"):
             _replace_with_text(img, img.get("alt", ""))
     return root

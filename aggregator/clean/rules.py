@@ -195,10 +195,23 @@ def active_selector(rules: tuple[SiteRule, ...], action: str, raw_html: str) -> 
 
     Most documents trigger none, so the rules cost a few substring searches instead of a tree walk each.
     """
-    parts = _parts(rules, action)
-    present = {trigger for gate, triggers in _gates(parts) if gate in raw_html for trigger in triggers if trigger in raw_html}
+    parts, gates, untriggered = _plan(rules, action)
+    present = {trigger for gate, triggers in gates if gate in raw_html for trigger in triggers if trigger in raw_html}
+    if not present:
+        return untriggered
     paths = tuple(path for trigger, path in parts if not trigger or trigger in present)
     return _union(paths) if paths else None
+
+
+@lru_cache(maxsize=256)
+def _plan(
+    rules: tuple[SiteRule, ...], action: str
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, tuple[str, ...]], ...], etree.XPath | None]:
+    """The selector parts of these rules' `action`, their gates, and the XPath of the parts that need
+    no trigger (what a document triggering none gets): worked out once per rule set."""
+    parts = _parts(rules, action)
+    always = tuple(path for trigger, path in parts if not trigger)
+    return parts, _gates(parts), _union(always) if always else None
 
 
 @lru_cache(maxsize=256)
