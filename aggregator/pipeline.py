@@ -571,17 +571,17 @@ def _clean_waiting(config: Config, store: Store, waiting: list[FeedRow], workers
         if executor is None and len(unique) >= WAITING_POOL_THRESHOLD:
             # the run's pool is not up: one for this (--workers holds here too)
             executor = stack.enter_context(_LazyPool(len(unique), workers).started())
-        in_pool = executor is not None and len(unique) >= WAITING_POOL_THRESHOLD
+        pool = executor if len(unique) >= WAITING_POOL_THRESHOLD else None
         cleaning: list[Future[list[tuple[Article, Hashes] | None]]] = []  # the chunk in the workers
         for start in range(0, len(unique), WAITING_CHUNK):  # a chunk at a time: memory stays flat
             jobs = [(a, rules.get(a.source_url, ())) for a in store.articles_of(unique[start:start + WAITING_CHUNK])]
-            if not in_pool or executor is None:
+            if pool is None:
                 _save_cleaned(store, [clean_batch(config.clean, jobs)])
                 continue
             # a cold start's thousands: in the pool, in batches (one round trip per batch). The next
             # chunk is sent before the last one is stored, so the workers never wait for the store.
             previous = cleaning
-            cleaning = [executor.submit(clean_batch, config.clean, jobs[i:i + WAITING_BATCH])
+            cleaning = [pool.submit(clean_batch, config.clean, jobs[i:i + WAITING_BATCH])
                         for i in range(0, len(jobs), WAITING_BATCH)]
             _save_cleaned(store, [f.result() for f in previous])
         _save_cleaned(store, [f.result() for f in cleaning])

@@ -138,7 +138,7 @@ CREATE TABLE source_versions (source_url TEXT PRIMARY KEY, version INTEGER NOT N
 # v9: the window index (v7) serves the per-source count and newest date too; one index fewer to
 # update per insert (a cold start inserts ~58,000 entries).
 _V9 = """
-DROP INDEX entries_by_source_published;
+DROP INDEX IF EXISTS entries_by_source_published;
 """
 
 
