@@ -40,21 +40,13 @@ def resolve_url(url: str, base: str) -> str:
 def _origin(base: str) -> str:
     """scheme://netloc of an http(s) base with a plain ASCII netloc, as urljoin would keep them; ''
     for any other base (urljoin decides)."""
-    if base.startswith("https://"):
-        start = 8
-    elif base.startswith("http://"):
-        start = 7
-    else:
+    span = _authority(base)
+    if span is None:
         return ""
-    end = len(base)
-    for stop in "/?#":
-        i = base.find(stop, start)
-        if i != -1 and i < end:
-            end = i
-    netloc = base[start:end]
+    netloc = base[span[0]:span[1]]
     if not netloc or not netloc.isascii() or not netloc.isprintable() or any(c in netloc for c in " []\\"):
         return ""
-    return base[:end]
+    return base[:span[1]]
 
 
 def first_base(*candidates: str) -> str:
@@ -72,24 +64,31 @@ def fast_host_path(url: str) -> tuple[str, str] | None:
     """(hostname, path) as urlsplit gives them, for the common simple URL: lower-case http(s) scheme,
     printable ASCII, a netloc without userinfo or brackets that starts with a letter or digit.
     None for anything else: callers then ask urlsplit."""
-    if url.startswith("https://"):
-        rest = url[8:]
-    elif url.startswith("http://"):
-        rest = url[7:]
-    else:
+    span = _authority(url)
+    if span is None or not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
         return None
-    if not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
-        return None
-    end = len(rest)
-    for stop in "/?#":
-        i = rest.find(stop)
-        if i != -1 and i < end:
-            end = i
-    netloc = rest[:end]
+    netloc = url[span[0]:span[1]]
     if not _SIMPLE_NETLOC.fullmatch(netloc):
         return None
-    path = rest[end:].partition("#")[0].partition("?")[0]
+    path = url[span[1]:].partition("#")[0].partition("?")[0]
     return netloc.partition(":")[0].lower(), path
+
+
+def _authority(url: str) -> tuple[int, int] | None:
+    """Where the netloc of a lower-case http(s) URL starts and ends (urlsplit's split: at the first
+    '/', '?' or '#' after the scheme); None for any other URL."""
+    if url.startswith("https://"):
+        start = 8
+    elif url.startswith("http://"):
+        start = 7
+    else:
+        return None
+    end = len(url)
+    for stop in "/?#":
+        i = url.find(stop, start)
+        if i != -1 and i < end:
+            end = i
+    return start, end
 
 
 @lru_cache(maxsize=2048)

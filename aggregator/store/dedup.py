@@ -98,8 +98,7 @@ def is_site_root(link_key: str) -> bool:
     return link_key.startswith("https://") and "/" not in link_key[len("https://"):]
 
 
-def normalize_text(text: str) -> str:
-    return collapse_whitespace(text)
+normalize_text = collapse_whitespace  # the store's name for it: what hashing compares
 
 
 def normalize_html(fragment: str) -> str:
