@@ -204,12 +204,9 @@ def _has_text_block(el: etree._Element) -> bool:
     return text is None or bool(text.strip(_BLANK)) or el.find(".//img") is not None
 
 
-def _may_drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]]) -> bool:
+def _holds_any(root: etree._Element, needles: tuple[str, ...]) -> bool:
     """False when no block can match: each block's text is a piece of the whole text, so a string
     every match must contain (rules.required_texts) has to occur in the whole text too."""
-    needles = _needles(tuple(pattern for _name, pattern in patterns))
-    if needles is None:
-        return True
     text = str(etree.tostring(root, method="text", encoding="unicode", with_tail=False))  # one C call
     return any(needle in text for needle in needles)
 
@@ -227,15 +224,14 @@ def _needles(patterns: tuple[re.Pattern[str], ...]) -> tuple[str, ...] | None:
 
 
 def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
-    if not _may_drop_text(root, patterns):
+    needles = _needles(tuple(pattern for _name, pattern in patterns))
+    if needles is not None and not _holds_any(root, needles):
         return  # one substring search per pattern instead of reading every block's text
     for el in list(root.iter(*_TEXT_BLOCKS)):
         size = len(el)
         if el is root or size > 12 or el.getparent() is None:
             continue
         if size:
-            if any(_has_text_block(c) for c in el):
-                continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
             short = short_text(el, 600)
         else:  # a leaf: short_text without the iterator
             short = el.text or ""
@@ -243,6 +239,12 @@ def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[st
                 short = None
         if short is None:
             continue
+        # A whitespace-free needle in the collapsed text is in the raw text too: a block without one
+        # cannot match, and skips the innermost test (a text read per child).
+        if needles is not None and not any(needle in short for needle in needles):
+            continue
+        if size and any(_has_text_block(c) for c in el):
+            continue  # only innermost blocks: reading every ancestor's text would be quadratic in depth
         text = _collapse(short).strip(_BLANK)
         if not text or len(text) > 400:
             continue
