@@ -123,6 +123,16 @@ def test_footers_and_share_widgets_go() -> None:
     assert clean_html(html, BASE, CONFIG) == "<p>Body.</p>"
 
 
+def test_a_footer_pattern_removes_only_the_innermost_block_it_matches() -> None:
+    """The wrapper's text matches the footer pattern too ("... appeared first on B. Body stays."),
+    but only the paragraph that is the footer goes: the wrapper and its other paragraph stay."""
+    html = (
+        "<blockquote><p>The post Hello appeared first on B.</p><p>Body stays.</p></blockquote>"
+        "<div><p>The post Hello appeared first on B.</p><p>So does this.</p></div>"
+    )
+    assert clean_html(html, BASE, CONFIG) == "<blockquote><p>Body stays.</p></blockquote><p>So does this.</p>"
+
+
 def test_config_and_source_rules_extend_the_packaged_ones() -> None:
     html = '<p>Keep</p><div class="promo">Buy</div><p>Sponsored: x</p><p><a class="kw" href="/k">kw</a> text</p>'
     config = CleanConfig(rules=[{"hosts": ["example.org"], "remove": [".promo"], "drop_text": ["^Sponsored"]}])
