@@ -1,6 +1,6 @@
 """Per-item cost of the clean stage vs nh3 alone over the real corpus (issue 8 target: <= 3x nh3).
 
-Run: /work/venv/bin/python bench/clean_cost.py [CORPUS_DIR] [--farm FARM_DIR] [--reps 3]   (default ../shared/corpus)
+Run: /work/venv/bin/python bench/clean_cost.py [CORPUS_DIR] [--farm FARM_DIR] [--reps 3]   (default tests/corpus)
 Reports the median and the mean (= total) cost per item (the mean is what a run pays) of the whole clean
 stage, of clean_html on the content alone, and of two lower bounds: the design floor (parse, serialize,
 sanitize) and the floor plus one read-only visit of every element.
@@ -142,7 +142,7 @@ def report(name: str, articles: list[Article], reps: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
+    ap.add_argument("corpus", nargs="?", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "corpus")
     ap.add_argument("--farm", type=Path, help="also measure a bench farm directory (bench/farm.py generate)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions; each item keeps its fastest")
     args = ap.parse_args()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aggregator.model import Article
 from aggregator.store import Store
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 

@@ -1,6 +1,6 @@
-"""Run `aggregator run` over every document of the shared corpus served on loopback, then check the output.
+"""Run `aggregator run` over every document of the test corpus (tests/corpus) served on loopback, then check the output.
 
-    python scripts/corpus_check.py [--corpus ../shared/corpus] [--validator PATH/TO/feedvalidator/src]
+    python scripts/corpus_check.py [--corpus tests/corpus] [--validator PATH/TO/feedvalidator/src]
 
 One source per document, spread over several categories, max_entries: 0. Reports: sources ok and
 failed, items published vs items parsed, whether a second run rewrote anything, and, when the W3C
@@ -87,7 +87,7 @@ def validate(validator_src: Path, files: list[Path]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
+    parser.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "corpus")
     parser.add_argument("--validator", type=Path, help="feedvalidator/src folder")
     parser.add_argument("--work", type=Path, help="keep config, state and output in this folder")
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the shared corpus and a real HTTP server on 127.0.0.1."""
+"""Shared fixtures: paths to the test corpus (tests/corpus, see its MANIFEST.tsv) and a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ settings.register_profile("explore")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CORPUS = SHARED / "corpus"
+CORPUS = ROOT / "tests" / "corpus"  # copies of real feeds and hostile inputs; origins and licences in MANIFEST.tsv
+SEED = CORPUS / "seed" / "sina-finance-post.md"  # what the older system made of one Sina Finance item
 
 
 @functools.cache
 def corpus_urls() -> frozenset[str]:
-    """Every http(s) URL written anywhere in the shared corpus (any case of the scheme): real-world
+    """Every http(s) URL written anywhere in the test corpus (any case of the scheme): real-world
     links for tests that check a URL fast path against the parsing it skips."""
     return frozenset(m.decode("utf-8", "replace") for path in CORPUS.rglob("*") if path.is_file()
                      for m in re.findall(rb"""(?i)https?://[^\s"'<>]+""", path.read_bytes()))

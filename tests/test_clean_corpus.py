@@ -1,4 +1,4 @@
-"""Issue 4 "Done when", over every item of the shared corpus: no relative URL, style/class, comment,
+"""Issue 4 "Done when", over every item of the test corpus (tests/corpus): no relative URL, style/class, comment,
 tracking pixel or bad lead image survives, and cleaning is idempotent. Also: a 5 MB body finishes."""
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import SEED
 from test_clean_support import CORPUS, articles_of
 
 from aggregator.clean import clean_article
 from aggregator.model import Article, CleanConfig, FeedMeta
 
-SEED = CORPUS.parent / "seed" / "sina-finance-post.md"
 QR = "https://n.sinaimg.cn/finance/cece9e13/20200514/343233024.png"
 
 

@@ -11,7 +11,7 @@ import feedparser
 
 from aggregator.model import Article, Enclosure, FeedMeta
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from conftest import CORPUS
 FEED_SUFFIXES = (".xml", ".rss", ".atom", ".rdf", "")
 
 

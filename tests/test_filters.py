@@ -15,7 +15,7 @@ from aggregator.errors import ConfigError
 from aggregator.filters import NO_KEEP_MATCH, Rule, apply_filters, compile_filters, guess_cjk_language
 from aggregator.model import Article, FeedMeta
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"  # as conftest.CORPUS
+from conftest import CORPUS
 
 WHERE = "config/feeds.yaml: sources[3].filters"
 NOW = datetime(2024, 3, 12, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""parse_feed over the real shared corpus, the hostile documents, JSON Feed and header-only charsets."""
+"""parse_feed over the real test corpus (tests/corpus), the hostile documents, JSON Feed and header-only charsets."""
 
 from __future__ import annotations
 

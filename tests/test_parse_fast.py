@@ -1,4 +1,4 @@
-"""The lxml fast path against feedparser over the whole shared corpus: where it answers, it answers the same."""
+"""The lxml fast path against feedparser over the whole test corpus (tests/corpus): where it answers, it answers the same."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 import yaml
-from conftest import CORPUS, SHARED
+from conftest import CORPUS, SEED
 from lxml import etree
 from test_publish import CATEGORIES, OUTPUT, feeds_of, make_articles
 
@@ -75,7 +75,6 @@ def test_index_lists_every_feed_with_autodiscovery(tmp_path: Path) -> None:
 
 # --- Hexo posts -------------------------------------------------------------------------------
 
-SEED = SHARED / "seed" / "sina-finance-post.md"
 
 
 def front_matter(data: bytes) -> tuple[dict[str, Any], str]:

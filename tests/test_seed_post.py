@@ -13,9 +13,9 @@ from xml.sax.saxutils import escape
 import yaml
 
 from aggregator.cli import main
-from conftest import SHARED, RecordingServer, Route
+from conftest import SEED, RecordingServer, Route
 
-SEED = (SHARED / "seed" / "sina-finance-post.md").read_text(encoding="utf-8")
+SEED_TEXT = SEED.read_text(encoding="utf-8")
 
 
 def split_post(text: str) -> tuple[dict[str, object], str]:
@@ -25,7 +25,7 @@ def split_post(text: str) -> tuple[dict[str, object], str]:
 
 def test_seed_item_becomes_the_seed_post_without_the_promo_image(tmp_path: Path, http_server: RecordingServer,
                                                                  capsys: object) -> None:
-    front, body = split_post(SEED)
+    front, body = split_post(SEED_TEXT)
     category, source_name, feed_title = front["categories"]  # type: ignore[misc]
     item = (f"<item><title>{escape(str(front['title']))}</title>"
             "<link>https://finance.sina.com.cn/china/gncj/2021-12-28/doc-ikyamrmz1597016.shtml</link>"

@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.timezones import correct_date, detect_offset, is_date_only
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"  # as conftest.CORPUS
+from conftest import CORPUS
 MARGIN = timedelta(hours=1)
 EIGHT = timedelta(hours=8)
 

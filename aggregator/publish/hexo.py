@@ -1,6 +1,6 @@
 """Markdown posts with YAML front matter for Hexo (and Hugo/Jekyll by mapping); renders, never writes.
 
-Front matter follows the seed post (shared/seed/sina-finance-post.md): title, categories
+Front matter follows the seed post (tests/corpus/seed/sina-finance-post.md): title, categories
 [category title, source name, feed title], headimg, author, comments: false, date (RFC 1123 GMT),
 thumbnail. headimg/thumbnail are the article's lead image and are omitted when it has none.
 
