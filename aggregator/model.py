@@ -124,7 +124,6 @@ class FetchConfig:
     max_body: int = _opt(15 * 1024 * 1024, "size", "largest decompressed body accepted")  # type: ignore[assignment]
     user_agent: str = _opt("", "str", "User-Agent header; default names the program, version and URL")  # type: ignore[assignment]
     allow_private_addresses: bool = _opt(True, "bool", "allow sources on loopback/private networks")  # type: ignore[assignment]
-    http_backend: str = _opt("auto", "str", "HTTP transport: auto (aiohttp if installed), aiohttp, httpx")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

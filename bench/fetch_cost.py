@@ -1,4 +1,4 @@
-"""CPU per GET through each HTTP transport under httpx: httpx's own pool (one per host) against httpx-aiohttp.
+"""CPU per GET through each HTTP transport under httpx: httpx's own pool against httpx-aiohttp (the one we ship).
 
 Serve a farm first (bench/serve.py --dir FARM), then:
     .venv/bin/python bench/fetch_cost.py --urls FARM/urls.txt [--reps 3]
@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import httpx
+
 from aggregator.fetch.client import make_client
+from aggregator.fetch.transport import Client, shared_ssl_context
 from aggregator.model import FetchConfig
+
+
+def httpx_own_pool_client(concurrency: int) -> Client:
+    """The alternative we measured and dropped: the same client over httpx's own connection pool."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=limits, retries=0)
+    return Client(transport=transport, timeout=httpx.Timeout(30.0), follow_redirects=False, trust_env=False)
 
 
 async def fetch_all(client, urls: list[str], slots: asyncio.Semaphore, etags: dict[str, str] | None) -> None:
@@ -45,8 +54,9 @@ async def fetch_all(client, urls: list[str], slots: asyncio.Semaphore, etags: di
 
 async def main(urls: list[str], reps: int, concurrency: int, backends: list[str]) -> None:
     slots = asyncio.Semaphore(concurrency)
-    clients = {b: make_client(FetchConfig(concurrency=concurrency, http_backend=b, allow_private_addresses=True))[0]
-               for b in backends}
+    makers = {"aiohttp": lambda: make_client(FetchConfig(concurrency=concurrency, allow_private_addresses=True)),
+              "httpx": lambda: httpx_own_pool_client(concurrency)}
+    clients = {b: makers[b]() for b in backends}
     etags: dict[str, dict[str, str]] = {}
     for backend, client in clients.items():
         await fetch_all(client, urls, slots, None)

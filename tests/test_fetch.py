@@ -62,13 +62,6 @@ def one(
     return run([source(url)], cfg, states, **kw)[0]
 
 
-@pytest.fixture(autouse=True, params=["httpx", "aiohttp"])
-def http_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every case runs over both transports: httpcore and aiohttp (httpx-aiohttp)."""
-    monkeypatch.setitem(FAST, "http_backend", request.param)
-    return str(request.param)
-
-
 @pytest.fixture
 def fault_server() -> Iterator[FaultServer]:
     yield from serve()
@@ -591,7 +584,7 @@ def test_only_responses_that_set_a_cookie_reach_the_cookie_jar(monkeypatch: pyte
     real = http.cookiejar.CookieJar.extract_cookies
     monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies",
                         lambda jar, response, request: reached.append(1) or real(jar, response, request))
-    client, _transport = make_client(config())
+    client = make_client(config())
     request = httpx.Request("GET", "http://127.0.0.1/feed")
     client.cookies.extract_cookies(httpx.Response(304, headers={"ETag": '"x"'}, request=request))
     assert reached == [] and not client.cookies
@@ -722,3 +715,18 @@ def test_local_file_source(tmp_path: Path) -> None:
     assert missing.error.startswith("cannot read file")
     path.write_bytes(b"x" * (1024 * 1024 + 1))
     assert one(str(path), force=True).error == "file larger than 1048576 bytes"
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_malformed_source_urls_fail_alone(fault_server: FaultServer, allow_private: bool) -> None:
+    """Host spellings the URL parser or the resolver refuse are per-source errors: the good feed is fetched."""
+    fault_server.routes["/good"] = reply(200, ATOM, FEED)
+    bad = ["http://0177.0.0.1/x.xml", "http://127.1/x.xml", "http://[::1/x.xml", "http://exa mple.org/x",
+           "http://a..b/x", "http://" + "a" * 300 + ".example/x", "http://127.0.0.1:99999/x"]
+    outcomes = run([source(u) for u in bad] + [source(fault_server.url("/good"))],
+                   config(allow_private_addresses=allow_private))
+    *failed, good = outcomes
+    assert good.kind == ("fetched" if allow_private else "failed"), good.error
+    for url, outcome in zip(bad, failed, strict=True):
+        assert outcome.kind == "failed", (url, outcome)
+        assert outcome.error and "internal error" not in outcome.error, (url, outcome.error)

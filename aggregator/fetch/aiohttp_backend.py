@@ -1,7 +1,7 @@
-"""Optional aiohttp transport under httpx (httpx-aiohttp): about 2x less CPU per request than httpcore.
+"""The aiohttp transport under httpx (httpx-aiohttp): about 2x less CPU per request than httpx's own pool.
 
 Owns only the transport, its private-address resolver and the mapping of aiohttp errors to
-one-line reasons; the client logic above it is the same for both transports.
+one-line reasons; the client logic above it speaks httpx (transport.py says why this stack).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class GuardedAiohttpTransport(AiohttpTransport):
         return await super().handle_async_request(request)
 
 
-def make_aiohttp_transport(per_host: int, *, allow_private_addresses: bool) -> AiohttpTransport:
+def make_transport(per_host: int, *, allow_private_addresses: bool) -> AiohttpTransport:
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=0,  # our semaphores bound what is in flight

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from ..model import FetchConfig, Source
+from ..model import FetchConfig
 from . import schedule
-from .transport import Client, PerHostTransport, origin_of
+from .transport import Client
 
 # Whole-host backoff starts when this many distinct routes of one host got 429/503 in a run (issue 3);
 # without a Retry-After, such a host is left alone for the configured min_interval.
@@ -62,17 +62,6 @@ class Run:
         self.retry_base_s = retry_base_s
         self.global_slots = asyncio.Semaphore(max(config.concurrency, 1))
         self.hosts: dict[str, Host] = {}
-        self.transport: PerHostTransport | None = None
-        self.pending: dict[str, int] = {}  # origin -> sources not finished + requests in flight
-
-    async def source_done(self, source: Source) -> None:
-        """Closes connections to origins no remaining source needs (redirect targets included)."""
-        if source.is_local or self.transport is None:
-            return
-        key = origin_of(source.url)
-        self.pending[key] = self.pending.get(key, 1) - 1
-        idle = {k for k in self.transport.origins if self.pending.get(k, 0) <= 0}
-        await self.transport.release(idle)
 
     def host(self, url: str) -> Host:
         key = host_key(url)
@@ -87,14 +76,8 @@ class Run:
         headers arrive: the host's delay counts from then, so the server sees at least that gap
         between two requests however long connecting and sending took."""
         host = self.host(url)
-        # its pool stays open while in use (only pools per origin close early: PerHostTransport's)
-        origin = origin_of(url) if self.transport is not None else ""
-        self.pending[origin] = self.pending.get(origin, 0) + 1
-        try:
-            async with self._host_turn(host) as mark_answered:
-                yield mark_answered
-        finally:
-            self.pending[origin] -= 1
+        async with self._host_turn(host) as mark_answered:
+            yield mark_answered
 
     @contextlib.asynccontextmanager
     async def _host_turn(self, host: Host) -> AsyncIterator[Callable[[], None]]:

@@ -23,11 +23,12 @@ import httpx
 from .. import PROJECT_URL, __version__
 from ..model import FetchConfig, Source
 from . import schedule
+from .aiohttp_backend import make_transport
 from .body import ACCEPT_ENCODING
 from .budget import Host, HostBackedOff, Run
 from .exchange import REDIRECT_STATUSES, Failure, Response, send_following_redirects
 from .state import SourceState
-from .transport import Client, PerHostTransport, origin_of, uses_aiohttp
+from .transport import Client
 
 Kind = Literal["fetched", "not_modified", "unchanged", "not_due", "failed", "gone"]
 
@@ -88,14 +89,9 @@ async def fetch_sources(
         outcomes[i] = replace(outcome, body=b"") if outcome.body else outcome
         on_outcome(outcome)
 
-    client, transport = make_client(config)
+    client = make_client(config)
     async with client:
         run = Run(client, config, now, run_rng, retry_base_s)
-        run.transport = transport
-        for source in sources if transport is not None else ():  # see Run.source_done
-            if not source.is_local:
-                key = origin_of(source.url)
-                run.pending[key] = run.pending.get(key, 0) + 1
         try:
             async with asyncio.timeout(config.run_deadline):
                 async with asyncio.TaskGroup() as group:
@@ -127,35 +123,21 @@ async def _fetch_and_report(
         await admit(source)
     try:
         outcome = await fetch_source(run, source, state, force=force, retry_gone=retry_gone)
-        await run.source_done(source)
     except Exception as exc:  # noqa: BLE001 (a bug must not stop the other sources; the message says it is one)
         error = f"internal error: {type(exc).__name__}: {exc}"
         outcome = FetchOutcome(source, "failed", replace(state, last_error=error), error=error)
     finish(i, outcome)
 
 
-def make_client(config: FetchConfig) -> tuple[Client, PerHostTransport | None]:
+def make_client(config: FetchConfig) -> Client:
     """One client per run. Our semaphores bound the requests in flight before httpx sees them, so
-    no pool ever queues. httpcore gets a pool per host (PerHostTransport); aiohttp keys its pool
-    by host itself."""
-    transport: httpx.AsyncBaseTransport
-    per_host: PerHostTransport | None = None
-    if uses_aiohttp(config):
-        from .aiohttp_backend import make_aiohttp_transport
-
-        transport = make_aiohttp_transport(
-            config.per_host, allow_private_addresses=config.allow_private_addresses
-        )
-    else:
-        transport = per_host = PerHostTransport(
-            config.per_host, allow_private_addresses=config.allow_private_addresses
-        )
+    no pool ever queues; aiohttp keys its connection pool by host itself."""
+    transport = make_transport(config.per_host, allow_private_addresses=config.allow_private_addresses)
     timeout = httpx.Timeout(
         connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
     )
     # trust_env=False: a proxy from the environment would bypass the private-address check.
-    client = Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
-    return client, per_host
+    return Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 async def fetch_source(

@@ -14,10 +14,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from ..model import FetchConfig, Source
+from .aiohttp_backend import describe_aiohttp_error
 from .body import BodyTooLarge, BoundedDecoder, UndecodableBody
 from .budget import Run
 from .safety import BlockedAddressError, DnsLookupError
-from .transport import Client, uses_aiohttp
+from .transport import Client
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_STATUSES = {301, 308}
@@ -69,9 +70,9 @@ async def send_following_redirects(run: Run, url: str, headers: dict[str, str], 
     seen = {url}
     permanent_target = ""
     is_permanent_so_far = True
+    _check_url(url, 0)
     origin = _origin(url)
     for hop in range(config.max_redirects + 1):
-        _check_scheme(url, hop)
         hop_headers = headers if _origin(url) == origin else _cross_origin(headers, source)
         async with run.slot(url) as mark_answered:
             started = time.monotonic()
@@ -83,12 +84,11 @@ async def send_following_redirects(run: Run, url: str, headers: dict[str, str], 
         if response.status not in REDIRECT_STATUSES or not location:
             response.permanent_target = permanent_target
             return response
-        target = urljoin(url, location.strip())
+        target = _check_url(location.strip(), hop + 1, base=url)
         if response.status in PERMANENT_STATUSES and is_permanent_so_far:
             permanent_target = target
         else:
             is_permanent_so_far = False
-        _check_scheme(target, hop + 1)
         if target in seen:
             raise Failure(f"redirect loop: {target} seen twice")
         if hop + 1 > config.max_redirects:
@@ -109,11 +109,20 @@ def _cross_origin(headers: dict[str, str], source: Source) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in names}
 
 
-def _check_scheme(url: str, hop: int) -> None:
-    scheme = urlsplit(url).scheme.lower()
+def _check_url(url: str, hop: int, base: str = "") -> str:
+    """The URL (joined to `base`) when it is a well-formed http(s) URL; a Failure naming it otherwise."""
+    try:
+        url = urljoin(base, url) if base else url
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        (parts.hostname or "").encode("idna")  # UnicodeError (a ValueError) for an empty or too long label
+    except ValueError as exc:  # a malformed IPv6 literal, a bad port or host name: this source's error, not a bug
+        raise Failure(f"{'redirect to ' if hop else ''}invalid URL {url!r}: {exc}") from exc
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         what = "redirect to" if hop else "URL with"
         raise Failure(f"{what} disallowed scheme {scheme!r}")
+    return url
 
 
 async def _exchange(
@@ -138,6 +147,9 @@ async def _exchange(
         raise Failure(f"{prefix}{exc}") from exc
     except DnsLookupError as exc:
         raise Failure(str(exc), retryable=True) from exc
+    except httpx.InvalidURL as exc:  # a host spelling httpx refuses (0177.0.0.1): this source's error, not a bug
+        prefix = "redirect target: " if hop else ""
+        raise Failure(f"{prefix}invalid URL: {exc}") from exc
     except httpx.HTTPError as exc:
         raise map_httpx_error(exc, url, progress, config) from exc
 
@@ -195,19 +207,16 @@ async def _drain(response: httpx.Response) -> None:
 def map_httpx_error(exc: httpx.HTTPError, url: str, progress: Progress, config: FetchConfig) -> Failure:
     """Each library error as one line with the step and the numbers (FAULTS.md)."""
     text = str(exc) or type(exc).__name__
-    if uses_aiohttp(config):
-        from .aiohttp_backend import describe_aiohttp_error
-
-        described = describe_aiohttp_error(
-            exc,
-            has_headers=progress.has_headers,
-            received=progress.received,
-            expected=progress.expected,
-            connect_s=config.connect_timeout,
-            read_s=config.read_timeout,
-        )
-        if described is not None:
-            return Failure(described[0], retryable=described[1])
+    described = describe_aiohttp_error(
+        exc,
+        has_headers=progress.has_headers,
+        received=progress.received,
+        expected=progress.expected,
+        connect_s=config.connect_timeout,
+        read_s=config.read_timeout,
+    )
+    if described is not None:
+        return Failure(described[0], retryable=described[1])
     if isinstance(exc, httpx.ConnectTimeout):
         return Failure(f"connect timeout after {config.connect_timeout:g} s", retryable=True)
     if isinstance(exc, httpx.ReadTimeout):

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import typing
-
-import httpcore
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,42 +41,3 @@ async def resolve_public(host: str, port: int) -> list[str]:
         if address not in addresses:
             addresses.append(address)
     return addresses
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks every address, then connects to a checked address literally: no DNS rebinding
-    between check and connect. TLS still verifies the original host name (httpcore passes it as SNI)."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_public(host, port)
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise BlockedAddressError("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)

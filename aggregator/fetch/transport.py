@@ -1,86 +1,23 @@
-"""An httpx transport with one small connection pool per host; owns connection reuse, nothing else.
+"""The run's HTTP client: httpx's API over aiohttp's connection pool (httpx-aiohttp); owns connections, nothing else.
 
-httpcore's pool scans all its connections and queued requests on every request and every
-response close (httpx issue #3215), so one pool holding an idle connection for each of 100 hosts
-cost ~11 ms CPU per request here; a pool per host keeps every scan O(per_host).
+Why aiohttp under httpx: bench/fetch_cost.py, 1,000 loopback GETs at concurrency 100, 3 alternated
+reps: httpx's own pool (one per host) 0.58-0.70 s of CPU, aiohttp 0.28-0.38 s, for 200s and 304s
+alike (bench/RESULTS.md). httpx stays the API the fetch stage is written against.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import ssl
 from typing import Any
 
 import httpx
-
-from ..model import FetchConfig
-from .safety import GuardedBackend
 
 
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """Loading the CA bundle costs ~40-140 ms; once per process is enough."""
     return httpx.create_ssl_context()
-
-
-def origin_key(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.host.lower()}:{url.port or ''}"
-
-
-@functools.lru_cache(maxsize=8192)
-def origin_of(url: str) -> str:
-    """origin_key of a URL string; cached, since httpx's URL parser costs ~0.3 ms."""
-    return origin_key(httpx.URL(url))
-
-
-class PerHostTransport(httpx.AsyncBaseTransport):
-    def __init__(
-        self, per_host: int, *, allow_private_addresses: bool, keepalive_expiry: float = 30.0
-    ) -> None:
-        self._limits = httpx.Limits(
-            max_connections=max(per_host, 1),
-            max_keepalive_connections=max(per_host, 1),
-            keepalive_expiry=keepalive_expiry,
-        )
-        self._is_guarded = not allow_private_addresses
-        self._pools: dict[str, httpx.AsyncHTTPTransport] = {}
-
-    def _pool(self, key: str) -> httpx.AsyncHTTPTransport:
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=self._limits, retries=0)
-            if self._is_guarded:
-                inner = pool._pool  # httpx exposes no network_backend argument; httpcore's pool has one
-                inner._network_backend = GuardedBackend(inner._network_backend)
-            self._pools[key] = pool
-        return pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._pool(origin_key(request.url)).handle_async_request(request)
-
-    async def release(self, keys: set[str]) -> None:
-        """Closes the pools of origins this run will not request again (bounded file descriptors)."""
-        for key in keys:
-            pool = self._pools.pop(key, None)
-            if pool is not None:
-                await pool.aclose()
-
-    @property
-    def origins(self) -> set[str]:
-        return set(self._pools)
-
-    async def aclose(self) -> None:
-        await self.release(set(self._pools))
-
-
-def uses_aiohttp(config: FetchConfig) -> bool:
-    """Which transport a run uses: fetch.http_backend, "auto" meaning aiohttp when installed."""
-    if config.http_backend == "httpx":
-        return False
-    if config.http_backend == "aiohttp":
-        return True
-    return importlib.util.find_spec("httpx_aiohttp") is not None
 
 
 class _CookiesFromSetCookie(httpx.Cookies):
