@@ -480,6 +480,11 @@ def _read_source(doc: _Doc, index: int, body: Any, categories: Mapping[str, Cate
         headers.update({str(k): str(v) for k, v in category_defaults.get(slug, {}).get("headers", {}).items()})
     merged.update({k: v for k, v in own.items() if k != "headers"})
     headers.update({str(k): str(v) for k, v in own.get("headers", {}).items()})
+    if merged.get("full_text"):  # refused here rather than teasers kept silently at run time
+        from aggregator.fulltext import missing_extractor
+
+        if missing := missing_extractor():
+            problems.add(doc, key_path + ("full_text",), missing)
     return Source(
         url=url, categories=tuple(slugs), name=str(name).strip(),
         interval=int(merged["interval"]) if "interval" in merged else None,

@@ -13,6 +13,7 @@ precision and 2 empty pages, so the defaults stay.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import lxml.etree
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 # Below this many characters of text the "main content" is a teaser, a cookie wall or an error page:
 # the caller keeps the feed's own teaser instead.
 MIN_TEXT_CHARS = 200
+
+
+def missing_extractor() -> str:
+    """Why full text cannot work in this installation ("" when it can): the optional extra is absent."""
+    absent = [name for name in ("trafilatura", "lxml_html_clean") if importlib.util.find_spec(name) is None]
+    if not absent:
+        return ""
+    return (f"full_text needs the fulltext extra ({', '.join(absent)} not installed): "
+            "pip install 'aggregator[fulltext]'")
 
 
 def extract_main_content(html: bytes | str, url: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import httpx
@@ -141,3 +142,32 @@ def test_teaser_sized_result_gives_none() -> None:
     assert extract_main_content(short, "https://example.org/a") is None
     fragment = extract_main_content(long, "https://example.org/a")
     assert fragment is not None and sentence.strip() in text_of(fragment)
+
+
+@pytest.mark.parametrize("absent", ["trafilatura", "lxml_html_clean"])
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_full_text_without_the_extra_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], absent: str,
+                                                       command: str) -> None:
+    """Without the fulltext extra a full_text source is refused up front (exit 2, naming the extra),
+    never a run that keeps teasers with only a warning."""
+    from aggregator.cli import main
+
+    monkeypatch.setitem(sys.modules, absent, None)  # what an install without the extra looks like to import
+    feed = tmp_path / "feed.xml"
+    feed.write_text("<rss version='2.0'><channel><title>t</title></channel></rss>", encoding="utf-8")
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"""\
+output: {{dir: {tmp_path / 'out'}}}
+state: {tmp_path / 'state.db'}
+categories:
+  news: {{title: News}}
+sources:
+  - {{url: {feed}, category: news}}
+  - {{url: {feed}.2, category: news, full_text: true}}
+""", encoding="utf-8")
+    assert main([command, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert ":7: sources[1].full_text: full_text needs the fulltext extra" in err
+    assert "pip install 'aggregator[fulltext]'" in err and absent in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "state.db").exists()

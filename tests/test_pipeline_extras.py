@@ -83,33 +83,59 @@ def test_filters_drop_and_keep_with_counts(tmp_path: Path, http_server: Recordin
     assert sorted(titles(tmp_path / "out" / "news.atom")) == ["Python 3.14 released", "Rust news"]
 
 
-def test_full_text_replaces_teasers_and_keeps_them_on_failure(tmp_path: Path, http_server: RecordingServer,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_text_replaces_teasers_and_retries_failures_a_bounded_number_of_times(
+        tmp_path: Path, http_server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
     page = (PAGES / "flowfx.de.tmux.html").read_bytes()
     http_server.routes["/post/tmux"] = Route(200, {"Content-Type": "text/html; charset=utf-8"}, page)
     items = [
         ("a1", "Copy paste from tmux", http_server.url("/post/tmux"), "<p>Teaser only…</p>"),
         ("a2", "Missing page", http_server.url("/post/missing"), "<p>Second teaser stays.</p>"),
+        ("a3", "Late page", http_server.url("/post/late"), "<p>Third teaser, replaced later.</p>"),
     ]
-    http_server.routes["/teasers.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
+    http_server.routes["/teasers.xml"] = Route(200, {"Content-Type": "application/rss+xml", "ETag": '"v1"'},
+                                               rss(items))
     sources = f"  - {{url: '{http_server.url('/teasers.xml')}', category: news, full_text: true}}\n"
     config = config_file(tmp_path, sources)
+
+    def contents() -> dict[str, str]:
+        return {e.findtext(f"{ATOM}title") or "": e.findtext(f"{ATOM}content") or ""
+                for e in entries(tmp_path / "out" / "news.atom")}
+
+    def page_requests() -> dict[str, int]:
+        paths = [path for path, _h in http_server.requests if path.startswith("/post/")]
+        return {name: paths.count("/post/" + name) for name in ("tmux", "missing", "late")}
+
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "full text of " + http_server.url("/post/missing") in err and "kept the teaser" in err
-    by_title = {e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}content") or "" for e in
-                entries(tmp_path / "out" / "news.atom")}
+    assert "full text of " + http_server.url("/post/missing") in err and "attempt 1 of 3" in err
+    by_title = contents()
     text = " ".join(lxml.html.fromstring(by_title["Copy paste from tmux"]).text_content().split())
     assert "As usual, StackOverflow" in text and "set-option -s set" in text
     assert "Teaser only" not in by_title["Copy paste from tmux"]
     assert "<script" not in by_title["Copy paste from tmux"]
     assert "Second teaser stays." in by_title["Missing page"]
+    assert "Third teaser" in by_title["Late page"]
+    assert page_requests() == {"tmux": 1, "missing": 1, "late": 1}
 
-    # only new articles: a second run fetches no page again
-    pages_before = sum(1 for path, _h in http_server.requests if path.startswith("/post/"))
+    # the late page appears; the feed itself answers 304 (its ETag is unchanged) and is read again anyway
+    http_server.routes["/post/late"] = Route(200, {"Content-Type": "text/html; charset=utf-8"},
+                                             (PAGES / "wikimediafoundation.org.turkey.html").read_bytes())
+    assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "attempt 2 of 3" in err
+    assert page_requests() == {"tmux": 1, "missing": 2, "late": 2}  # a page once extracted is never fetched again
+    by_title = contents()
+    assert "19th birthday" in by_title["Late page"] and "Third teaser" not in by_title["Late page"]
+    assert "Second teaser stays." in by_title["Missing page"]
+
+    assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
+    assert "gave up after 3 attempts" in capsys.readouterr().err
     assert main(["run", "--config", str(config), "--no-progress", "--force"]) == 0
     capsys.readouterr()
-    assert sum(1 for path, _h in http_server.requests if path.startswith("/post/")) == pages_before
+    assert page_requests() == {"tmux": 1, "missing": 3, "late": 2}  # bounded: three attempts in all
+    by_title = contents()
+    assert "19th birthday" in by_title["Late page"]  # reading the feed again kept the full texts it had
+    assert "set-option -s set" in lxml.html.fromstring(by_title["Copy paste from tmux"]).text_content()
 
 
 def shifted_feed(real: list[tuple[str, datetime]], shift: timedelta, host: str = "zh.example") -> bytes:

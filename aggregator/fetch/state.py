@@ -27,6 +27,9 @@ class SourceState:
     gone: bool = False  # got 410: not polled until retry_gone or a config change
     retry_after_until: datetime | None = None  # a server asked us not to come back before this
     feed_ttl_s: int | None = None  # the feed's own ttl, remembered for scheduling after a 304
+    # full_text sources: article id -> failed extractions so far, for articles stored with their teaser
+    # (retried on later runs, up to FULL_TEXT_ATTEMPTS in all); a tuple of pairs, so the state stays hashable
+    full_text_retries: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -65,6 +68,9 @@ def _coerce(name: str, value: object, default: object) -> object:
         return value if isinstance(value, str) else _INVALID
     if name in ("last_status", "feed_ttl_s"):
         return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if name == "full_text_retries" and isinstance(value, list | tuple):
+        pairs = tuple(tuple(p) for p in value if isinstance(p, list | tuple) and len(p) == 2)
+        return tuple((i, n) for i, n in pairs if isinstance(i, str) and isinstance(n, int)) if pairs else ()
     return _INVALID
 
 
