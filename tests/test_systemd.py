@@ -50,10 +50,28 @@ def test_user_units_verify(tmp_path: Path) -> None:
 
 def test_service_is_hardened_oneshot() -> None:
     service = (UNITS / "aggregator.service").read_text(encoding="utf-8")
-    for line in ("Type=oneshot", "DynamicUser=yes", "StateDirectory=aggregator", "ProtectSystem=strict",
+    # a fixed system user, not DynamicUser: a dynamic user cannot own an output folder made ahead of the
+    # first run, and its state lives under /var/lib/private (0700), where no web server can read outputs
+    assert "DynamicUser" not in service
+    for line in ("Type=oneshot", "User=aggregator", "StateDirectory=aggregator", "StateDirectoryMode=0700",
+                 "EnvironmentFile=-/etc/aggregator/env", "ReadWritePaths=/srv/news/feeds", "ProtectSystem=strict",
                  "ProtectHome=yes", "PrivateTmp=yes", "NoNewPrivileges=yes", "ReadWritePaths=",
                  "RestrictAddressFamilies=", "TimeoutStartSec="):
         assert line in service, line
     timer = (UNITS / "aggregator.timer").read_text(encoding="utf-8")
     for line in ("OnCalendar=*:0/15", "RandomizedDelaySec=", "Persistent=true"):
         assert line in timer, line
+
+
+def test_readme_walkthrough_matches_the_units() -> None:
+    """The README's steps make what the units expect: the user, an output folder that user owns, the
+    env file, the config path; the user units' program and config paths are spelled out."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Running under systemd"):readme.index("### Serving the output")]
+    assert "useradd --system" in section and " aggregator" in section
+    assert "install -d -o aggregator -g aggregator" in section and "/srv/news/feeds" in section
+    assert "mkdir -p /srv" not in section  # a root-owned output folder is what broke the first run
+    assert "/etc/aggregator/env" in section and "EnvironmentFile" in section
+    assert "pipx install" in section and "~/.config/aggregator/feeds.yaml" in section
+    service = (UNITS / "aggregator.service").read_text(encoding="utf-8")
+    assert "/etc/aggregator/feeds.yaml" in service and "/etc/aggregator/feeds.yaml" in section
