@@ -63,13 +63,6 @@ def test_console_script_runs_help() -> None:
     assert result.returncode == 0 and "--dry-run" in result.stdout
 
 
-def test_readme_begins_with_the_two_commands() -> None:
-    commands = re.findall(r"```sh\n(.+?)\n```", README)
-    assert "aggregator run" in commands[0] and "pip install" in commands[0]
-    assert "pytest" in commands[1] and ".[test]" in commands[1]
-    assert ".venv/bin/python -m pytest -q" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-
-
 OPML = """<?xml version="1.0"?>
 <opml version="2.0"><head><title>mine</title></head><body>
   <outline text="Tech News">
