@@ -4,6 +4,8 @@ Import rules: each outline with an xmlUrl is a source; its category is the outer
 around it (nested folders fold into that one), or the default category outside any folder.
 Folder names become safe slugs ([a-z0-9_-]); the folder text stays the category title.
 URLs already in the config, repeated, or not http(s) are skipped with a reason.
+Every `$` of an imported URL, name or title is written as `$$`: OPML comes from third parties, and
+a `${NAME}` in it must stay text, never pull a secret from the environment (issue 20, item 5).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lxml import etree
 
 from aggregator import __version__
 from aggregator.config import SLUG, load_config
+from aggregator.config.yamlfile import escape_env
 from aggregator.errors import ConfigError
 from aggregator.model import Config
 
@@ -85,29 +88,31 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     data["categories"] = categories
     sources = data.setdefault("sources", []) or []
     data["sources"] = sources
+    # the config's raw text, as the OPML's values are written: `$$` for each `$`
     known = {str(s.get("url")) for s in sources if hasattr(s, "get")}
     titles = {str(v.get("title", k)) if hasattr(v, "get") else str(k): k for k, v in categories.items()}
     added: list[str] = []
     skipped: list[str] = []
     for feed in feeds:
+        url, folder = escape_env(feed.url), escape_env(feed.folder)
         if not feed.url.lower().startswith(("http://", "https://")):
             skipped.append(f"{feed.url!r}: not an http(s) URL")
             continue
-        if feed.url in known:
+        if url in known:
             skipped.append(f"{feed.url}: already in the config")
             continue
-        slug = titles.get(feed.folder) if feed.folder else default_category
+        slug = titles.get(folder) if folder else default_category
         if slug is None:
             slug = _unique_slug(slugify(feed.folder), categories)
-            categories[slug] = {"title": feed.folder}
-            titles[feed.folder] = slug
+            categories[slug] = {"title": folder}
+            titles[folder] = slug
         elif slug not in categories:
             categories[slug] = {"title": slug.replace("-", " ").title()}
-        entry = {"url": feed.url, "category": slug}
+        entry = {"url": url, "category": slug}
         if feed.title:
-            entry["name"] = feed.title
+            entry["name"] = escape_env(feed.title)
         sources.append(entry)
-        known.add(feed.url)
+        known.add(url)
         added.append(feed.url)
     buffer = io.StringIO()
     yaml.dump(data, buffer)

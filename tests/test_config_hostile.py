@@ -10,6 +10,7 @@ import pytest
 
 from aggregator.cli import main
 from aggregator.config import load_config
+from conftest import RecordingServer, Route
 from test_config import laughs, write
 
 HEAD = """\
@@ -62,3 +63,49 @@ sources:
     config = load_config(write(tmp_path, text), env={"TOKEN": "t"})
     assert [s.filters for s in config.sources] == [({"drop": {"title": "sponsored"}},)] * 2
     assert dict(config.sources[0].headers) == {"Authorization": "Bearer t"}
+
+
+# --- import-opml keeps third-party text literal (item 5) -------------------------------------------
+
+RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title><link>http://example.org/</link>
+<item><title>One</title><link>http://example.org/1</link><guid>one</guid></item></channel></rss>"""
+
+
+class AnyPath(dict[str, Route]):
+    """Routes that serve the same feed for every path and query."""
+
+    def get(self, path: str, default: Route | None = None) -> Route:  # type: ignore[override]
+        return Route(200, {"Content-Type": "application/rss+xml"}, RSS)
+
+
+def test_imported_opml_text_never_expands_the_environment(tmp_path: Path, http_server: RecordingServer,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    http_server.routes = AnyPath()
+    leak = http_server.url("/feed?leak=${EXAMPLE_TOKEN}")
+    write(tmp_path, f"""<opml version="2.0"><body>
+  <outline text="Costs $$ ${{UNSET_VARIABLE_HERE}}">
+    <outline text="Token ${{EXAMPLE_TOKEN}}" xmlUrl="{leak}"/>
+  </outline></body></opml>""", "subs.opml")
+    config_path = tmp_path / "feeds.yaml"  # created by the import
+    assert main(["import-opml", str(tmp_path / "subs.opml"), "--config", str(config_path)]) == 0
+    assert "added 1 sources" in capsys.readouterr().out
+
+    monkeypatch.setenv("EXAMPLE_TOKEN", "s3cret-token")
+    monkeypatch.delenv("UNSET_VARIABLE_HERE", raising=False)
+    config = load_config(config_path)  # the unset variable does not lock the config out
+    (source,) = config.sources
+    assert (source.url, source.name) == (leak, "Token ${EXAMPLE_TOKEN}")
+    assert [c.title for c in config.categories.values()] == ["Costs $$ ${UNSET_VARIABLE_HERE}"]
+    assert main(["run", "--config", str(config_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert http_server.requests, "the source was fetched"
+    assert not any("s3cret" in path for path, _ in http_server.requests)
+    published = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "feeds").iterdir() if p.is_file())
+    assert "One" in published and "s3cret" not in published
+
+
+def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
+    text = HEAD.replace("category: news}", "category: news, name: 'a $$ b $${X} $${NOPE} ${X} $$${X} $$$${X}'}")
+    (source,) = load_config(write(tmp_path, text), env={"X": "x"}).sources
+    assert source.name == "a $ b ${X} ${NOPE} x $x $${X}"
