@@ -21,7 +21,7 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 
 from aggregator import __version__
-from aggregator.config import SLUG, load_config
+from aggregator.config import SLUG, load_config, slug_problem
 from aggregator.config.yamlfile import escape_env
 from aggregator.errors import ConfigError
 from aggregator.model import Config
@@ -74,8 +74,8 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     """Add the OPML's feeds to the config file (created if missing). Returns (added URLs, skip reasons)."""
     from ruamel.yaml import YAML
 
-    if not SLUG.match(default_category):
-        raise ConfigError(f"--category {default_category!r}: use only a-z, 0-9, '_' and '-'")
+    if not SLUG.fullmatch(default_category):
+        raise ConfigError(f"--category {default_category!r}: {slug_problem(default_category)}")
     feeds = read_opml(opml_path)
     yaml = YAML()  # round-trip mode keeps comments and layout of the existing file
     yaml.indent(mapping=2, sequence=4, offset=2)

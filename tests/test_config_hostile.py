@@ -109,3 +109,37 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
     text = HEAD.replace("category: news}", "category: news, name: 'a $$ b $${X} $${NOPE} ${X} $$${X} $$$${X}'}")
     (source,) = load_config(write(tmp_path, text), env={"X": "x"}).sources
     assert source.name == "a $ b ${X} ${NOPE} x $x $${X}"
+
+
+# --- slugs (item 11) -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("slug", "expected"), [
+    ('"news\\n"', r"feeds.yaml:3: categories.'news\\n': unsafe category slug"),
+    ("x" * 101, r"feeds.yaml:3: categories.x{101}: category slug of 101 characters: at most 100"),
+])
+def test_unpublishable_slugs_are_refused_at_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  slug: str, expected: str) -> None:
+    code, err = check(write(tmp_path, HEAD.replace("  news: {title: News}\n", f"  news: {{}}\n  {slug}: {{}}\n")),
+                      capsys)
+    assert code == 2, err
+    assert re.search(expected, err), err
+
+
+def test_a_slug_of_100_characters_is_published(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slug = "x" * 100
+    feed = (Path(__file__).resolve().parents[1] / "config" / "samples" / "tenderlovemaking.xml").absolute()
+    config = write(tmp_path, f"output: {{dir: out}}\nstate: state.db\ncategories:\n  {slug}: {{title: T}}\n"
+                             f"sources:\n  - {{url: '{feed}', category: {slug}}}\n")
+    assert main(["run", "--config", str(config), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "out" / f"{slug}.atom").is_file()
+
+
+def test_import_opml_refuses_an_unsafe_category_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, '<opml version="2.0"><body><outline xmlUrl="https://example.org/f"/></body></opml>', "s.opml")
+    code = main(["import-opml", str(tmp_path / "s.opml"), "--config", str(tmp_path / "feeds.yaml"), "--category",
+                 "news\n"])
+    assert code == 2
+    assert "--category 'news\\n': unsafe category slug" in capsys.readouterr().err
+    assert not (tmp_path / "feeds.yaml").exists()

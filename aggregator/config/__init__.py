@@ -23,7 +23,9 @@ from aggregator.text import parse_duration, parse_size
 from .yamlfile import Doc, Problems, Reader, display, format_key, line_of
 
 DEFAULT_CONFIG = "config/feeds.yaml"
-SLUG = re.compile(r"^[a-z0-9_-]+$")
+SLUG_MAX = 100  # publish refuses longer file names; refusing them here keeps `check` honest
+# match with fullmatch: `$` also matches before a final "\n" ("news\n" would pass .match)
+SLUG = re.compile(rf"^[a-z0-9_-]{{1,{SLUG_MAX}}}$")
 RESERVED_SLUGS = {"all"}  # all.atom is the combined feed
 
 TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
@@ -302,8 +304,8 @@ def _read_categories(doc: Doc, categories: dict[str, Category], defaults: dict[s
         return
     for slug, body in raw.items():
         key_path: tuple[object, ...] = ("categories", slug)
-        if not isinstance(slug, str) or not SLUG.match(slug):
-            problems.add(doc, key_path, "unsafe category slug: use only lower-case a-z, 0-9, '_' and '-'")
+        if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+            problems.add(doc, key_path, slug_problem(slug))
             continue
         if slug in RESERVED_SLUGS:
             problems.add(doc, key_path, f"the slug {slug!r} is reserved for the combined feed")
@@ -327,6 +329,13 @@ def _read_categories(doc: Doc, categories: dict[str, Category], defaults: dict[s
             slug=slug, title=str(title), subtitle=str(subtitle),
             filters=_rule_list(doc, key_path + ("filters",), problems),
         )
+
+
+def slug_problem(slug: object) -> str:
+    """What is wrong with a slug that SLUG.fullmatch refuses."""
+    if isinstance(slug, str) and len(slug) > SLUG_MAX:
+        return f"category slug of {len(slug)} characters: at most {SLUG_MAX}"
+    return "unsafe category slug: use only lower-case a-z, 0-9, '_' and '-'"
 
 
 def _overrides(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any],

@@ -216,7 +216,8 @@ def line_of(doc: Doc, key_path: tuple[object, ...]) -> int | None:
 def format_key(key_path: tuple[object, ...]) -> str:
     text = ""
     for key in key_path:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+        name = str(key) if str(key).isprintable() else repr(key)  # a "news\n" key stays on its line
+        text += f"[{key}]" if isinstance(key, int) else (f".{name}" if text else name)
     return text
 
 
