@@ -3,7 +3,8 @@
 Import rules: each outline with an xmlUrl is a source; its category is the outermost folder
 around it (nested folders fold into that one), or the default category outside any folder.
 Folder names become safe slugs ([a-z0-9_-]); the folder text stays the category title.
-URLs already in the config, repeated, or not http(s) are skipped with a reason.
+URLs already in the config, repeated, not http(s) or refused by `check` (e.g. host 127.1) are skipped
+with a reason.
 Every `$` of an imported URL, name or title is written as `$$`: OPML comes from third parties, and
 a `${NAME}` in it must stay text, never pull a secret from the environment (issue 20, item 5).
 """
@@ -22,6 +23,7 @@ from lxml import etree
 
 from aggregator import __version__
 from aggregator.config import SLUG, load_config, slug_problem
+from aggregator.config.urls import checked_http_url, scheme_of
 from aggregator.config.yamlfile import escape_env
 from aggregator.errors import ConfigError
 from aggregator.model import Config
@@ -94,9 +96,13 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     added: list[str] = []
     skipped: list[str] = []
     for feed in feeds:
-        url, folder = escape_env(feed.url), escape_env(feed.folder)
-        if not feed.url.lower().startswith(("http://", "https://")):
+        if scheme_of(feed.url) not in ("http", "https"):
             skipped.append(f"{feed.url!r}: not an http(s) URL")
+            continue
+        try:  # what `check` would refuse is never written: one bad outline must not lock the config out
+            url, folder = escape_env(checked_http_url(feed.url)), escape_env(feed.folder)
+        except ValueError as exc:
+            skipped.append(str(exc))
             continue
         if url in known:
             skipped.append(f"{feed.url}: already in the config")

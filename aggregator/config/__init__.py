@@ -20,6 +20,7 @@ from aggregator.errors import ConfigError
 from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
 from aggregator.text import parse_duration, parse_size
 
+from .urls import checked_http_url, looks_like_a_host, scheme_of
 from .yamlfile import Doc, Problems, Reader, display, format_key, line_of
 
 DEFAULT_CONFIG = "config/feeds.yaml"
@@ -178,9 +179,9 @@ def _want_str(value: Any, _base: Path) -> str:
 
 def _want_url(value: Any, _base: Path) -> str:
     text = _want_str(value, _base)
-    if text and urlsplit(text).scheme not in ("http", "https"):
+    if text and scheme_of(text) not in ("http", "https"):
         raise ValueError(f"expected an http(s) URL, got {text!r}")
-    return text
+    return scheme_of(text) + text[len(scheme_of(text)):] if text else text
 
 
 def _want_path(value: Any, base: Path) -> str:
@@ -418,18 +419,29 @@ def _source_url(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
         problems.add(doc, key_path + ("url",), f"expected an http(s) URL or a file path, got {_describe(url)}")
         return None
     url = url.strip()
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        if not urlsplit(url).netloc:
-            problems.add(doc, key_path + ("url",), f"URL has no host: {url!r}")
-            return None
-        return url
-    if scheme == "file":
-        return str(Path(urlsplit(url).path).absolute())
-    if scheme and len(scheme) > 1:  # 'c:' style drive letters are paths, anything longer is a scheme
-        problems.add(doc, key_path + ("url",), f"expected an http(s) URL or a file path, got {url!r}")
+    scheme = scheme_of(url)
+    try:
+        if scheme in ("http", "https"):
+            return checked_http_url(url)
+        if scheme == "file":
+            return str(Path(urlsplit(url).path).absolute())
+        if scheme:
+            hint = f" (did you mean 'http://{url}'?)" if re.match(r"[^:]+:[0-9]+(/|$)", url) else ""
+            raise ValueError(f"expected an http(s) URL or a file path, got {url!r}{hint}")
+        return _local_path(doc, url)
+    except ValueError as exc:
+        problems.add(doc, key_path + ("url",), str(exc))
         return None
-    return os.path.normpath(doc.path.parent / Path(url).expanduser())
+
+
+def _local_path(doc: Doc, value: str) -> str:
+    """A scheme-less value is a file path, unless it reads as a URL that lost its scheme."""
+    path = os.path.normpath(doc.path.parent / Path(value).expanduser())
+    if value.startswith("//") or (looks_like_a_host(value) and not os.path.exists(path)):
+        bare = value.lstrip("/")
+        raise ValueError(f"{value!r} has no scheme: write 'https://{bare}' for a URL, or './{bare}' for a file "
+                         "beside the config")
+    return path
 
 
 def _source_categories(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
