@@ -234,3 +234,8 @@ def test_import_opml_skips_urls_that_check_would_refuse(tmp_path: Path, capsys: 
     assert "added 1 sources, skipped 2" in out
     assert "skipped: host '127.1' is not four decimal numbers" in out and "skipped: host 'a.org.' ends with" in out
     assert [s.url for s in load_config(config_path).sources] == ["https://a.org/f"]
+
+
+def test_base_url_scheme_is_case_insensitive(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, HEAD + "output: {base_url: 'HTTPS://news.example.org/feeds'}\n"))
+    assert config.output.base_url == "https://news.example.org/feeds/"
