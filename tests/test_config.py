@@ -216,6 +216,8 @@ BROKEN += [
     ("recursive alias", CONTRACT + "filters: &x [*x]\n",
      r"feeds.yaml:13: this list or mapping contains a YAML alias to itself"),
     ("billion laughs", CONTRACT + laughs(10), r"feeds.yaml:13: YAML aliases copy more than 100,000 values"),
+    ("deep nesting", CONTRACT + "x: " + "[" * 500 + "]" * 500 + "\n",
+     r"feeds.yaml:13: lists and mappings nested deeper than 50 levels"),
 ]
 
 

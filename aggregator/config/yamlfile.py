@@ -3,9 +3,9 @@
 Only what a config needs gets through: strings, numbers, booleans, null, lists and mappings with
 plain keys. Refused with file:line, never a traceback (issue 20, items 7 and 8): tags beyond those
 types (`!!python/name:...`, `!foo`, `!!set`, merge keys `<<`), a list or mapping as a key, a value
-its own tag cannot build (`2024-13-45`), aliases that refer to their own parent, and aliases that
-together copy more than ALIAS_BUDGET values, counted over the file and its includes (a 418-byte
-"billion laughs" file would otherwise expand to gigabytes).
+its own tag cannot build (`2024-13-45`), nesting deeper than MAX_DEPTH, aliases that refer to
+their own parent, and aliases that together copy more than ALIAS_BUDGET values, counted over the
+file and its includes (a 418-byte "billion laughs" file would otherwise expand to gigabytes).
 
 `${NAME}` in a string value is replaced from the environment; `$$` stands for a literal `$`.
 """
@@ -23,6 +23,7 @@ import yaml
 # libyaml's parser (when PyYAML was built with it) is ~10x faster for large source lists; same nodes, same marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")  # `$$` (a literal $) or `${NAME}`
+MAX_DEPTH = 50
 ALIAS_BUDGET = 100_000  # values that aliases may copy in one load; shared filters for thousands of sources fit
 
 _CORE = "tag:yaml.org,2002:"
@@ -116,6 +117,8 @@ class Reader:
                                         "copy is of the anchor on this line); write the values out instead")
             if id(node) in walk.parents:
                 self._refuse(doc, node, "this list or mapping contains a YAML alias to itself")
+        if len(key_path) > MAX_DEPTH:  # the walk recurses per level; no config nests anywhere near this
+            self._refuse(doc, node, f"lists and mappings nested deeper than {MAX_DEPTH} levels")
         doc.lines[key_path] = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
             if id(node) not in walk.built:  # built once: a long string is not copied (nor expanded) per alias
