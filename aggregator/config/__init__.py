@@ -179,9 +179,10 @@ def _want_str(value: Any, _base: Path) -> str:
 
 def _want_url(value: Any, _base: Path) -> str:
     text = _want_str(value, _base)
-    if text and scheme_of(text) not in ("http", "https"):
+    scheme = scheme_of(text)
+    if text and scheme not in ("http", "https"):
         raise ValueError(f"expected an http(s) URL, got {text!r}")
-    return scheme_of(text) + text[len(scheme_of(text)):] if text else text
+    return scheme + text[len(scheme):]  # schemes are case-insensitive: HTTPS:// is written https://
 
 
 def _want_path(value: Any, base: Path) -> str:

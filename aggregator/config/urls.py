@@ -30,7 +30,8 @@ def scheme_of(value: str) -> str:
 
 def checked_http_url(url: str) -> str:
     """The URL with its scheme lower-cased, or ValueError saying why it can never be fetched."""
-    url = scheme_of(url) + url[url.index(":"):]
+    scheme = scheme_of(url)
+    url = scheme + url[len(scheme):]
     if re.search(r"[\x00-\x20\x7f]", url):
         raise ValueError(f"URL contains a space or control character: {url!r}")
     try:
