@@ -3,7 +3,10 @@
 Import rules: each outline with an xmlUrl is a source; its category is the outermost folder
 around it (nested folders fold into that one), or the default category outside any folder.
 Folder names become safe slugs ([a-z0-9_-]); the folder text stays the category title.
-URLs already in the config, repeated, or not http(s) are skipped with a reason.
+URLs already in the config, repeated, not http(s) or refused by `check` (e.g. host 127.1) are skipped
+with a reason.
+Every `$` of an imported URL, name or title is written as `$$`: OPML comes from third parties, and
+a `${NAME}` in it must stay text, never pull a secret from the environment (issue 20, item 5).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 
 from aggregator import __version__
-from aggregator.config import SLUG, load_config
+from aggregator.config import SLUG, load_config, slug_problem
+from aggregator.config.urls import checked_http_url, scheme_of
+from aggregator.config.yamlfile import escape_env
 from aggregator.errors import ConfigError
 from aggregator.model import Config
 
@@ -71,8 +76,8 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     """Add the OPML's feeds to the config file (created if missing). Returns (added URLs, skip reasons)."""
     from ruamel.yaml import YAML
 
-    if not SLUG.match(default_category):
-        raise ConfigError(f"--category {default_category!r}: use only a-z, 0-9, '_' and '-'")
+    if not SLUG.fullmatch(default_category):
+        raise ConfigError(f"--category {default_category!r}: {slug_problem(default_category)}")
     feeds = read_opml(opml_path)
     yaml = YAML()  # round-trip mode keeps comments and layout of the existing file
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -85,29 +90,35 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     data["categories"] = categories
     sources = data.setdefault("sources", []) or []
     data["sources"] = sources
+    # the config's raw text, as the OPML's values are written: `$$` for each `$`
     known = {str(s.get("url")) for s in sources if hasattr(s, "get")}
     titles = {str(v.get("title", k)) if hasattr(v, "get") else str(k): k for k, v in categories.items()}
     added: list[str] = []
     skipped: list[str] = []
     for feed in feeds:
-        if not feed.url.lower().startswith(("http://", "https://")):
+        if scheme_of(feed.url) not in ("http", "https"):
             skipped.append(f"{feed.url!r}: not an http(s) URL")
             continue
-        if feed.url in known:
+        try:  # what `check` would refuse is never written: one bad outline must not lock the config out
+            url, folder = escape_env(checked_http_url(feed.url)), escape_env(feed.folder)
+        except ValueError as exc:
+            skipped.append(str(exc))
+            continue
+        if url in known:
             skipped.append(f"{feed.url}: already in the config")
             continue
-        slug = titles.get(feed.folder) if feed.folder else default_category
+        slug = titles.get(folder) if folder else default_category
         if slug is None:
             slug = _unique_slug(slugify(feed.folder), categories)
-            categories[slug] = {"title": feed.folder}
-            titles[feed.folder] = slug
+            categories[slug] = {"title": folder}
+            titles[folder] = slug
         elif slug not in categories:
             categories[slug] = {"title": slug.replace("-", " ").title()}
-        entry = {"url": feed.url, "category": slug}
+        entry = {"url": url, "category": slug}
         if feed.title:
-            entry["name"] = feed.title
+            entry["name"] = escape_env(feed.title)
         sources.append(entry)
-        known.add(feed.url)
+        known.add(url)
         added.append(feed.url)
     buffer = io.StringIO()
     yaml.dump(data, buffer)

@@ -133,6 +133,13 @@ sources:
     assert "feeds.yaml:11: sources[2]: missing key: url" in joined
 
 
+def laughs(levels: int, prefix: str = "") -> str:
+    """The "billion laughs": each level a list of nine aliases to the level before."""
+    lines = [f'{prefix}l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"{prefix}l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
 # Thirty broken configs (issue 7): each gives a one-screen message naming file, line and key.
 BROKEN = [
     ("yaml syntax", "output: [unclosed\n", r"feeds.yaml:\d+: YAML syntax error"),
@@ -184,6 +191,33 @@ BROKEN = [
      r"feeds.yaml:13: sources\[0\]\.clean_rules: invalid cleaning rule: .*bad selector"),
     ("bad filter regex", CONTRACT + "    filters: [{drop: {title: '(unclosed'}}]\n",
      r"sources\[0\]\.filters.*invalid regular expression"),
+]
+
+
+# Hostile YAML (issue 20, items 7 and 8): refused with file:line, never a traceback or a hang.
+BROKEN += [
+    ("tag on a value", CONTRACT + "state: !!python/name:os.system\n",
+     r"feeds.yaml:13: state: YAML tag !!python/name:os.system is not allowed"),
+    ("tag on a key", CONTRACT + "!!python/name:os.system : x\n",
+     r"feeds.yaml:13: YAML tag !!python/name:os.system is not allowed"),
+    ("local tag", CONTRACT + "retention: !secret 5d\n", r"feeds.yaml:13: retention: YAML tag !secret is not allowed"),
+    ("tag on a mapping", CONTRACT + "fetch: !!python/object:os.system {interval: 5m}\n",
+     r"feeds.yaml:13: fetch: YAML tag !!python/object:os.system is not allowed"),
+    ("set", CONTRACT + "fetch: !!set {interval}\n", r"feeds.yaml:13: fetch: YAML tag !!set is not allowed"),
+    ("binary", CONTRACT + "state: !!binary aGk=\n", r"feeds.yaml:13: state: YAML tag !!binary is not allowed"),
+    ("list as a key", CONTRACT + "? [a, b]\n: x\n", r"feeds.yaml:13: a key must be a plain value, got a list"),
+    ("mapping as a nested key", CONTRACT + "fetch:\n  ? {a: 1}\n  : x\n",
+     r"feeds.yaml:14: fetch: a key must be a plain value, got a mapping"),
+    ("impossible date", CONTRACT + "retention: 2024-13-45\n",
+     r"feeds.yaml:13: retention: '2024-13-45' is not a valid timestamp: month must be in 1..12"),
+    ("int tag on a word", CONTRACT + "retention: !!int abc\n", r"feeds.yaml:13: retention: 'abc' is not a valid int"),
+    ("merge key", CONTRACT + "fetch:\n  <<: {interval: 5m}\n",
+     r"feeds.yaml:14: fetch: YAML merge keys \(<<\) are not supported"),
+    ("recursive alias", CONTRACT + "filters: &x [*x]\n",
+     r"feeds.yaml:13: this list or mapping contains a YAML alias to itself"),
+    ("billion laughs", CONTRACT + laughs(10), r"feeds.yaml:13: YAML aliases copy more than 100,000 values"),
+    ("deep nesting", CONTRACT + "x: " + "[" * 500 + "]" * 500 + "\n",
+     r"feeds.yaml:13: lists and mappings nested deeper than 50 levels"),
 ]
 
 

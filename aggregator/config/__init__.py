@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from aggregator.errors import ConfigError
 from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
 from aggregator.text import parse_duration, parse_size
 
+from .urls import checked_http_url, looks_like_a_host, scheme_of
+from .yamlfile import Doc, Problems, Reader, display, format_key, line_of
+
 DEFAULT_CONFIG = "config/feeds.yaml"
-SLUG = re.compile(r"^[a-z0-9_-]+$")
+SLUG_MAX = 100  # publish refuses longer file names; refusing them here keeps `check` honest
+# match with fullmatch: `$` also matches before a final "\n" ("news\n" would pass .match)
+SLUG = re.compile(rf"^[a-z0-9_-]{{1,{SLUG_MAX}}}$")
 RESERVED_SLUGS = {"all"}  # all.atom is the combined feed
-# libyaml's parser (when PyYAML was built with it) is ~10x faster for large source lists; same nodes, same marks
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
             "health", "metrics", "burst_threshold", "lock_timeout")
@@ -36,40 +36,21 @@ SOURCE_KEYS = ("url", "category", "name", "interval", "headers", "user_agent", "
 SECTIONS: dict[str, type] = {"output": OutputConfig, "fetch": FetchConfig, "clean": CleanConfig}
 
 
-@dataclasses.dataclass
-class _Doc:
-    """One YAML file as plain values, with the line of every value by its key path."""
-
-    path: Path
-    data: Any
-    lines: dict[tuple[object, ...], int]
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, doc: _Doc, key_path: tuple[object, ...], message: str) -> None:
-        line = _line_of(doc, key_path)
-        where = f"{_display(doc.path)}:{line}" if line else _display(doc.path)
-        key = _format_key(key_path)
-        self.items.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
-
-
 def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file (and its includes). Raises ConfigError listing every problem."""
     env = os.environ if env is None else env
     config_path = Path(path).absolute()
-    problems = _Problems()
-    root = _read_yaml(config_path, env, problems)
+    problems = Problems()
+    reader = Reader(env, problems)
+    root = reader.read(config_path)
     if root is None:
         raise ConfigError(problems.items)
     if not isinstance(root.data, dict):
-        raise ConfigError(f"{_display(config_path)}: expected a mapping of settings at the top, "
+        raise ConfigError(f"{display(config_path)}: expected a mapping of settings at the top, "
                           f"got {_type_name(root.data)}")
     base = config_path.parent
     _check_keys(root, (), root.data, TOP_KEYS, problems)
-    documents = [root] + _read_includes(root, env, problems)
+    documents = [root] + _read_includes(root, reader)
 
     output = _section(root, "output", OutputConfig, base, problems)
     fetch = _section(root, "fetch", FetchConfig, base, problems)
@@ -109,83 +90,16 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     )
 
 
-# --- reading YAML with line numbers ----------------------------------------------------
+# --- includes ----------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path, env: Mapping[str, str], problems: _Problems) -> _Doc | None:
-    doc = _Doc(path, None, {})
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.items.append(f"{_display(path)}: file not found")
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.items.append(f"{_display(path)}: cannot read: {exc}")
-        return None
-    try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{_display(path)}:{mark.line + 1}" if mark else _display(path)
-        reason = getattr(exc, "problem", None) or str(exc)
-        problems.items.append(f"{where}: YAML syntax error: {reason}")
-        return None
-    if node is None:
-        problems.items.append(f"{_display(path)}: the file is empty")
-        return None
-    doc.data = _to_python(node, (), doc, env, problems)
-    return doc
-
-
-def _to_python(node: yaml.Node, key_path: tuple[object, ...], doc: _Doc, env: Mapping[str, str],
-               problems: _Problems) -> Any:
-    doc.lines[key_path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if key in result:
-                doc.lines[key_path + (key,)] = key_node.start_mark.line + 1
-                problems.add(doc, key_path + (key,), "duplicate key")
-            result[key] = _to_python(value_node, key_path + (key,), doc, env, problems)
-            doc.lines[key_path + (key,)] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, key_path + (i,), doc, env, problems) for i, item in enumerate(node.value)]
-    value = _scalar(node)
-    if isinstance(value, str) and "${" in value:
-        value = _expand_env(value, key_path, doc, env, problems)
-    return value
-
-
-_STR_TAG = "tag:yaml.org,2002:str"
-
-
-def _scalar(node: yaml.Node) -> Any:
-    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
-        return node.value  # most values: what the constructor would return, without building one
-    # a fresh constructor per other scalar: no state leaks between values
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-
-
-def _expand_env(value: str, key_path: tuple[object, ...], doc: _Doc, env: Mapping[str, str],
-                problems: _Problems) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            problems.add(doc, key_path, f"environment variable ${{{name}}} is not set")
-            return ""
-        return env[name]
-
-    return _ENV.sub(replace, value)
-
-
-def _read_includes(root: _Doc, env: Mapping[str, str], problems: _Problems) -> list[_Doc]:
+def _read_includes(root: Doc, reader: Reader) -> list[Doc]:
+    problems = reader.problems
     raw = root.data.get("include")
     if raw is None:
         return []
     entries = raw if isinstance(raw, list) else [raw]
-    docs: list[_Doc] = []
+    docs: list[Doc] = []
     for i, entry in enumerate(entries):
         key = ("include", i) if isinstance(raw, list) else ("include",)
         if not isinstance(entry, str):
@@ -194,11 +108,11 @@ def _read_includes(root: _Doc, env: Mapping[str, str], problems: _Problems) -> l
         target = (root.path.parent / entry).absolute()
         files = sorted(p for p in target.glob("*.y*ml") if p.is_file()) if target.is_dir() else [target]
         for file in files:
-            doc = _read_yaml(file, env, problems)
+            doc = reader.read(file)
             if doc is None:
                 continue
             if not isinstance(doc.data, dict):
-                problems.items.append(f"{_display(file)}: expected a mapping with 'sources' and/or 'categories', "
+                problems.items.append(f"{display(file)}: expected a mapping with 'sources' and/or 'categories', "
                                       f"got {_type_name(doc.data)}")
                 continue
             _check_keys(doc, (), doc.data, ("categories", "sources"), problems)
@@ -209,7 +123,7 @@ def _read_includes(root: _Doc, env: Mapping[str, str], problems: _Problems) -> l
 # --- sections driven by dataclass metadata ---------------------------------------------
 
 
-def _section(doc: _Doc, name: str, cls: type, base: Path, problems: _Problems) -> Any:
+def _section(doc: Doc, name: str, cls: type, base: Path, problems: Problems) -> Any:
     raw = doc.data.get(name)
     if raw is None:
         raw = {}
@@ -233,8 +147,8 @@ def _section(doc: _Doc, name: str, cls: type, base: Path, problems: _Problems) -
 _INVALID = object()
 
 
-def _convert(doc: _Doc, key_path: tuple[object, ...], value: Any, kind: str, base: Path,
-             problems: _Problems) -> Any:
+def _convert(doc: Doc, key_path: tuple[object, ...], value: Any, kind: str, base: Path,
+             problems: Problems) -> Any:
     """Check one value against its kind; return the converted value or _INVALID (problem recorded)."""
     try:
         return _CONVERTERS[kind](value, base)
@@ -265,9 +179,10 @@ def _want_str(value: Any, _base: Path) -> str:
 
 def _want_url(value: Any, _base: Path) -> str:
     text = _want_str(value, _base)
-    if text and urlsplit(text).scheme not in ("http", "https"):
+    scheme = scheme_of(text)
+    if text and scheme not in ("http", "https"):
         raise ValueError(f"expected an http(s) URL, got {text!r}")
-    return text
+    return scheme + text[len(scheme):]  # schemes are case-insensitive: HTTPS:// is written https://
 
 
 def _want_path(value: Any, base: Path) -> str:
@@ -315,7 +230,7 @@ _CONVERTERS = {
 FORMATS = ("atom", "rss", "json")
 
 
-def _check_output(doc: _Doc, values: dict[str, Any], problems: _Problems) -> None:
+def _check_output(doc: Doc, values: dict[str, Any], problems: Problems) -> None:
     for fmt in values.get("formats", []):
         if fmt not in FORMATS:
             problems.add(doc, ("output", "formats"), f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -332,13 +247,13 @@ def _check_output(doc: _Doc, values: dict[str, Any], problems: _Problems) -> Non
             hexo["dir"] = os.path.normpath(doc.path.parent / hexo["dir"])
 
 
-def _path_value(doc: _Doc, key_path: tuple[str, ...], base: Path, problems: _Problems, *, default: str) -> str:
+def _path_value(doc: Doc, key_path: tuple[str, ...], base: Path, problems: Problems, *, default: str) -> str:
     raw = doc.data.get(key_path[0], default)
     converted = _convert(doc, key_path, raw, "path", base, problems)
     return str((base / default).absolute()) if converted is _INVALID else str(converted)
 
 
-def _rule_list(doc: _Doc, key_path: tuple[object, ...], problems: _Problems) -> tuple[dict[str, Any], ...]:
+def _rule_list(doc: Doc, key_path: tuple[object, ...], problems: Problems) -> tuple[dict[str, Any], ...]:
     raw = _get(doc.data, key_path)
     if raw is None:
         return ()
@@ -349,21 +264,21 @@ def _rule_list(doc: _Doc, key_path: tuple[object, ...], problems: _Problems) -> 
     return tuple(raw)
 
 
-def _compile_filter_rules(doc: _Doc, key_path: tuple[object, ...], rules: list[dict[str, Any]],
-                          problems: _Problems) -> None:
+def _compile_filter_rules(doc: Doc, key_path: tuple[object, ...], rules: list[dict[str, Any]],
+                          problems: Problems) -> None:
     """Let the filters module validate rule syntax, so config errors surface before any fetch."""
     try:
         from aggregator.filters import compile_filters
     except ImportError:  # filters stage not installed yet
         return
-    where = f"{_display(doc.path)}:{_line_of(doc, key_path)}: {_format_key(key_path)}"
+    where = f"{display(doc.path)}:{line_of(doc, key_path)}: {format_key(key_path)}"
     try:
         compile_filters(rules, where)
     except ConfigError as exc:
         problems.items.extend(exc.problems)
 
 
-def _check_clean_rules(doc: _Doc, key_path: tuple[object, ...], rules: Any, problems: _Problems) -> None:
+def _check_clean_rules(doc: Doc, key_path: tuple[object, ...], rules: Any, problems: Problems) -> None:
     """Site rules are compiled (selectors, regexes) now, so a typo is a config error, not a silent no-op."""
     if not rules:
         return
@@ -381,8 +296,8 @@ _OVERRIDE_KINDS = {"interval": "duration", "headers": "map", "user_agent": "str"
                    "clean_rules": "list"}
 
 
-def _read_categories(doc: _Doc, categories: dict[str, Category], defaults: dict[str, dict[str, Any]],
-                     problems: _Problems) -> None:
+def _read_categories(doc: Doc, categories: dict[str, Category], defaults: dict[str, dict[str, Any]],
+                     problems: Problems) -> None:
     raw = doc.data.get("categories")
     if raw is None:
         return
@@ -391,8 +306,8 @@ def _read_categories(doc: _Doc, categories: dict[str, Category], defaults: dict[
         return
     for slug, body in raw.items():
         key_path: tuple[object, ...] = ("categories", slug)
-        if not isinstance(slug, str) or not SLUG.match(slug):
-            problems.add(doc, key_path, "unsafe category slug: use only lower-case a-z, 0-9, '_' and '-'")
+        if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+            problems.add(doc, key_path, slug_problem(slug))
             continue
         if slug in RESERVED_SLUGS:
             problems.add(doc, key_path, f"the slug {slug!r} is reserved for the combined feed")
@@ -418,8 +333,15 @@ def _read_categories(doc: _Doc, categories: dict[str, Category], defaults: dict[
         )
 
 
-def _overrides(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
-               problems: _Problems) -> dict[str, Any]:
+def slug_problem(slug: object) -> str:
+    """What is wrong with a slug that SLUG.fullmatch refuses."""
+    if isinstance(slug, str) and len(slug) > SLUG_MAX:
+        return f"category slug of {len(slug)} characters: at most {SLUG_MAX}"
+    return "unsafe category slug: use only lower-case a-z, 0-9, '_' and '-'"
+
+
+def _overrides(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
+               problems: Problems) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, kind in _OVERRIDE_KINDS.items():
         if key in body:
@@ -433,15 +355,15 @@ def _overrides(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
     return values
 
 
-def _read_sources(doc: _Doc, categories: Mapping[str, Category], category_defaults: Mapping[str, dict[str, Any]],
-                  seen_urls: dict[str, str], out: list[Source], problems: _Problems) -> None:
+def _read_sources(doc: Doc, categories: Mapping[str, Category], category_defaults: Mapping[str, dict[str, Any]],
+                  seen_urls: dict[str, str], out: list[Source], problems: Problems) -> None:
     raw = doc.data.get("sources")
     if raw is None:
         return
     if not isinstance(raw, list):
         problems.add(doc, ("sources",), f"expected a list of sources, got {_describe(raw)}")
         return
-    shown = _display(doc.path)
+    shown = display(doc.path)
     for index, body in enumerate(raw):
         source = _read_source(doc, index, body, categories, category_defaults, problems)
         if source is None:
@@ -449,12 +371,12 @@ def _read_sources(doc: _Doc, categories: Mapping[str, Category], category_defaul
         if source.url in seen_urls:
             problems.add(doc, ("sources", index, "url"), f"duplicate URL, already listed at {seen_urls[source.url]}")
             continue
-        seen_urls[source.url] = f"{shown}:{_line_of(doc, ('sources', index))}"
+        seen_urls[source.url] = f"{shown}:{line_of(doc, ('sources', index))}"
         out.append(source)
 
 
-def _read_source(doc: _Doc, index: int, body: Any, categories: Mapping[str, Category],
-                 category_defaults: Mapping[str, dict[str, Any]], problems: _Problems) -> Source | None:
+def _read_source(doc: Doc, index: int, body: Any, categories: Mapping[str, Category],
+                 category_defaults: Mapping[str, dict[str, Any]], problems: Problems) -> Source | None:
     key_path: tuple[object, ...] = ("sources", index)
     if isinstance(body, str):
         problems.add(doc, key_path, "expected a mapping with 'url' and 'category', got a string")
@@ -494,7 +416,7 @@ def _read_source(doc: _Doc, index: int, body: Any, categories: Mapping[str, Cate
     )
 
 
-def _source_url(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any], problems: _Problems) -> str | None:
+def _source_url(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any], problems: Problems) -> str | None:
     if "url" not in body:
         problems.add(doc, key_path, "missing key: url")
         return None
@@ -503,22 +425,33 @@ def _source_url(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any]
         problems.add(doc, key_path + ("url",), f"expected an http(s) URL or a file path, got {_describe(url)}")
         return None
     url = url.strip()
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        if not urlsplit(url).netloc:
-            problems.add(doc, key_path + ("url",), f"URL has no host: {url!r}")
-            return None
-        return url
-    if scheme == "file":
-        return str(Path(urlsplit(url).path).absolute())
-    if scheme and len(scheme) > 1:  # 'c:' style drive letters are paths, anything longer is a scheme
-        problems.add(doc, key_path + ("url",), f"expected an http(s) URL or a file path, got {url!r}")
+    scheme = scheme_of(url)
+    try:
+        if scheme in ("http", "https"):
+            return checked_http_url(url)
+        if scheme == "file":
+            return str(Path(urlsplit(url).path).absolute())
+        if scheme:
+            hint = f" (did you mean 'http://{url}'?)" if re.match(r"[^:]+:[0-9]+(/|$)", url) else ""
+            raise ValueError(f"expected an http(s) URL or a file path, got {url!r}{hint}")
+        return _local_path(doc, url)
+    except ValueError as exc:
+        problems.add(doc, key_path + ("url",), str(exc))
         return None
-    return os.path.normpath(doc.path.parent / Path(url).expanduser())
 
 
-def _source_categories(doc: _Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
-                       categories: Mapping[str, Category], problems: _Problems) -> list[str]:
+def _local_path(doc: Doc, value: str) -> str:
+    """A scheme-less value is a file path, unless it reads as a URL that lost its scheme."""
+    path = os.path.normpath(doc.path.parent / Path(value).expanduser())
+    if value.startswith("//") or (looks_like_a_host(value) and not os.path.exists(path)):
+        bare = value.lstrip("/")
+        raise ValueError(f"{value!r} has no scheme: write 'https://{bare}' for a URL, or './{bare}' for a file "
+                         "beside the config")
+    return path
+
+
+def _source_categories(doc: Doc, key_path: tuple[object, ...], body: Mapping[str, Any],
+                       categories: Mapping[str, Category], problems: Problems) -> list[str]:
     if "category" not in body:
         problems.add(doc, key_path, "missing key: category")
         return []
@@ -540,8 +473,8 @@ def _source_categories(doc: _Doc, key_path: tuple[object, ...], body: Mapping[st
 # --- small helpers ----------------------------------------------------------------------
 
 
-def _check_keys(doc: _Doc, key_path: tuple[object, ...], body: Mapping[Any, Any], allowed: tuple[str, ...],
-                problems: _Problems) -> None:
+def _check_keys(doc: Doc, key_path: tuple[object, ...], body: Mapping[Any, Any], allowed: tuple[str, ...],
+                problems: Problems) -> None:
     for key in body:
         if key not in allowed:
             problems.add(doc, key_path + (key,), f"unknown key{_suggest(str(key), allowed)}")
@@ -561,26 +494,6 @@ def _get(data: Any, key_path: tuple[object, ...]) -> Any:
         else:
             return None
     return data
-
-
-def _line_of(doc: _Doc, key_path: tuple[object, ...]) -> int | None:
-    while key_path not in doc.lines and key_path:
-        key_path = key_path[:-1]
-    return doc.lines.get(key_path)
-
-
-def _format_key(key_path: tuple[object, ...]) -> str:
-    text = ""
-    for key in key_path:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
-    return text
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _type_name(value: Any) -> str:
