@@ -424,7 +424,7 @@ def test_connect_timeout() -> None:
 
 
 def test_untrusted_certificate_is_a_tls_error() -> None:
-    trustme = pytest.importorskip("trustme")
+    import trustme  # the test extra has it: a real CA, not a skip
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
