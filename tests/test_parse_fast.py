@@ -364,3 +364,34 @@ def test_fast_path_equals_feedparser_on_edge_cases(name: str, content_type: str)
 def test_edge_cases_are_mostly_taken() -> None:
     taken = [name for name, body in _EDGE.items() if fast.parse(body, "", "http://src.example/") is not None]
     assert len(taken) >= len(_EDGE) - 2, sorted(set(_EDGE) - set(taken))
+
+
+# What a release that moves things looks like to our imports (feedparser itself keeps its own references):
+# the module as we import it lacks a name, or has the class without an attribute, or the version moved on.
+MOVED = "import sys, types; sys.modules[{module!r}] = types.SimpleNamespace(**{{k: v for k, v in vars({module}).items() if k != {name!r}}})"
+
+
+@pytest.mark.parametrize("change", [
+    MOVED.format(module="feedparser.urls", name="_urljoin"),
+    MOVED.format(module="feedparser.mixin", name="_FeedParserMixin")
+    + "; sys.modules['feedparser.mixin']._FeedParserMixin = type('_FeedParserMixin', (), {})",
+    "feedparser.__version__ = '6.1.0'",
+])
+def test_a_feedparser_whose_internals_moved_turns_the_fast_path_off(change: str) -> None:
+    """A release that moves a private name the fast path ports (or any version outside 6.0.x) must not
+    break `import aggregator.parse`: the fast path stays off and feedparser parses everything."""
+    import subprocess
+    import sys
+
+    script = (
+        f"import feedparser, feedparser.mixin, feedparser.urls\n{change}\n"
+        "from aggregator.parse import fast, feedparser_private, parse_feed\n"
+        "assert fast is None and not feedparser_private.AVAILABLE, feedparser_private.REASON\n"
+        f"feed = parse_feed(open({str(CORPUS / 'feeds/feedjira/TechCrunch.xml')!r}, 'rb').read(), {{}}, "
+        "'https://tc.example/feed', '')\n"
+        "print(len(feed.articles), feedparser_private.REASON)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    count, reason = out.stdout.split(" ", 1)
+    assert int(count) == 20 and "feedparser" in reason

@@ -15,47 +15,56 @@ from __future__ import annotations
 import codecs
 import re
 import threading
-from collections.abc import Callable
 from typing import Any
 
-import feedparser
-from feedparser.datetimes import _parse_date
-from feedparser.encodings import RE_XML_DECLARATION, RE_XML_PI_ENCODING, parse_content_type
-from feedparser.html import _cp1252
-from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin, make_safe_absolute_uri
-from feedparser.util import FeedParserDict
 from lxml import etree
 
 from aggregator.parse import known as known_items
 from aggregator.parse.common import join_url
+from aggregator.parse.feedparser_private import (
+    CAN_BE_RELATIVE_URI,
+    CP1252,
+    HTML_TYPES,
+    KEYMAP_ALIASES,
+    NAMESPACES,
+    RE_XML_DECLARATION,
+    RE_XML_PI_ENCODING,
+    _parse_date,
+    _urljoin,
+    enforce_href,
+    has_handler,
+    looks_like_html,
+    make_safe_absolute_uri,
+    map_content_type,
+    parse_content_type,
+)
 
 __all__ = ["ENABLED", "decline_reason", "parse"]
 
-# Switch; the differential test turns it off to get the reference result. The port follows feedparser
-# 6.0's private rules, so another feedparser version leaves everything to feedparser until re-proven.
-ENABLED = feedparser.__version__.startswith("6.0.")
+# Switch; the differential test turns it off to get the reference result. Imported only when
+# feedparser_private.AVAILABLE (the 6.0 series, every private name where the port expects it).
+ENABLED = True
 
 Dict = dict[str, Any]
 
 _LOCAL = threading.local()  # an lxml parser must not be shared between threads
-_MATCH = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+_MATCH = {uri.lower(): prefix for uri, prefix in NAMESPACES.items()}
 _ATOM = "http://www.w3.org/2005/atom"
 _RSS10 = "http://purl.org/rss/1.0/"
 _RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
-_RELATIVE = _FeedParserMixin.can_be_relative_uri
-_HTML_TYPES = _FeedParserMixin.html_types
+_RELATIVE = CAN_BE_RELATIVE_URI
+_HTML_TYPES = HTML_TYPES
 _TEXT_TYPES = ("text/plain", "text/html")
-_C1_CONTROLS = re.compile("[" + "".join(map(chr, sorted(_cp1252))) + "]")
+_C1_CONTROLS = re.compile("[" + "".join(map(chr, sorted(CP1252))) + "]")
 _XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
 _DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)""")
 _AMP_REF = re.compile("&([A-Za-z0-9_]+);")
 _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
-_looks_like_html: Callable[[str], bool] = _FeedParserMixin.looks_like_html
-_map_type: Callable[[str], str] = _FeedParserMixin.map_content_type
+_looks_like_html = looks_like_html
+_map_type = map_content_type
 
 _TITLES = {"title", "dc_title", "media_title"}
 _DESCRIPTIONS = {"description": "text/html", "dc_description": "text/html", "media_description": "text/html"}
@@ -80,7 +89,7 @@ _READ_KEYS = {
     "authors", "author_detail", "published_parsed", "updated_parsed", "tags", "enclosures", "media_content",
     "media_thumbnail", "image", "language", "ttl", "sy_updateperiod", "sy_updatefrequency", "href",
     "category", "license", "updated", "published",
-} | set(FeedParserDict.keymap)  # fmt: skip
+} | KEYMAP_ALIASES  # fmt: skip
 _FEED_UNKNOWN_KEPT = ("ttl", "sy_updateperiod", "sy_updatefrequency")
 
 
@@ -234,7 +243,7 @@ def _text(element: Any) -> str:
 
 
 def _enforce_href(attrs: Dict) -> Dict:
-    result: Dict = _FeedParserMixin._enforce_href(attrs)
+    result: Dict = enforce_href(attrs)
     return result
 
 
@@ -250,7 +259,7 @@ def _is_inert(element: Any) -> bool:
 
 
 def _has_handler(key: str) -> bool:
-    return hasattr(_FeedParserMixin, "_start_" + key) or hasattr(_FeedParserMixin, "_end_" + key)
+    return has_handler(key)
 
 
 class _Walker:
@@ -304,7 +313,7 @@ class _Walker:
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
         # str.translate with a dict walks every character in Python-level lookups: only when one can match.
-        return (output.translate(_cp1252) if _C1_CONTROLS.search(output) else output), kind
+        return (output.translate(CP1252) if _C1_CONTROLS.search(output) else output), kind
 
     @staticmethod
     def content_type(attrs: Dict, default: str) -> str:
