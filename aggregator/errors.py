@@ -5,8 +5,10 @@ AggregatorError
  ├── LockError            another run holds the lock: exit code 3
  ├── StateError           the SQLite state file is corrupt or foreign
  └── SourceError          one source failed; the run carries on
-      ├── FetchError      network / HTTP problem
       └── ParseError      the body is not a usable feed
+
+A failed fetch is not an exception but a value (fetch.FetchOutcome, kind "failed", with its reason):
+the fetch stage reports every source's result, and the run goes on.
 """
 
 from __future__ import annotations
@@ -34,10 +36,6 @@ class StateError(AggregatorError):
 
 class SourceError(AggregatorError):
     """A failure confined to one source."""
-
-
-class FetchError(SourceError):
-    """The source could not be fetched."""
 
 
 class ParseError(SourceError):

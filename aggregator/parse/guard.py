@@ -62,10 +62,6 @@ def text_for_checks(body: bytes) -> str:
     return body.decode("latin-1")
 
 
-def strip_bom(body: bytes) -> bytes:
-    return body[3:] if body.startswith(codecs.BOM_UTF8) else body
-
-
 def check_not_empty(body: bytes) -> None:
     for bom, _ in _BOMS:
         if body.startswith(bom):
