@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from collections.abc import Callable
 from urllib.parse import urljoin
 
 from aggregator.ids import content_key, derive_id, make_article_id

@@ -6,37 +6,43 @@ summary, content, tags, enclosures, media, itunes:image) by porting feedparser 6
 and attributes lowercased and mapped by namespace URI, xml:base/xml:lang scoping, the strip + resolve +
 mojibake-repair + cp1252 text pipeline, the title/summary depth rules, author and tag bookkeeping.
 Anything outside that well-trodden subset (syntax error, DOCTYPE, other encodings than feedparser would
-pick, xhtml or nested markup, base64, unknown handlers, odd roots) raises _Decline inside and returns None,
+pick, xhtml or nested markup, base64, unknown handlers, odd roots) raises Decline inside and returns None,
 so the caller falls back to feedparser. tests/test_parse_fast.py proves both paths equal over the corpus.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
-import threading
 from typing import Any
 
 from lxml import etree
 
 from aggregator.parse import known as known_items
 from aggregator.parse.common import join_url
+from aggregator.parse.fast_input import Decline, utf8_document, xml_parser
+from aggregator.parse.fast_rules import (
+    READ_KEYS,
+    add_tag,
+    child_elements,
+    element_attrs,
+    element_key,
+    element_text,
+    end_category,
+    enforced_href,
+    has_known_handler,
+    is_inert,
+    save_author,
+    sync_author,
+)
 from aggregator.parse.feedparser_private import (
     CAN_BE_RELATIVE_URI,
     CP1252,
     HTML_TYPES,
-    KEYMAP_ALIASES,
-    NAMESPACES,
-    RE_XML_DECLARATION,
-    RE_XML_PI_ENCODING,
     _parse_date,
     _urljoin,
-    enforce_href,
-    has_handler,
     looks_like_html,
     make_safe_absolute_uri,
     map_content_type,
-    parse_content_type,
 )
 
 __all__ = ["ENABLED", "decline_reason", "parse"]
@@ -47,8 +53,6 @@ ENABLED = True
 
 Dict = dict[str, Any]
 
-_LOCAL = threading.local()  # an lxml parser must not be shared between threads
-_MATCH = {uri.lower(): prefix for uri, prefix in NAMESPACES.items()}
 _ATOM = "http://www.w3.org/2005/atom"
 _RSS10 = "http://purl.org/rss/1.0/"
 _RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
@@ -57,12 +61,7 @@ _RELATIVE = CAN_BE_RELATIVE_URI
 _HTML_TYPES = HTML_TYPES
 _TEXT_TYPES = ("text/plain", "text/html")
 _C1_CONTROLS = re.compile("[" + "".join(map(chr, sorted(CP1252))) + "]")
-_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
-_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)""")
 _AMP_REF = re.compile("&([A-Za-z0-9_]+);")
-_EMAIL = re.compile(
-    r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
-)
 _looks_like_html = looks_like_html
 _map_type = map_content_type
 
@@ -83,26 +82,7 @@ _HARMLESS = {
     "dc_contributor", "feedburner_browserfriendly", "media_rating", "media_credit", "media_restriction",
     "media_license", "media_player",
 }  # fmt: skip
-# Keys xmlfeed.py reads, and FeedParserDict aliases of them: an unknown element by that name would write them.
-_READ_KEYS = {
-    "title", "title_detail", "link", "links", "id", "summary", "summary_detail", "content", "author",
-    "authors", "author_detail", "published_parsed", "updated_parsed", "tags", "enclosures", "media_content",
-    "media_thumbnail", "image", "language", "ttl", "sy_updateperiod", "sy_updatefrequency", "href",
-    "category", "license", "updated", "published",
-} | KEYMAP_ALIASES  # fmt: skip
 _FEED_UNKNOWN_KEPT = ("ttl", "sy_updateperiod", "sy_updatefrequency")
-
-
-# Single-byte and common CJK codecs: Python decodes them the same way for both paths. Not UTF-7 (it can
-# hide markup), UTF-16/32 or EBCDIC (feedparser's BOM sniffing differs).
-_TRUSTED_CODECS = {
-    "utf-8", "ascii", "iso8859-1", "iso8859-2", "iso8859-15", "cp1250", "cp1251", "cp1252", "koi8-r",
-    "gb18030", "gbk", "big5", "shift_jis", "euc_jp", "euc_kr", "cp932", "cp949", "cp950",
-}  # fmt: skip
-
-
-class _Decline(Exception):
-    """Not sure to reproduce feedparser exactly: let feedparser do it."""
 
 
 def parse(
@@ -134,132 +114,15 @@ def decline_reason(body: bytes, content_type: str, feed_url: str) -> str:
 def _parse(
     body: bytes, content_type: str, feed_url: str, known: frozenset[str] = frozenset(), salt: str = ""
 ) -> Dict:
-    data = _utf8_document(body, content_type)
-    root = etree.fromstring(data, _parser())
+    data = utf8_document(body, content_type)
+    root = etree.fromstring(data, xml_parser())
     if root.getroottree().docinfo.doctype:
-        raise _Decline("DOCTYPE")
+        raise Decline("DOCTYPE")
     walker = _Walker(feed_url, known, salt)
     result = walker.run(root)
     if walker.skipped and walker.clashes():
         result = _Walker(feed_url, frozenset(), salt).run(root)
     return result
-
-
-def _parser() -> etree.XMLParser:
-    parser = getattr(_LOCAL, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False, no_network=True, huge_tree=False, recover=False, load_dtd=False
-        )
-        _LOCAL.parser = parser
-    return parser
-
-
-def _utf8_document(body: bytes, content_type: str) -> bytes:
-    """The bytes feedparser's encoding rules would hand its XML parser, or _Decline if they would override."""
-    data = body[3:] if body.startswith(codecs.BOM_UTF8) else body
-    if data[:1] in (b"\x00", b"\xfe", b"\xff") or data[1:2] == b"\x00" or data[:4] == b"\x4c\x6f\xa7\x94":
-        raise _Decline("wide encoding")
-    match = RE_XML_PI_ENCODING.match(data)
-    xml_encoding = match.group(1).decode("utf-8").lower() if match else ""
-    mime, http_encoding = parse_content_type(content_type) if content_type else ("", "")
-    if mime in ("application/xml", "application/xml-dtd", "application/xml-external-parsed-entity") or (
-        mime.startswith("application/") and mime.endswith("+xml")
-    ):
-        encoding = http_encoding or xml_encoding or "utf-8"
-    elif mime.startswith("text/"):
-        encoding = http_encoding or "us-ascii"
-    elif not content_type:
-        encoding = xml_encoding or "iso-8859-1"
-    else:
-        encoding = xml_encoding or "utf-8"
-    if encoding.lower() == "gb2312":
-        encoding = "gb18030"
-    if codecs.lookup(encoding).name not in _TRUSTED_CODECS:
-        raise _Decline(f"encoding {encoding}")
-    if encoding == "utf-8" and xml_encoding in ("", "utf-8") and _own_declaration(data) in (b"", b"utf-8"):
-        data.decode("utf-8")  # feedparser would fall back to another encoding and warn
-        return data
-    text = data.decode(encoding)  # LookupError / UnicodeDecodeError: feedparser overrides; decline
-    declaration = "<?xml version='1.0' encoding='utf-8'?>"
-    if RE_XML_DECLARATION.search(text):
-        text = RE_XML_DECLARATION.sub(declaration, text)
-    else:
-        text = declaration + "\n" + text
-    return text.encode("utf-8")
-
-
-def _own_declaration(data: bytes) -> bytes:
-    """The encoding the XML declaration gives as lxml reads it (feedparser's regex can see another one)."""
-    declaration = _XML_DECLARATION.match(data)
-    found = _DECLARED_ENCODING.search(declaration.group(0)) if declaration else None
-    return found.group(1).lower() if found else b""
-
-
-def _key(element: Any) -> str:
-    """feedparser's handler name for an element: 'title', 'dc_creator', 'media_content', ..."""
-    tag = element.tag
-    if tag[0] != "{":
-        return str(tag).lower()
-    uri, local = tag[1:].split("}", 1)
-    lowered = uri.lower()
-    if "backend.userland.com/rss" in lowered:
-        lowered = "http://backend.userland.com/rss"
-    prefix = _MATCH.get(lowered)
-    if prefix is None:
-        prefix = element.prefix
-        if not prefix:
-            raise _Decline("unknown default namespace")
-    local = local.lower()
-    return f"{prefix.lower()}_{local}" if prefix else local
-
-
-def _attrs(element: Any) -> Dict:
-    """Attributes the way feedparser's strict parser gives them: lowercased keys, both 'xml:base' and
-    'base' for known namespaces, rel/type values lowercased."""
-    items = element.attrib.items()
-    if not items:
-        return {}
-    result: Dict = {}
-    for key, value in items:
-        if key[0] == "{":
-            uri, local = key[1:].split("}", 1)
-            prefix = _MATCH.get(uri.lower(), "")
-            result[(f"{prefix}:{local}" if prefix else local).lower()] = value
-        else:
-            result[key.lower()] = value
-    for key, value in items:
-        result[key.rsplit("}", 1)[-1].lower()] = value
-    for key in ("rel", "type"):
-        if key in result:
-            result[key] = result[key].lower()
-    return result
-
-
-def _text(element: Any) -> str:
-    if len(element):  # child elements, comments or PIs: feedparser would treat it as inline markup
-        raise _Decline(f"markup inside {element.tag}: {[c.tag for c in element][:3]}")
-    return str(element.text or "")
-
-
-def _enforce_href(attrs: Dict) -> Dict:
-    result: Dict = enforce_href(attrs)
-    return result
-
-
-def _children(element: Any) -> list[Any]:
-    return [child for child in element if isinstance(child.tag, str)]
-
-
-def _is_inert(element: Any) -> bool:
-    """An unknown, childless element (Blogger's gd:image in an author): feedparser files it under a key
-    nobody reads."""
-    key = _key(element)
-    return not len(element) and not _has_handler(key) and key not in _READ_KEYS
-
-
-def _has_handler(key: str) -> bool:
-    return has_handler(key)
 
 
 class _Walker:
@@ -318,10 +181,10 @@ class _Walker:
     @staticmethod
     def content_type(attrs: Dict, default: str) -> str:
         if attrs.get("mode", "") == "base64":
-            raise _Decline("base64")
+            raise Decline("base64")
         kind = _map_type(attrs.get("type", default))
         if kind not in _TEXT_TYPES:
-            raise _Decline(f"content type {kind}")
+            raise Decline(f"content type {kind}")
         return kind
 
     @staticmethod
@@ -337,16 +200,16 @@ class _Walker:
 
     def run(self, root: Any) -> Dict:
         self.version = self.root_version(root)
-        attrs = _attrs(root)
+        attrs = element_attrs(root)
         base, lang = self.scope(attrs, self.base0, None)
-        key = _key(root)
+        key = element_key(root)
         if lang and key in ("feed", "rss"):
             self.feed["language"] = lang.replace("_", "-")
         self.digest_depth = self.items_depth(root, key)
         if key == "feed":
             self.feed_children(root, 2, base, lang)
         else:
-            for child in _children(root):
+            for child in child_elements(root):
                 self.outer_child(child, 2, base, lang, key)
         return {"bozo": False, "version": self.version, "feed": self.feed, "entries": self.entries,
                 "digests": self.digests, "skipped": [digest for digest, _, _ in self.skipped]}
@@ -354,11 +217,11 @@ class _Walker:
     def items_depth(self, root: Any, key: str) -> int:
         """The depth at which the walk meets items it may digest and skip (known.digest_depth)."""
         if key != "rss":  # Atom's entries and RSS 1.0's items are the root's children
-            return known_items.digest_depth([_key(child) for child in _children(root)], 2)
-        channels = _children(root)
-        if len(channels) != 1 or _key(channels[0]) != "channel":
+            return known_items.digest_depth([element_key(child) for child in child_elements(root)], 2)
+        channels = child_elements(root)
+        if len(channels) != 1 or element_key(channels[0]) != "channel":
             return 0
-        return known_items.digest_depth([_key(child) for child in _children(channels[0])], 3)
+        return known_items.digest_depth([element_key(child) for child in child_elements(channels[0])], 3)
 
     def clashes(self) -> bool:
         """Does a skipped item share an id or link with a walked one (known.clashes)?"""
@@ -377,41 +240,41 @@ class _Walker:
             if (prefix is None and lowered == _RSS090) or lowered in (_RSS10, _ATOM):
                 found.append({_RSS090: "rss090", _RSS10: "rss10", _ATOM: "atom10"}[lowered])
         if len(found) > 1:
-            raise _Decline("several format namespaces")
+            raise Decline("several format namespaces")
         declared = found[0] if found else ""
-        key = _key(root)
+        key = element_key(root)
         if key == "rss" and not declared.startswith("rss"):
-            given = _attrs(root).get("version", "")
+            given = element_attrs(root).get("version", "")
             return _RSS_VERSIONS.get(given) or ("rss20" if given.startswith("2.") else "rss")
         if key == "feed" and declared == "atom10" and root.tag == "{http://www.w3.org/2005/Atom}feed":
             return declared
         if key == "rdf_rdf" and declared == "rss10":
             return declared
-        raise _Decline(f"root {root.tag!r} with {declared!r}")
+        raise Decline(f"root {root.tag!r} with {declared!r}")
 
     def outer_child(self, element: Any, depth: int, base: str, lang: str | None, root_key: str) -> None:
         """Children of <rss> or <rdf:RDF>: the channel, items, and RDF's channel-sibling image/textinput."""
-        key = _key(element)
-        attrs = _attrs(element)
+        key = element_key(element)
+        attrs = element_attrs(element)
         base, lang = self.scope(attrs, base, lang)
         if key == "channel":
             if "lastmod" in attrs or "href" in attrs:
-                raise _Decline("CDF channel")
+                raise Decline("CDF channel")
             self.feed_children(element, depth + 1, base, lang)
         elif key == "item":
             self.item(element, attrs, depth, base, lang)
         elif key in ("image", "textinput") and root_key == "rdf_rdf":
             self.image(element, depth, key)
         else:
-            raise _Decline(f"{key} outside the channel")
+            raise Decline(f"{key} outside the channel")
 
     # --- feed level -------------------------------------------------------------------------------
 
     def feed_children(self, parent: Any, depth: int, base: str, lang: str | None) -> None:
-        for element in _children(parent):
-            attrs = _attrs(element)
+        for element in child_elements(parent):
+            attrs = element_attrs(element)
             child_base, child_lang = self.scope(attrs, base, lang)
-            self.feed_child(element, _key(element), attrs, depth, child_base, child_lang)
+            self.feed_child(element, element_key(element), attrs, depth, child_base, child_lang)
 
     def feed_child(
         self, element: Any, key: str, attrs: Dict, depth: int, base: str, lang: str | None
@@ -421,7 +284,7 @@ class _Walker:
             self.item(element, attrs, depth, base, lang)
         elif key in _TITLES and key != "media_title":
             kind = self.content_type(attrs, "text/plain")
-            value, kind = self.value(_text(element), "title", base, kind)
+            value, kind = self.value(element_text(element), "title", base, kind)
             if not -1 < self.title_depth <= depth:
                 feed["title"] = value
                 feed["title_detail"] = self.detail(kind, lang, base, value)
@@ -431,16 +294,16 @@ class _Walker:
             self.link(feed, element, attrs, base, in_entry=False)
         elif key in ("id", "guid"):
             is_link = attrs.get("ispermalink", "true") == "true"
-            value, _ = self.value(_text(element), "id", base, resolve=is_link)
+            value, _ = self.value(element_text(element), "id", base, resolve=is_link)
             feed["id"] = value
             if is_link:
                 feed.setdefault("link", value)
         elif key in _UPDATED:
-            feed["updated_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+            feed["updated_parsed"] = _parse_date(self.value(element_text(element), key, base)[0])
         elif key in ("language", "dc_language"):
-            feed["language"] = self.value(_text(element), "language", base)[0]
+            feed["language"] = self.value(element_text(element), "language", base)[0]
         elif key in _DESCRIPTIONS or key in _SUMMARIES:
-            _text(element)
+            element_text(element)
             if "summary" in feed and not self.has_content:
                 self.has_content = True  # feedparser turns it into content; nothing we read changes
             elif key in _SUMMARIES:
@@ -457,49 +320,49 @@ class _Walker:
             "itunes_image", "itunes_link", "itunes_keywords", "media_thumbnail", "tags", "enclosure",
             "itunes_email", "itunes_name", "name", "email",
         ) or key == "media_keywords" and not attrs:  # fmt: skip
-            _text(element)
-        elif _has_handler(key) or key in _READ_KEYS and key not in _FEED_UNKNOWN_KEPT:
-            raise _Decline(f"feed element {key}")
+            element_text(element)
+        elif has_known_handler(key) or key in READ_KEYS and key not in _FEED_UNKNOWN_KEPT:
+            raise Decline(f"feed element {key}")
         elif len(element) and key not in _FEED_UNKNOWN_KEPT:
             self.feed_children(element, depth + 1, base, lang)  # feedparser handles them one level deeper
         elif attrs:
-            _text(element)
+            element_text(element)
             feed[key] = attrs
         else:
-            feed[key] = self.value(_text(element), key, base)[0]
+            feed[key] = self.value(element_text(element), key, base)[0]
 
     def image(self, element: Any, depth: int, key: str) -> None:
         """<image>/<textinput>: their titles only move feedparser's title gate."""
         self.title_depth = -1
         allowed = ("title", "link", "url", "width", "height", "description", "href", "name")
-        for child in _children(element):
-            child_key = _key(child)
-            if child_key not in allowed or (child_key == "link" and _attrs(child)):
-                raise _Decline(f"{child_key} in {key}")
-            text = _text(child)
+        for child in child_elements(element):
+            child_key = element_key(child)
+            if child_key not in allowed or (child_key == "link" and element_attrs(child)):
+                raise Decline(f"{child_key} in {key}")
+            text = element_text(child)
             if child_key == "title" and text.strip():
                 self.title_depth = depth + 1
 
     def check_person(self, element: Any) -> None:
-        for child in _children(element):
-            if _key(child) not in _PERSON_PARTS and not _is_inert(child):
-                raise _Decline("unusual person element")
-            _text(child)
-        if not _children(element):
-            _text(element)
+        for child in child_elements(element):
+            if element_key(child) not in _PERSON_PARTS and not is_inert(child):
+                raise Decline("unusual person element")
+            element_text(child)
+        if not child_elements(element):
+            element_text(element)
 
     def check_nested_categories(self, element: Any) -> None:
-        for child in _children(element):
-            if _key(child) != "itunes_category":
-                raise _Decline("unusual itunes:category")
+        for child in child_elements(element):
+            if element_key(child) != "itunes_category":
+                raise Decline("unusual itunes:category")
             self.check_nested_categories(child)
 
     def link(self, context: Dict, element: Any, attrs: Dict, base: str, in_entry: bool) -> None:
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
-        attrs = _enforce_href(attrs)
+        attrs = enforced_href(attrs)
         if "href" in attrs:
-            _text(element)
+            element_text(element)
             attrs["href"] = join_url(base, attrs["href"], _urljoin)
             if in_entry and attrs["rel"] == "enclosure":
                 self.enclosures.append(attrs)
@@ -507,8 +370,8 @@ class _Walker:
                 context["link"] = attrs["href"]
             return
         if attrs["rel"] == "enclosure":
-            raise _Decline("enclosure link without href")
-        value, _ = self.value(_text(element), "link", base)
+            raise Decline("enclosure link without href")
+        value, _ = self.value(element_text(element), "link", base)
         if in_entry:
             value = _AMP_REF.sub(r"&\g<1>", value.replace("&amp;", "&"))
         else:
@@ -519,7 +382,7 @@ class _Walker:
 
     def item(self, element: Any, attrs: Dict, depth: int, base: str, lang: str | None) -> None:
         if "lastmod" in attrs or "href" in attrs:
-            raise _Decline("CDF item")
+            raise Decline("CDF item")
         digest = ""
         if depth == self.digest_depth:
             title_type = (self.feed.get("title_detail") or {}).get("type")
@@ -546,10 +409,10 @@ class _Walker:
         self.has_content = False
 
     def entry_children(self, entry: Dict, parent: Any, depth: int, base: str, lang: str | None) -> None:
-        for element in _children(parent):
-            attrs = _attrs(element)
+        for element in child_elements(parent):
+            attrs = element_attrs(element)
             child_base, child_lang = self.scope(attrs, base, lang)
-            self.entry_child(entry, element, _key(element), attrs, depth, child_base, child_lang)
+            self.entry_child(entry, element, element_key(element), attrs, depth, child_base, child_lang)
 
     def store(self, entry: Dict, name: str, value: str, depth: int, detail: Dict | None = None) -> None:
         """feedparser's pop(): a shallower or equally deep element wins; *_detail always follows."""
@@ -565,7 +428,7 @@ class _Walker:
     ) -> None:
         if key in _TITLES:
             kind = self.content_type(attrs, "text/plain")
-            value, kind = self.value(_text(element), "title", base, kind)
+            value, kind = self.value(element_text(element), "title", base, kind)
             if not -1 < self.title_depth <= depth:
                 self.store(entry, "title", value, depth, self.detail(kind, lang, base, value))
             if value and key != "media_title":
@@ -574,7 +437,7 @@ class _Walker:
             self.link(entry, element, attrs, base, in_entry=True)
         elif key in ("id", "guid"):
             is_link = attrs.get("ispermalink", "true") == "true"
-            value, _ = self.value(_text(element), "id", base, resolve=is_link)
+            value, _ = self.value(element_text(element), "id", base, resolve=is_link)
             self.store(entry, "id", value, depth)
             if is_link:
                 entry.setdefault("link", value)
@@ -584,37 +447,37 @@ class _Walker:
                 self.content(entry, element, attrs, "content", "text/plain", base, lang)
                 return
             kind = self.content_type(attrs, _DESCRIPTIONS.get(key) or _SUMMARIES[key])
-            value, kind = self.value(_text(element), "summary", base, kind)
+            value, kind = self.value(element_text(element), "summary", base, kind)
             self.store(entry, "summary", value, depth, self.detail(kind, lang, base, value))
         elif key in _CONTENTS:
             self.content(entry, element, attrs, key, _CONTENTS[key], base, lang)
         elif key in _PUBLISHED:
-            entry["published_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+            entry["published_parsed"] = _parse_date(self.value(element_text(element), key, base)[0])
         elif key in _UPDATED:
-            entry["updated_parsed"] = _parse_date(self.value(_text(element), key, base)[0])
+            entry["updated_parsed"] = _parse_date(self.value(element_text(element), key, base)[0])
         elif key in _AUTHORS:
             self.author(entry, element, depth, base)
         elif key in _CATEGORIES:
             if key == "media_category":
                 attrs.setdefault("scheme", "http://search.yahoo.com/mrss/category_schema")
-            _add_tag(entry, attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label"))
-            _end_category(entry, self.value(_text(element), "category", base)[0])
+            add_tag(entry, attrs.get("term"), attrs.get("scheme", attrs.get("domain")), attrs.get("label"))
+            end_category(entry, self.value(element_text(element), "category", base)[0])
         elif key == "itunes_category":
-            _add_tag(entry, attrs.get("text"), "http://www.itunes.com/", None)
-            _end_category(entry, self.value(_text(element), "category", base)[0])
+            add_tag(entry, attrs.get("text"), "http://www.itunes.com/", None)
+            end_category(entry, self.value(element_text(element), "category", base)[0])
         elif key in ("itunes_keywords", "media_keywords", "tags"):
             if attrs and key == "media_keywords":
-                raise _Decline("media:keywords with attributes")
-            value = self.value(_text(element), key, base)[0]
+                raise Decline("media:keywords with attributes")
+            value = self.value(element_text(element), key, base)[0]
             for term in value.split(","):
                 if key == "tags":
-                    _add_tag(entry, term.strip(), None, None)
+                    add_tag(entry, term.strip(), None, None)
                 elif term.strip():
                     scheme = "http://www.itunes.com/" if key == "itunes_keywords" else None
-                    _add_tag(entry, term.strip(), scheme, None)
+                    add_tag(entry, term.strip(), scheme, None)
         elif key == "enclosure":
-            _text(element)
-            attrs = _enforce_href(attrs)
+            element_text(element)
+            attrs = enforced_href(attrs)
             attrs["rel"] = "enclosure"
             self.enclosures.append(attrs)
         elif key == "media_content":
@@ -623,31 +486,31 @@ class _Walker:
             self.entry_children(entry, element, depth + 1, base, lang)
         elif key == "media_thumbnail":
             entry.setdefault("media_thumbnail", []).append(attrs)
-            url = self.value(_text(element), "url", base)[0]
+            url = self.value(element_text(element), "url", base)[0]
             if url.strip() and "url" not in attrs:
                 attrs["url"] = url
         elif key == "media_group":
             self.entry_children(entry, element, depth + 1, base, lang)
         elif key in ("itunes_image", "itunes_link"):
-            _text(element)
+            element_text(element)
             href = attrs.get("href") or attrs.get("url")
             if href:
                 entry["image"] = {"href": href}
         elif key in ("image", "source"):
             # feedparser files these away from anything we read, but both reset its title gate.
-            for child in _children(element):
-                if key == "source" or _key(child) not in ("url", "width", "height", "href"):
-                    raise _Decline(f"{_key(child)} in {key}")
-                _text(child)
-            if not _children(element):
-                _text(element)
+            for child in child_elements(element):
+                if key == "source" or element_key(child) not in ("url", "width", "height", "href"):
+                    raise Decline(f"{element_key(child)} in {key}")
+                element_text(child)
+            if not child_elements(element):
+                element_text(element)
             self.title_depth = -1
         elif key in _HARMLESS or key in _PERSON_PARTS:
-            _text(element)  # name/email/uri outside an author or contributor are dropped by feedparser
+            element_text(element)  # name/email/uri outside an author or contributor are dropped by feedparser
         elif key == "contributor":
             self.check_person(element)
-        elif _has_handler(key) or key in _READ_KEYS:
-            raise _Decline(f"entry element {key}")
+        elif has_known_handler(key) or key in READ_KEYS:
+            raise Decline(f"entry element {key}")
         else:
             # An unknown element: feedparser keeps its own text under a key nobody reads and handles its
             # children as usual, one level deeper.
@@ -658,7 +521,7 @@ class _Walker:
     ) -> None:
         self.has_content = True
         kind = self.content_type(attrs, default)
-        value, kind = self.value(_text(element), "content", base, kind)
+        value, kind = self.value(element_text(element), "content", base, kind)
         item = self.detail(kind, lang, base, value)
         if key == "content" and attrs.get("src"):
             item["src"] = attrs["src"]
@@ -667,88 +530,30 @@ class _Walker:
 
     def author(self, entry: Dict, element: Any, depth: int, base: str) -> None:
         entry.setdefault("authors", []).append({})
-        children = _children(element)
+        children = child_elements(element)
         if not children:
-            self.store(entry, "author", self.value(_text(element), "author", base)[0], depth)
-            _sync_author(entry)
+            self.store(entry, "author", self.value(element_text(element), "author", base)[0], depth)
+            sync_author(entry)
             return
         if any(not isinstance(node.tag, str) for node in element):
-            raise _Decline("comment in author")
+            raise Decline("comment in author")
         for child in children:
-            part = _key(child)
+            part = element_key(child)
             if part in ("name", "itunes_name", "email", "itunes_email"):
-                _save_author(entry, "email" if "email" in part else "name", _text(child).strip())
+                save_author(entry, "email" if "email" in part else "name", element_text(child).strip())
             elif part in ("uri", "url", "homepage"):
-                child_base, _ = self.scope(_attrs(child), base, None)
-                value = self.value(_text(child), "href", child_base)[0]
+                child_base, _ = self.scope(element_attrs(child), base, None)
+                value = self.value(element_text(child), "href", child_base)[0]
                 self.store(entry, "href", value, depth + 1)
-                _save_author(entry, "href", value)
-            elif not _is_inert(child):
-                raise _Decline(f"{part} in author")
+                save_author(entry, "href", value)
+            elif not is_inert(child):
+                raise Decline(f"{part} in author")
         # The author's own text: feedparser also collects the text of unknown children with attributes.
         own = (element.text or "") + "".join(
-            (_text(child) if _is_inert(child) and child.attrib else "") + (child.tail or "")
+            (element_text(child) if is_inert(child) and child.attrib else "") + (child.tail or "")
             for child in children
         )
         self.store(entry, "author", self.value(own, "author", base)[0], depth)
-        _sync_author(entry)
+        sync_author(entry)
 
 
-# --- ports of feedparser's bookkeeping helpers, on plain dicts ----------------------------------------
-
-
-def _add_tag(context: Dict, term: str | None, scheme: str | None, label: str | None) -> None:
-    tags = context.setdefault("tags", [])
-    if not term and not scheme and not label:
-        return
-    value = {"term": term, "scheme": scheme, "label": label}
-    if value not in tags:
-        tags.append(value)
-
-
-def _end_category(context: Dict, value: str) -> None:
-    if not value:
-        return
-    tags = context["tags"]
-    if tags and not tags[-1]["term"]:
-        tags[-1]["term"] = value
-    else:
-        _add_tag(context, value, None, None)
-
-
-def _save_author(context: Dict, key: str, value: str) -> None:
-    context.setdefault("author_detail", {})[key] = value
-    _sync_author(context)
-    context.setdefault("authors", [{}])[-1][key] = value
-
-
-def _sync_author(context: Dict) -> None:
-    detail = context.get("authors", [{}])[-1]
-    if detail:
-        name, email = detail.get("name"), detail.get("email")
-        if name and email:
-            context["author"] = f"{name} ({email})"
-        elif name:
-            context["author"] = name
-        elif email:
-            context["author"] = email
-        return
-    author, email = context.get("author"), None
-    if not author:
-        return
-    match = _EMAIL.search(author)
-    if match:
-        email = match.group(0)
-        author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "")
-        author = author.strip()
-        if author and author[0] == "(":
-            author = author[1:]
-        if author and author[-1] == ")":
-            author = author[:-1]
-        author = author.strip()
-    if author or email:
-        context.setdefault("author_detail", detail)
-    if author:
-        detail["name"] = author
-    if email:
-        detail["email"] = email
