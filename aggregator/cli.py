@@ -108,6 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aggregator: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `aggregator sources | head -3`: the reader has what it wanted
+        _detach_stdout()
+        return EXIT_OK
+    except OSError as exc:
+        if exc.filename is None:  # no file to blame: treat it as the bug it probably is
+            log.exception("aggregator crashed; please report this with the traceback")
+        else:  # a full disk, a vanished mount: the environment, named in one line
+            print(f"aggregator: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FATAL
     except Exception:  # noqa: BLE001 - a bug: show it, exit 1
         log.exception("aggregator crashed; please report this with the traceback")
         return EXIT_FATAL
@@ -119,9 +128,23 @@ def entry() -> NoReturn:
     no-op run of 1,000 sources, which takes ~1.5 s in all."""
     code = main()
     atexit._run_exitfuncs()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the rest of the output was still buffered when the reader left
+        _detach_stdout()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so no later flush raises on the closed pipe again (the recipe in
+    Python's signal docs, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    os.close(devnull)
 
 
 def _config_error_text(exc: ConfigError) -> str:
@@ -236,6 +259,6 @@ _COMMANDS = {
 }
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
 
 __all__ = ["main", "build_parser"]

@@ -11,6 +11,10 @@ AggregatorError
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class AggregatorError(Exception):
     """Base of every error this program raises on purpose."""
@@ -42,3 +46,15 @@ class FetchError(SourceError):
 
 class ParseError(SourceError):
     """The fetched document is not a feed we can read."""
+
+
+@contextmanager
+def naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OSError raised inside carries `path` as its filename: a write's ENOSPC or EIO names none of
+    its own ("No space left on device" alone does not say which disk)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from exc
+        raise

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from aggregator.errors import AggregatorError, StateError
+from aggregator.errors import AggregatorError, StateError, naming
 from aggregator.fetch import (
     FetchOutcome,
     SourceState,
@@ -181,6 +181,8 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     started = time.monotonic()
     summary = RunSummary(started=now, dry_run=options.dry_run)
     sources = select_sources(config, options.only)
+    # a dry run writes only a throwaway copy, but previews a run that could not store anything: refused too
+    check_output_dir(str(Path(config.state).parent), "state folder")
     if not options.dry_run:
         check_output_dir(config.output.dir)
     with contextlib.ExitStack() as stack:
@@ -718,8 +720,9 @@ class _Marker:
                 "listed": {slug: item.as_json() for slug, item in self.listed.items()}}
         marker = _publish_marker(config)
         temporary = marker.with_name(marker.name + ".tmp")
-        temporary.write_text(json.dumps({"key": self.key}) + "\n" + json.dumps(rest, sort_keys=True) + "\n",
-                             encoding="utf-8")
+        with naming(temporary):
+            temporary.write_text(json.dumps({"key": self.key}) + "\n" + json.dumps(rest, sort_keys=True) + "\n",
+                                 encoding="utf-8")
         temporary.replace(marker)
 
 
@@ -806,15 +809,15 @@ def _expected_outputs(config: Config) -> list[Path]:
     return paths
 
 
-def check_output_dir(path: str) -> None:
-    """Fail before fetching anything when the output folder cannot be written."""
+def check_output_dir(path: str, what: str = "output folder") -> None:
+    """Fail before fetching anything when the output (or state) folder cannot be written."""
     folder = Path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise AggregatorError(f"output folder {path}: not writable: {exc.strerror or exc}") from exc
+        raise AggregatorError(f"{what} {path}: not writable: {exc.strerror or exc}") from exc
 
 
 def _copy_state(path: str, folder: Path) -> str:

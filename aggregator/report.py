@@ -83,9 +83,12 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
     from aggregator.store import Store
 
-    with Store.open(config.state) as store:
-        states = store.source_states()
-        counts = store.article_counts()
+    states: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    if Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
+        with Store.open_read_only(config.state) as store:
+            states = store.source_states()
+            counts = store.article_counts()
     return [_row(s.label, s.url, s.categories, states.get(s.url, {}), counts.get(s.url, 0), now)
             for s in config.sources]
 
