@@ -18,6 +18,7 @@ import pytest
 from aggregator.cli import main
 from aggregator.errors import StateError, naming
 from aggregator.store import Store
+from conftest import yaml_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "config" / "samples"
@@ -29,9 +30,7 @@ def write_config(tmp_path: Path, *, state: str = "state/state.db", out: str = "o
              f"  - {{url: '{SAMPLES / 'tenderlovemaking.xml'}', category: news, name: tender}}"]
     if health:
         lines.insert(2, f"health: {health}")
-    path = tmp_path / "feeds.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return yaml_config(tmp_path, lines)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,13 @@ from aggregator.store.rows import (
     to_micros,
 )
 from aggregator.store.schema import DATE_SAMPLES
-from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
+from aggregator.store.upsert import (
+    DEFAULT_BURST_THRESHOLD,
+    LAST_SEEN_STEP,
+    Caps,
+    UpsertResult,
+    apply_upsert,
+)
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
@@ -145,7 +151,7 @@ class Store:
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
                         accept_burst: bool = False, seen_fingerprints: Collection[str] = (),
-                        hashes: Mapping[str, Hashes] | None = None) -> UpsertResult:
+                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = Caps()) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of
@@ -159,15 +165,18 @@ class Store:
         Fingerprints: every article's `fingerprint` is remembered, and `seen_fingerprints` (items
         the caller skipped because :meth:`known_fingerprints` had them) are marked as still seen.
         hashes: dedup.article_hashes of articles by fingerprint, when the caller computed them.
+        caps: at most this many new articles per call and in all for the source (upsert.Caps).
         """
         now = aware(now)
         with self._guard(), self._transaction():
-            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes)
+            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes,
+                                  caps)
             if result.new or result.updated:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
             if result.rows_changed:
                 self._bump_versions([source_url])
-            self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],
+            self._remember_fingerprints(source_url, [a.fingerprint for a in articles
+                                                     if a.fingerprint and a.fingerprint not in result.capped],
                                         seen_fingerprints, now)
         if seen_fingerprints:
             result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
