@@ -31,7 +31,6 @@ run (it matches nothing: a drop rule drops nothing, a keep rule keeps nothing) w
 from __future__ import annotations
 
 import html
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,8 +43,6 @@ from aggregator.errors import ConfigError
 from aggregator.model import Article
 from aggregator.patterns import compile_pattern
 from aggregator.text import collapse_whitespace, parse_duration
-
-log = logging.getLogger(__name__)
 
 Action = Literal["keep", "drop", "max_age", "min_length"]
 FIELDS = ("title", "content", "author", "tags", "link", "language")

@@ -47,8 +47,8 @@ from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
-from aggregator.store.upsert import Caps
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
+from aggregator.store.upsert import Caps
 from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
@@ -327,8 +327,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         backlog.arrived(outcome.source, len(packed))
         pending.append(loop.create_task(ingest_body(replace(outcome, body=b""), packed)))
 
-    fetch_config = replace(config.fetch, run_deadline=max(0.0, deadline - clock()))
-    await fetch_sources(sources, fetch_config, states, now, force=options.force,
+    await fetch_sources(sources, config.fetch, states, now, force=options.force,
                         retry_gone=options.retry_gone, on_outcome=on_outcome, admit=backlog.admit)
     if fatal:
         raise fatal[0]

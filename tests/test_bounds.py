@@ -11,13 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import RecordingServer, Route, yaml_config
 
 from aggregator import patterns
 from aggregator.clean import clean_html
 from aggregator.clean.rules import compile_rule
 from aggregator.cli import main
 from aggregator.config import load_config
-from conftest import RecordingServer, Route, yaml_config
 
 
 def undated_feed(ids: range, note: str = "") -> bytes:
@@ -108,7 +108,7 @@ def test_new_keys_have_defaults_a_schema_and_a_readme_line(tmp_path: Path,
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for key in ("max_new_per_fetch", "max_items_per_source", "regex_search_timeout", "regex_pattern_budget",
                 "regex_run_budget"):
-        assert re.search(rf"^\| `{key}` \| [^|]+ \|", readme, re.M), key
+        assert re.search(rf"^\| `{key}` \| [^|]+ \|", readme, re.MULTILINE), key
 
 
 # --- item 9: patterns that hang, and the run deadline ---------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import itertools
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import yaml_config
 
 from aggregator.cli import main
 from aggregator.errors import StateError, naming
 from aggregator.store import Store
-from conftest import yaml_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "config" / "samples"
@@ -178,10 +178,9 @@ def test_full_output_and_state_disks_are_named(tmp_path: Path, tiny_disk: Callab
 
     tiny_disk(tmp_path / "health", 4096)
     config = write_config(tmp_path, state="state3/state.db", out="out3", health="health/full/health.json")
-    with open(tmp_path / "health" / "filler", "wb", buffering=0) as filler:  # fill it to the last block
-        with pytest.raises(OSError):
-            while True:
-                filler.write(b"x" * 1024)
+    with open(tmp_path / "health" / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+        while True:  # fill it to the last block
+            filler.write(b"x" * 1024)
     assert main(["run", "--config", str(config), "--no-progress", "-q"]) == 0  # monitoring never fails a run
     err = capsys.readouterr().err
     assert f"health file {tmp_path / 'health' / 'full' / 'health.json'} not written" in err

@@ -39,6 +39,7 @@ from aggregator.store.schema import DATE_SAMPLES
 from aggregator.store.upsert import (
     DEFAULT_BURST_THRESHOLD,
     LAST_SEEN_STEP,
+    NO_CAPS,
     Caps,
     UpsertResult,
     apply_upsert,
@@ -151,7 +152,7 @@ class Store:
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
                         accept_burst: bool = False, seen_fingerprints: Collection[str] = (),
-                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = Caps()) -> UpsertResult:
+                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = NO_CAPS) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of

@@ -53,6 +53,9 @@ class Caps:
     total: int = 0
 
 
+NO_CAPS = Caps()
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     key: int
@@ -81,7 +84,7 @@ class _Upsert:
 
     def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
                  burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
-                 caps: Caps = Caps()) -> None:
+                 caps: Caps = NO_CAPS) -> None:
         self.conn = conn
         self.caps = caps
         self.capped: set[str] = set()
@@ -426,6 +429,6 @@ class _Upsert:
 
 def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,
                  burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
-                 caps: Caps = Caps()) -> UpsertResult:
+                 caps: Caps = NO_CAPS) -> UpsertResult:
     """Store.upsert_articles's work, inside its transaction."""
     return _Upsert(conn, source_url, now, burst_threshold, accept_burst, hashes, caps).run(articles)
