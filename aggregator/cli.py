@@ -21,6 +21,7 @@ from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
+from aggregator.patterns import is_pattern_notice
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("aggregator")
@@ -165,10 +166,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
         summary = run(config, options, on_progress=advance)
+    told: set[str] = set()  # each worker process disables a pattern on its own: say it once a run
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
             log.error("%s: %s", _source_ref(report.source), report.error)
         for warning in report.warnings:
+            if is_pattern_notice(warning):
+                if warning in told:
+                    continue
+                told.add(warning)
             log.warning("%s: %s", _source_ref(report.source), warning)
         if args.explain:
             for line in report.explain:

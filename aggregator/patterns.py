@@ -62,7 +62,7 @@ class Ledger:
                 self.disabled.add(pattern)
                 which = ("this run's" if self.total >= self.budget.run_s else "its own")
                 self.notices.append(
-                    f"pattern {_short(pattern)} disabled for the rest of this run (it matches nothing): its "
+                    f"pattern {_short(pattern)} {_DISABLED} (it matches nothing): its "
                     f"searches on the `regex` fallback (RE2 cannot run it) used up {which} time budget "
                     f"({self.budget.pattern_s:g} s per pattern, {self.budget.run_s:g} s per run)")
         return 0.0
@@ -98,6 +98,14 @@ def ledger() -> Ledger:
 def take_notices() -> list[str]:
     """The notices of patterns disabled since the last call, each given once."""
     return ledger().take_notices()
+
+
+_DISABLED = "disabled for the rest of this run"
+
+
+def is_pattern_notice(message: str) -> bool:
+    """Whether `message` is a Ledger notice (the same text comes from each worker process)."""
+    return message.startswith("pattern ") and _DISABLED in message
 
 
 def _short(pattern: str) -> str:

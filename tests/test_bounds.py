@@ -174,3 +174,23 @@ def test_run_deadline_bounds_the_whole_run(tmp_path: Path, http_server: Recordin
     with sqlite3.connect(tmp_path / "state" / "state.db") as conn:
         (state,) = conn.execute("SELECT state FROM sources WHERE url = ?", (http_server.url("/flood.xml"),)).fetchone()
     assert not json.loads(state).get("last_success")  # not advanced: the next run fetches and processes it
+
+
+def test_a_pattern_disabled_in_several_worker_processes_is_told_once(
+        tmp_path: Path, http_server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from aggregator.pipeline import POOL_THRESHOLD
+
+    lines = ["output: {dir: out, max_entries: 0}", "state: state/state.db",
+             "clean: {regex_search_timeout: 0.01s, regex_pattern_budget: 0.03s}",
+             f"filters: [{{drop: {{content: '{HOSTILE}'}}}}]", "categories: {news: {title: News}}", "sources:"]
+    for n in range(POOL_THRESHOLD + 2):  # enough sources for the worker processes, each with its own ledger
+        items = "".join(f"<item><guid>{n}-{i}</guid><title>Story {n} {i}</title><description>{'a' * 300}"
+                        "</description></item>" for i in range(40))
+        http_server.routes[f"/{n}.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
+                                                f"<rss version='2.0'><channel><title>t{n}</title>{items}"
+                                                "</channel></rss>".encode())
+        lines.append(f"  - {{url: '{http_server.url(f'/{n}.xml')}', category: news, name: s{n}}}")
+    assert run(yaml_config(tmp_path, lines), "--workers", "2") == 0
+    out, err = capsys.readouterr()
+    assert f"{40 * (POOL_THRESHOLD + 2)} new" in out
+    assert len([line for line in err.splitlines() if "disabled for the rest of this run" in line]) == 1
