@@ -20,7 +20,7 @@ from lxml import etree
 
 from aggregator import __version__
 from aggregator.config import SLUG, load_config
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, naming
 from aggregator.model import Config
 
 
@@ -113,7 +113,8 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     yaml.dump(data, buffer)
     config_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_path.with_name(config_path.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    with naming(tmp):  # a full disk names the file
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
     tmp.replace(config_path)
     return added, skipped
 

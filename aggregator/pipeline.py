@@ -849,9 +849,12 @@ def check_output_dir(path: str, what: str = "output folder") -> None:
 def _copy_state(path: str, folder: Path) -> str:
     copy = folder / "state.db"
     if Path(path).exists():
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \
-                contextlib.closing(sqlite3.connect(copy)) as dst:
-            src.backup(dst)
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \
+                    contextlib.closing(sqlite3.connect(copy)) as dst:
+                src.backup(dst)
+        except sqlite3.Error as exc:
+            raise StateError(f"state {path}: cannot copy it to {copy} for a dry run: {exc}") from exc
     return str(copy)
 
 

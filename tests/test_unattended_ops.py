@@ -184,3 +184,16 @@ def test_full_output_and_state_disks_are_named(tmp_path: Path, tiny_disk: Callab
     assert main(["run", "--config", str(config), "--no-progress", "-q"]) == 0  # monitoring never fails a run
     err = capsys.readouterr().err
     assert f"health file {tmp_path / 'health' / 'full' / 'health.json'} not written" in err
+
+
+def test_import_opml_onto_a_full_disk_names_the_config(tmp_path: Path, tiny_disk: Callable[[Path, int], None],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    outlines = "".join(f'<outline type="rss" text="Feed {i}" xmlUrl="https://f{i}.example/{"x" * 200}.xml"/>'
+                       for i in range(200))
+    opml = tmp_path / "subscriptions.opml"
+    opml.write_text(f'<opml version="2.0"><head/><body>{outlines}</body></opml>', encoding="utf-8")
+    tiny_disk(tmp_path / "conf", 8192)
+    config = tmp_path / "conf" / "feeds.yaml"
+    assert main(["import-opml", str(opml), "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"aggregator: {config}.tmp: No space left on device\n"
