@@ -156,7 +156,9 @@ def compile_pattern(pattern: str, *, ignore_case: bool = False, python_classes: 
             return False
         started = book.clock()
         try:
-            return compiled.search(text, timeout=allowed) is not None
+            # concurrent: the search lets go of the GIL, so a hostile pattern in the run's own process
+            # (a few sources are parsed in threads) does not stall its event loop and other threads
+            return compiled.search(text, timeout=allowed, concurrent=True) is not None
         except TimeoutError:
             return False
         finally:

@@ -160,13 +160,13 @@ def test_run_deadline_bounds_the_whole_run(tmp_path: Path, http_server: Recordin
                                              f"<rss version='2.0'><channel><title>t</title>{items}</channel></rss>"
                                              .encode())
     http_server.routes["/calm.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, undated_feed(range(5)))
-    # the filter keeps its searches going for 3 s of budget, the run may take 1 s
-    config = write_config(tmp_path, http_server, fetch="run_deadline: 1s",
-                          clean="regex_search_timeout: 0.25s, regex_pattern_budget: 3s, regex_run_budget: 3s",
+    # the filter keeps its searches going for 5 s of budget, the run may take 2 s
+    config = write_config(tmp_path, http_server, fetch="run_deadline: 2s",
+                          clean="regex_search_timeout: 0.25s, regex_pattern_budget: 5s, regex_run_budget: 5s",
                           filters=f", filters: [{{drop: {{title: '{HOSTILE}'}}}}]")
     assert run(config) == 0
     out, err = capsys.readouterr()
-    assert any("ERROR source 'flood'" in e and "not finished: run deadline (1 s) reached" in e
+    assert any("ERROR source 'flood'" in e and "not finished: run deadline (2 s) reached" in e
                for e in err.splitlines())
     news = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
     assert news.count("<entry>") == 5 and "Item number 4" in news  # what was done is published
