@@ -81,12 +81,17 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 
 
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
+    from aggregator.errors import StateError
     from aggregator.store import Store
 
     states: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     if Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
-        with Store.open_read_only(config.state) as store:
+        try:
+            store = Store.open_read_only(config.state)
+        except StateError:  # e.g. an older schema: opened as a run would (locked, migrated)
+            store = Store.open(config.state)
+        with store:
             states = store.source_states()
             counts = store.article_counts()
     return [_row(s.label, s.url, s.categories, states.get(s.url, {}), counts.get(s.url, 0), now)

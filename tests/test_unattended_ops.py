@@ -197,3 +197,16 @@ def test_import_opml_onto_a_full_disk_names_the_config(tmp_path: Path, tiny_disk
     assert main(["import-opml", str(opml), "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert err == f"aggregator: {config}.tmp: No space left on device\n"
+
+
+def test_sources_on_a_state_of_an_older_schema_migrates_it_as_before(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_store_migrations import SOURCE, make_v1
+
+    (tmp_path / "state").mkdir()
+    make_v1(tmp_path / "state" / "state.db")
+    config = yaml_config(tmp_path, ["state: state/state.db", "categories: {news: {title: News}}", "sources:",
+                                    f"  - {{url: '{SOURCE}', category: news, name: sina}}"])
+    assert main(["sources", "--config", str(config), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "sina" and row["items"] == 1
