@@ -21,6 +21,7 @@ from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
+from aggregator.patterns import is_pattern_notice
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("aggregator")
@@ -108,6 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aggregator: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `aggregator sources | head -3`: the reader has what it wanted
+        _detach_stdout()
+        return EXIT_OK
+    except OSError as exc:
+        if exc.filename is None:  # no file to blame: treat it as the bug it probably is
+            log.exception("aggregator crashed; please report this with the traceback")
+        else:  # a full disk, a vanished mount: the environment, named in one line
+            print(f"aggregator: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FATAL
     except Exception:  # noqa: BLE001 - a bug: show it, exit 1
         log.exception("aggregator crashed; please report this with the traceback")
         return EXIT_FATAL
@@ -119,9 +129,23 @@ def entry() -> NoReturn:
     no-op run of 1,000 sources, which takes ~1.5 s in all."""
     code = main()
     atexit._run_exitfuncs()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the rest of the output was still buffered when the reader left
+        _detach_stdout()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so no later flush raises on the closed pipe again (the recipe in
+    Python's signal docs, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    os.close(devnull)
 
 
 def _config_error_text(exc: ConfigError) -> str:
@@ -142,10 +166,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
         summary = run(config, options, on_progress=advance)
+    told: set[str] = set()  # each worker process disables a pattern on its own: say it once a run
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
             log.error("%s: %s", _source_ref(report.source), report.error)
         for warning in report.warnings:
+            if is_pattern_notice(warning):
+                if warning in told:
+                    continue
+                told.add(warning)
             log.warning("%s: %s", _source_ref(report.source), warning)
         if args.explain:
             for line in report.explain:
@@ -236,6 +265,6 @@ _COMMANDS = {
 }
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
 
 __all__ = ["main", "build_parser"]

@@ -13,6 +13,10 @@ the fetch stage reports every source's result, and the run goes on.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class AggregatorError(Exception):
     """Base of every error this program raises on purpose."""
@@ -40,3 +44,15 @@ class SourceError(AggregatorError):
 
 class ParseError(SourceError):
     """The fetched document is not a feed we can read."""
+
+
+@contextmanager
+def naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OSError raised inside carries `path` as its filename: a write's ENOSPC or EIO names none of
+    its own ("No space left on device" alone does not say which disk)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from exc
+        raise

@@ -22,40 +22,31 @@ Order, first hit decides:
      the label NO_KEEP_MATCH;
   3. otherwise the article is kept.
 
-Regex safety: patterns run on RE2 (google-re2, linear time, so `(a+)+$` cannot hang a run). A pattern
-RE2 rejects (back-references, look-arounds) runs on the `regex` module with a per-search timeout;
-a timed-out search counts as no match and is logged.
+Regex safety (aggregator.patterns): patterns run on RE2 (linear time, so `(a+)+$` cannot hang a run).
+A pattern RE2 rejects (back-references, look-arounds) runs on the `regex` module within time budgets:
+a timed-out search counts as no match, and a pattern past its budget is disabled for the rest of the
+run (it matches nothing: a drop rule drops nothing, a keep rule keeps nothing) with one notice.
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Literal
 
 import regex
 
 from aggregator.errors import ConfigError
 from aggregator.model import Article
+from aggregator.patterns import compile_pattern
 from aggregator.text import collapse_whitespace, parse_duration
-
-try:  # google-re2: linear-time matching; without it every pattern runs on `regex` with a timeout
-    import re2
-except ImportError:  # pragma: no cover - depends on the installation
-    re2 = None
-
-log = logging.getLogger(__name__)
 
 Action = Literal["keep", "drop", "max_age", "min_length"]
 FIELDS = ("title", "content", "author", "tags", "link", "language")
 NO_KEEP_MATCH = "no keep-rule matched"
-# Per search, for patterns RE2 cannot run; generous for honest patterns over a long article.
-REGEX_TIMEOUT_S = 0.25
 
 _TAG = re.compile(r"<[^>]*>")  # linear: a cheap strip, the content is already sanitized HTML
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
@@ -158,34 +149,12 @@ def _error_text(exc: Exception) -> str:
     return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
 
 
-@lru_cache(maxsize=1024)
 def _matcher(pattern: str) -> Matcher:
-    """A case-insensitive search function; RE2 when it can run the pattern, else `regex` with a timeout.
+    """A case-insensitive search function (aggregator.patterns: RE2, else `regex` within budgets).
 
     Raises regex.error when neither engine accepts the pattern (the `regex` message is the clearer one).
     """
-    if re2 is not None:
-        options = re2.Options()
-        options.case_sensitive = False
-        options.log_errors = False  # RE2 otherwise writes rejected patterns to stderr
-        try:
-            compiled_re2 = re2.compile(pattern, options)
-        except re2.error:
-            pass  # back-references, look-arounds: RE2 cannot run them, `regex` can (guarded)
-        else:
-            return lambda text: compiled_re2.search(text) is not None
-    compiled = regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
-
-    def search_guarded(text: str) -> bool:
-        try:
-            return compiled.search(text, timeout=REGEX_TIMEOUT_S) is not None
-        except TimeoutError:
-            log.warning(
-                "filter pattern %r timed out after %.2f s; counted as no match", pattern, REGEX_TIMEOUT_S
-            )
-            return False
-
-    return search_guarded
+    return compile_pattern(pattern, ignore_case=True).search
 
 
 # --- decision ------------------------------------------------------------------------------------

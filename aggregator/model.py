@@ -117,11 +117,13 @@ class FetchConfig:
     connect_timeout: float = _opt(10, "duration", "TCP/TLS connect timeout")  # type: ignore[assignment]
     read_timeout: float = _opt(20, "duration", "timeout for each read from the socket")  # type: ignore[assignment]
     total_timeout: float = _opt(60, "duration", "deadline for one request, headers and body together")  # type: ignore[assignment]
-    run_deadline: float = _opt(900, "duration", "deadline for the fetching phase of one run")  # type: ignore[assignment]
+    run_deadline: float = _opt(900, "duration", "deadline for the whole run: past it, no new work starts; what is done is published")  # type: ignore[assignment]
     retries: int = _opt(2, "int", "retries within a run for timeouts, connect errors, 5xx and 429")  # type: ignore[assignment]
     retry_after_cap: float = _opt(120, "duration", "longest Retry-After honoured within a run; longer ones reschedule")  # type: ignore[assignment]
     max_redirects: int = _opt(5, "int", "redirects followed per request")  # type: ignore[assignment]
     max_body: int = _opt(15 * 1024 * 1024, "size", "largest decompressed body accepted")  # type: ignore[assignment]
+    max_new_per_fetch: int = _opt(1000, "int", "new items one source may add to the state per fetch (first in document order); 0 = no limit")  # type: ignore[assignment]
+    max_items_per_source: int = _opt(20000, "int", "items one source may hold in the state in all; 0 = no limit")  # type: ignore[assignment]
     user_agent: str = _opt("", "str", "User-Agent header; default names the program, version and URL")  # type: ignore[assignment]
     allow_private_addresses: bool = _opt(True, "bool", "allow sources on loopback/private networks")  # type: ignore[assignment]
 
@@ -136,6 +138,9 @@ class CleanConfig:
     summary_length: int = _opt(200, "int", "characters in a generated plain-text summary")  # type: ignore[assignment]
     rules: list[dict[str, object]] = _opt([], "list", "extra site rules: {hosts, remove, unwrap, drop_text}")  # type: ignore[assignment]
     future_margin: int = _opt(3600, "duration", "dates further in the future become the first-seen time")  # type: ignore[assignment]
+    regex_search_timeout: float = _opt(0.25, "duration", "longest single search of a pattern RE2 cannot run (filters, drop_text)")  # type: ignore[assignment]
+    regex_pattern_budget: float = _opt(2, "duration", "time one such pattern may search per run before it is disabled for the run")  # type: ignore[assignment]
+    regex_run_budget: float = _opt(10, "duration", "time all such patterns together may search per run")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

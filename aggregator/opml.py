@@ -25,7 +25,7 @@ from aggregator import __version__
 from aggregator.config import SLUG, load_config, slug_problem
 from aggregator.config.urls import checked_http_url, scheme_of
 from aggregator.config.yamlfile import escape_env
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, naming
 from aggregator.model import Config
 
 
@@ -124,7 +124,8 @@ def import_opml(opml_path: Path, config_path: Path, *, default_category: str = "
     yaml.dump(data, buffer)
     config_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_path.with_name(config_path.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    with naming(tmp):  # a full disk names the file
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
     tmp.replace(config_path)
     return added, skipped
 

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from aggregator.errors import AggregatorError, StateError
+from aggregator.errors import AggregatorError, StateError, naming
 from aggregator.fetch import (
     FetchOutcome,
     SourceState,
@@ -48,6 +48,7 @@ from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
+from aggregator.store.upsert import Caps
 from aggregator.work import Processed, clean_batch, process_body
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class RunOptions:
     explain: bool = False
     workers: int = 0  # 0 = one per core
     lock_timeout_s: float | None = None  # None = the config's lock_timeout
+    clock: Callable[[], float] = time.monotonic  # seconds; what fetch.run_deadline is measured on
 
 
 @dataclass
@@ -179,8 +181,11 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     """One complete run. Raises AggregatorError only for run-wide problems (state, lock, output)."""
     now = now or datetime.now(UTC)
     started = time.monotonic()
+    deadline = options.clock() + config.fetch.run_deadline  # past it no new work starts (issue 20)
     summary = RunSummary(started=now, dry_run=options.dry_run)
     sources = select_sources(config, options.only)
+    # a dry run writes only a throwaway copy, but previews a run that could not store anything: refused too
+    check_output_dir(str(Path(config.state).parent), "state folder")
     if not options.dry_run:
         check_output_dir(config.output.dir)
     with contextlib.ExitStack() as stack:
@@ -194,7 +199,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         pool = stack.enter_context(_LazyPool(len(sources), options.workers))  # publishing cleans in it too
         with store.batched():  # commits a few times a second, not once per source
             asyncio.run(_fetch_and_ingest(config, options, sources, raw_states, store, now, summary, on_progress,
-                                          pool))
+                                          pool, deadline))
         if options.dry_run:
             summary.changes = _diff(before, _snapshot(config, store, now))
         else:
@@ -204,7 +209,8 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
                 summary.publish = publish(config, store, now, workers=options.workers, executor=pool.running())
-            _prune_daily(config, store, now)
+            if options.clock() < deadline:  # housekeeping is new work: not past the deadline
+                _prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -212,8 +218,13 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
 async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
                             raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
                             summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
-                            pool: _LazyPool) -> None:
+                            pool: _LazyPool, deadline: float) -> None:
+    """Fetch and store every source. Past `deadline` (options.clock) no body is handed to a worker, the
+    run stops waiting for those in work, and each such source is reported unfinished with its state
+    as before the fetch, so the next run fetches and processes it again."""
     loop = asyncio.get_running_loop()
+    clock = options.clock
+    unfinished_error = f"not finished: run deadline ({config.fetch.run_deadline:g} s) reached"
     pool.warm()
     pending: list[asyncio.Task[None]] = []
     deferred: list[_Deferred] = []  # full-text sources: stored once their pages are in
@@ -251,9 +262,18 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
         finish(report, outcome, outcome.state)
 
+    def not_finished(outcome: FetchOutcome) -> None:
+        state = replace(states.get(outcome.source.url, SourceState()), last_error=unfinished_error)
+        finish(SourceReport(outcome.source, "failed", unfinished_error), outcome, state)
+
     async def ingest_body(outcome: FetchOutcome, packed: bytes) -> None:
         try:
+            if clock() >= deadline:
+                not_finished(outcome)
+                return
             await ingest_fetched(outcome, packed)
+        except asyncio.CancelledError:  # the deadline passed while its body was in a worker
+            not_finished(outcome)
         except StateError:
             raise
         except Exception as exc:  # noqa: BLE001 - see failed_internally
@@ -319,7 +339,14 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
         raise fatal[0]
     while pending:  # ingest tasks may still be parsing
         batch, pending[:] = list(pending), []
+        _done, late = await asyncio.wait(batch, timeout=max(0.0, deadline - clock()))
+        for task in late:
+            task.cancel()  # a call already in a worker still ends by itself (user patterns are bounded)
         await asyncio.gather(*batch)
+    if deferred and clock() >= deadline:
+        for item in deferred:
+            not_finished(item.outcome)
+        deferred.clear()
     if deferred:
         await _add_full_text(config, store, deferred, await pool.ready(), now)
         for item in deferred:
@@ -481,7 +508,8 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
     accept = bool({source.url, source.name}.intersection(options.accept_burst))
     result = store.upsert_articles(source.url, articles, now, accept_burst=accept,
                                    burst_threshold=config.burst_threshold, seen_fingerprints=processed.seen,
-                                   hashes=processed.hashes)
+                                   hashes=processed.hashes,
+                                   caps=Caps(config.fetch.max_new_per_fetch, config.fetch.max_items_per_source))
     report.new, report.updated, report.held_back = result.new, result.updated, result.held_back
     report.warnings = feed.warnings + result.warnings + tuple(report.full_text_failures)
     return reschedule_after_parse(outcome.state, feed.meta, outcome.headers, config.fetch, source.interval, now)
@@ -769,8 +797,9 @@ class _Marker:
                 "listed": {slug: item.as_json() for slug, item in self.listed.items()}}
         marker = _publish_marker(config)
         temporary = marker.with_name(marker.name + ".tmp")
-        temporary.write_text(json.dumps({"key": self.key}) + "\n" + json.dumps(rest, sort_keys=True) + "\n",
-                             encoding="utf-8")
+        with naming(temporary):
+            temporary.write_text(json.dumps({"key": self.key}) + "\n" + json.dumps(rest, sort_keys=True) + "\n",
+                                 encoding="utf-8")
         temporary.replace(marker)
 
 
@@ -857,23 +886,26 @@ def _expected_outputs(config: Config) -> list[Path]:
     return paths
 
 
-def check_output_dir(path: str) -> None:
-    """Fail before fetching anything when the output folder cannot be written."""
+def check_output_dir(path: str, what: str = "output folder") -> None:
+    """Fail before fetching anything when the output (or state) folder cannot be written."""
     folder = Path(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise AggregatorError(f"output folder {path}: not writable: {exc.strerror or exc}") from exc
+        raise AggregatorError(f"{what} {path}: not writable: {exc.strerror or exc}") from exc
 
 
 def _copy_state(path: str, folder: Path) -> str:
     copy = folder / "state.db"
     if Path(path).exists():
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \
-                contextlib.closing(sqlite3.connect(copy)) as dst:
-            src.backup(dst)
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \
+                    contextlib.closing(sqlite3.connect(copy)) as dst:
+                src.backup(dst)
+        except sqlite3.Error as exc:
+            raise StateError(f"state {path}: cannot copy it to {copy} for a dry run: {exc}") from exc
     return str(copy)
 
 

@@ -81,11 +81,19 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 
 
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
+    from aggregator.errors import StateError
     from aggregator.store import Store
 
-    with Store.open(config.state) as store:
-        states = store.source_states()
-        counts = store.article_counts()
+    states: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    if Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
+        try:
+            store = Store.open_read_only(config.state)
+        except StateError:  # e.g. an older schema: opened as a run would (locked, migrated)
+            store = Store.open(config.state)
+        with store:
+            states = store.source_states()
+            counts = store.article_counts()
     return [_row(s.label, s.url, s.categories, states.get(s.url, {}), counts.get(s.url, 0), now)
             for s in config.sources]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from aggregator import patterns
 from aggregator.errors import ParseError
 from aggregator.model import Article, CleanConfig, ParsedFeed, Source
 
@@ -88,6 +89,7 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
     from aggregator.parse import parse_feed
     from aggregator.store.dedup import article_hashes
 
+    patterns.start_run(now, pattern_budget(clean_config))  # this run's time budgets for user patterns
     try:
         body = zlib.decompress(packed)
         parsed = parse_feed(body, headers, source.url, source.name, final_url or source.url, known)
@@ -123,8 +125,9 @@ def process_body(packed: bytes, headers: Mapping[str, str], source: Source, fina
             dropped.append((label, cleaned.title))
             continue
         kept.append(cleaned)
+    # a pattern this source's articles disabled is told with this source (each pattern once a run)
     feed = replace(parsed, articles=tuple(kept), warnings=parsed.warnings + tuple(
-        n for n in notes if "dropped:" in n))
+        n for n in notes if "dropped:" in n) + tuple(patterns.take_notices()))
     # the store's hashes, computed here rather than in the run's one process (not for full text:
     # its content is replaced after this)
     hashes = {} if source.full_text else {a.fingerprint: article_hashes(a) for a in kept if a.fingerprint}
@@ -148,4 +151,11 @@ def clean_batch(clean_config: CleanConfig, jobs: Sequence[tuple[Article, tuple[d
         except Exception:  # noqa: BLE001 - one article's bug costs that article, not the feeds
             log.exception("article %s: cleaning failed; left out of the feeds", article.id)
             out.append(None)
+    for notice in patterns.take_notices():
+        log.warning("site rules: %s", notice)
     return out
+
+
+def pattern_budget(clean_config: CleanConfig) -> patterns.Budget:
+    return patterns.Budget(clean_config.regex_search_timeout, clean_config.regex_pattern_budget,
+                           clean_config.regex_run_budget)

@@ -94,3 +94,10 @@ def http_server() -> Iterator[RecordingServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def yaml_config(folder: Path, lines: list[str]) -> Path:
+    """`folder/feeds.yaml` holding these lines: a config whose relative paths resolve inside `folder`."""
+    path = folder / "feeds.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import calendar
-import logging
+import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
 
-from aggregator import filters
+from aggregator import filters, patterns
 from aggregator.errors import ConfigError
 from aggregator.filters import NO_KEEP_MATCH, Rule, apply_filters, compile_filters, guess_cjk_language
 from aggregator.model import Article, FeedMeta
@@ -260,12 +261,9 @@ def test_catastrophic_pattern_runs_in_linear_time(blog: list[Article]) -> None:
     assert apply_filters(blog[0], rules, NOW) is None
 
 
-def test_pattern_re2_cannot_run_falls_back_with_a_timeout(
-    blog: list[Article], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pattern_re2_cannot_run_falls_back_with_a_timeout(blog: list[Article]) -> None:
     # Look-arounds and back-references are outside RE2: they run on `regex` with a per-search timeout.
-    monkeypatch.setattr(filters, "REGEX_TIMEOUT_S", 0.05)
-    filters._matcher.cache_clear()
+    patterns.start_run("fallback", patterns.Budget(search_s=0.05, pattern_s=5, run_s=5), ticking(0.0))
     backref = compile_filters([{"drop": {"title": r"\b(\w)\1"}}], WHERE)  # a doubled letter at a word start
     assert apply_filters(blog[0], backref, NOW) is None
     assert apply_filters(
@@ -273,10 +271,50 @@ def test_pattern_re2_cannot_run_falls_back_with_a_timeout(
     )
     hostile_text = Article(id="urn:x", source_url="x", source_name="x", title="a" * 40)
     rules = compile_filters([{"drop": {"title": "(a|aa)+(?=b)"}}], WHERE)
-    with caplog.at_level(logging.WARNING, logger="aggregator.filters"):
-        assert apply_filters(hostile_text, rules, NOW) is None
-    assert "timed out" in caplog.text
-    filters._matcher.cache_clear()
+    assert apply_filters(hostile_text, rules, NOW) is None  # timed out: counted as no match
+    assert patterns.ledger().disabled == set()
+
+
+def ticking(step: float = 0.25) -> Callable[[], float]:
+    """A clock that moves `step` seconds each time it is read: every search is charged exactly `step`."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+def test_a_hostile_fallback_pattern_is_disabled_for_the_run_with_one_notice() -> None:
+    """Issue 20: 400 items x one look-around rule took 176 s. Its searches together get a budget; past
+    it the rule matches nothing for the rest of the run, and says so once."""
+    budget = patterns.Budget(search_s=0.01, pattern_s=1.0, run_s=5.0)
+    patterns.start_run("hostile", budget, ticking())
+    hostile = compile_filters([{"drop": {"title": "(a|aa)+(?=b)"}}], WHERE)
+    matching = Article(id="urn:ab", source_url="x", source_name="x", title="aab")
+    assert apply_filters(matching, hostile, NOW) is not None  # at first it works
+    articles = [Article(id=f"urn:{i}", source_url="x", source_name="x", title="a" * 40) for i in range(400)]
+    assert all(apply_filters(a, hostile, NOW) is None for a in articles)  # each search times out
+    assert apply_filters(matching, hostile, NOW) is None  # disabled: it matches nothing now
+    book = patterns.ledger()
+    assert book.disabled == {"(a|aa)+(?=b)"} and book.spent["(a|aa)+(?=b)"] == 1.0  # 4 searches, then none
+    notices = patterns.take_notices()
+    assert len(notices) == 1 and "'(a|aa)+(?=b)' disabled for the rest of this run" in notices[0]
+    assert "its own time budget" in notices[0] and patterns.take_notices() == []
+    # another fallback pattern keeps its own budget
+    honest = compile_filters([{"drop": {"title": "(?<=x)y"}}], WHERE)
+    assert apply_filters(Article(id="urn:xy", source_url="x", source_name="x", title="xy"), honest, NOW)
+    # the next run starts with fresh budgets
+    patterns.start_run("next run", budget, ticking())
+    assert apply_filters(matching, hostile, NOW) is not None
+
+
+def test_the_run_budget_bounds_every_fallback_pattern_together() -> None:
+    patterns.start_run("run budget", patterns.Budget(search_s=0.01, pattern_s=10.0, run_s=1.0), ticking())
+    hostile = Article(id="urn:x", source_url="x", source_name="x", title="a" * 40)
+    for i in range(20):
+        rules = compile_filters([{"drop": {"title": f"(a|aa)+(?=b{i})"}}], WHERE)
+        assert all(apply_filters(hostile, rules, NOW) is None for _ in range(5))
+    book = patterns.ledger()
+    assert book.total == 1.0 and len(book.disabled) == 20  # 4 searches in all, then every pattern refused
+    notices = patterns.take_notices()
+    assert len(notices) == 20 and all("this run's time budget" in n for n in notices)
 
 
 def test_rules_concatenate_across_levels(blog: list[Article]) -> None:

@@ -8,10 +8,11 @@ from functools import lru_cache
 
 from lxml import etree
 
+from aggregator.patterns import SafePattern
 from aggregator.tracking import strip_tracking
 
 from .images import is_pixel, needs_no_referrer
-from .rules import SiteRule, active_selector, drop_text_regex, is_tracker, required_texts
+from .rules import SiteRule, active_selector, drop_text_patterns, is_tracker, required_texts
 from .sanitize import ALLOWED_TAGS
 from .urls import host_of, resolve_url
 
@@ -171,9 +172,9 @@ def _apply_rules(
         for el in unwrap(root):
             if el is not root:
                 _unwrap(el)
-    pattern = drop_text_regex(rules)
-    if pattern is not None:
-        _drop_text(root, [("site rules", pattern)], why, removed, base)
+    found = drop_text_patterns(rules)
+    if found:
+        _drop_text(root, [("site rules", pattern) for pattern in found], why, removed, base)
 
 
 def _apply_rules_explained(root: etree._Element, rules: Sequence[SiteRule], why: Explain, removed: set[str], base: str) -> None:
@@ -212,7 +213,7 @@ def _holds_any(root: etree._Element, needles: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _needles(patterns: tuple[re.Pattern[str], ...]) -> tuple[str, ...] | None:
+def _needles(patterns: tuple[SafePattern, ...]) -> tuple[str, ...] | None:
     """Strings one of which a text must hold for any of these patterns to match; None: unknown."""
     needles: list[str] = []
     for pattern in patterns:
@@ -223,7 +224,7 @@ def _needles(patterns: tuple[re.Pattern[str], ...]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(needles))
 
 
-def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, re.Pattern[str]]], why: Explain, removed: set[str], base: str) -> None:
+def _drop_text(root: etree._Element, patterns: Sequence[tuple[str, SafePattern]], why: Explain, removed: set[str], base: str) -> None:
     needles = _needles(tuple(pattern for _name, pattern in patterns))
     if needles is not None and not _holds_any(root, needles):
         return  # one substring search per pattern instead of reading every block's text

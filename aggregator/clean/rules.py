@@ -15,6 +15,8 @@ import yaml
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
+from aggregator.patterns import SafePattern, compile_pattern, trusted_pattern
+
 from .urls import fast_host_path
 
 
@@ -26,7 +28,7 @@ class SiteRule:
     hosts: tuple[str, ...]  # globs: 'x.com', '*.x.com'; with a '/', matched against host + path
     remove: tuple[tuple[str, CSSSelector], ...] = ()
     unwrap: tuple[tuple[str, CSSSelector], ...] = ()
-    drop_text: tuple[re.Pattern[str], ...] = ()
+    drop_text: tuple[SafePattern, ...] = ()
     host_re: re.Pattern[str] | None = None  # globs without '/', folded into one regex
     path_re: re.Pattern[str] | None = None  # globs with '/', matched against host + path
 
@@ -85,8 +87,12 @@ def _strings(value: object, key: str, name: str) -> tuple[str, ...]:
     raise ValueError(f"site rule {name!r}: {key}: expected a list of strings")
 
 
-def compile_rule(raw: Mapping[str, object], index: int = 0) -> SiteRule:
-    """One rule from its dict form; raises ValueError naming the rule and key on a bad selector or regex."""
+def compile_rule(raw: Mapping[str, object], index: int = 0, *, packaged: bool = False) -> SiteRule:
+    """One rule from its dict form; raises ValueError naming the rule and key on a bad selector or regex.
+
+    packaged: our own rules, whose patterns are written and tested to run in linear time on `re`.
+    Every other pattern is a user's: RE2, else `regex` within the run's time budgets (patterns.py).
+    """
     hosts = _strings(raw.get("hosts"), "hosts", str(raw.get("name", index)))
     name = str(raw.get("name") or f"rule[{index}]:{','.join(hosts)}")
     unknown = set(raw) - {"name", "hosts", "remove", "unwrap", "drop_text"}
@@ -102,9 +108,12 @@ def compile_rule(raw: Mapping[str, object], index: int = 0) -> SiteRule:
                 raise ValueError(f"site rule {name!r}: {key}: bad selector {css!r}: {exc}") from exc
         return tuple(out)
 
+    import regex
+
     try:
-        texts = tuple(re.compile(p) for p in _strings(raw.get("drop_text"), "drop_text", name))
-    except re.error as exc:
+        texts = tuple(trusted_pattern(p) if packaged else compile_pattern(p, python_classes=True)
+                      for p in _strings(raw.get("drop_text"), "drop_text", name))
+    except (regex.error, re.error) as exc:
         raise ValueError(f"site rule {name!r}: drop_text: {exc}") from exc
     return SiteRule(
         name, hosts, selectors("remove"), selectors("unwrap"), texts,
@@ -115,7 +124,7 @@ def compile_rule(raw: Mapping[str, object], index: int = 0) -> SiteRule:
 @lru_cache(maxsize=1)
 def _packaged_rules() -> tuple[SiteRule, ...]:
     text = resources.files(__package__).joinpath("data/site_rules.yaml").read_text("utf-8")
-    return tuple(compile_rule(raw, i) for i, raw in enumerate(yaml.safe_load(text)["rules"]))
+    return tuple(compile_rule(raw, i, packaged=True) for i, raw in enumerate(yaml.safe_load(text)["rules"]))
 
 
 @lru_cache(maxsize=64)
@@ -235,9 +244,18 @@ def _gates(parts: tuple[tuple[str, str], ...]) -> tuple[tuple[str, tuple[str, ..
 
 
 @lru_cache(maxsize=256)
-def drop_text_regex(rules: tuple[SiteRule, ...]) -> re.Pattern[str] | None:
-    texts = [f"(?:{p.pattern})" for rule in rules for p in rule.drop_text]
-    return re.compile("|".join(texts)) if texts else None
+@lru_cache(maxsize=256)
+def drop_text_patterns(rules: tuple[SiteRule, ...]) -> tuple[SafePattern, ...]:
+    """The rules' drop_text patterns in as few searches as is safe: ours in one `re` union, the users'
+    that RE2 runs in one RE2 union, and each other one alone (a union would share its time budget, so
+    one hostile pattern would switch off every drop_text pattern of the page)."""
+    found = [p for rule in rules for p in rule.drop_text]
+    out = []
+    for engine, join in (("re", trusted_pattern), ("re2", compile_pattern)):
+        texts = [f"(?:{p.pattern})" for p in found if p.engine == engine]
+        if texts:
+            out.append(join("|".join(texts)) if len(texts) > 1 else next(p for p in found if p.engine == engine))
+    return (*out, *(p for p in found if p.engine == "regex"))
 
 
 @lru_cache(maxsize=1)
@@ -270,7 +288,7 @@ _WS_SPLIT = re.compile(r"[ \t\n\r\f\v]+")
 
 
 @lru_cache(maxsize=1024)
-def required_texts(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+def required_texts(pattern: SafePattern | re.Pattern[str]) -> tuple[str, ...] | None:
     """Strings one of which any text `pattern` finds must contain, so a document whose text holds
     none of them needs no block-by-block search; None when no such strings are known.
 
@@ -283,7 +301,7 @@ def required_texts(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
         import re._parser as sre_parser
 
         return _required(sre_parser.parse(pattern.pattern, pattern.flags), sre_constants)
-    except (ImportError, AttributeError, TypeError, ValueError, IndexError):  # a private API: when it
+    except (ImportError, AttributeError, TypeError, ValueError, IndexError, re.error):  # a private API: when it
         # changes, just search every block as before
         return None
 

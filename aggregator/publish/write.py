@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from aggregator.errors import naming
+
 _MODE = 0o644  # outputs are served by a static web server: world-readable
 
 
@@ -21,7 +23,7 @@ def write_atomically(path: Path, data: bytes, *, sync_dir: bool = True) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as tmp:
+        with naming(path), os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())

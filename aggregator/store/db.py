@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
+from urllib.parse import quote
 
 from aggregator.errors import StateError
 from aggregator.model import Article
@@ -35,7 +36,14 @@ from aggregator.store.rows import (
     to_micros,
 )
 from aggregator.store.schema import DATE_SAMPLES
-from aggregator.store.upsert import DEFAULT_BURST_THRESHOLD, LAST_SEEN_STEP, UpsertResult, apply_upsert
+from aggregator.store.upsert import (
+    DEFAULT_BURST_THRESHOLD,
+    LAST_SEEN_STEP,
+    NO_CAPS,
+    Caps,
+    UpsertResult,
+    apply_upsert,
+)
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
@@ -43,7 +51,7 @@ MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in
 class Store:
     """The state database. Open with :meth:`open`; one instance per process holds the run lock."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
         self.path = path
         self._conn = conn
         self._lock = lock
@@ -67,11 +75,22 @@ class Store:
             lock.release()
             raise
 
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> Store:
+        """For reports (`sources`): no lock, no migration, nothing written; works in a read-only folder.
+
+        Raises StateError when the file is missing or unreadable."""
+        path = Path(path)
+        if not path.is_file():
+            raise StateError(f"state {path}: no such file (no run has stored anything yet)")
+        return cls(path, _connect_read_only(path), None)
+
     def close(self) -> None:
         try:
             self._conn.close()
         finally:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     def __enter__(self) -> Self:
         return self
@@ -133,7 +152,7 @@ class Store:
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
                         accept_burst: bool = False, seen_fingerprints: Collection[str] = (),
-                        hashes: Mapping[str, Hashes] | None = None) -> UpsertResult:
+                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = NO_CAPS) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of
@@ -147,15 +166,18 @@ class Store:
         Fingerprints: every article's `fingerprint` is remembered, and `seen_fingerprints` (items
         the caller skipped because :meth:`known_fingerprints` had them) are marked as still seen.
         hashes: dedup.article_hashes of articles by fingerprint, when the caller computed them.
+        caps: at most this many new articles per call and in all for the source (upsert.Caps).
         """
         now = aware(now)
         with self._guard(), self._transaction():
-            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes)
+            result = apply_upsert(self._conn, source_url, articles, now, burst_threshold, accept_burst, hashes,
+                                  caps)
             if result.new or result.updated:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
             if result.rows_changed:
                 self._bump_versions([source_url])
-            self._remember_fingerprints(source_url, [a.fingerprint for a in articles if a.fingerprint],
+            self._remember_fingerprints(source_url, [a.fingerprint for a in articles
+                                                     if a.fingerprint and a.fingerprint not in result.capped],
                                         seen_fingerprints, now)
         if seen_fingerprints:
             result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
@@ -459,16 +481,50 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise StateError(f"state {path}: cannot open: {exc}") from exc
     try:
         _prepare(conn, path)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+            raise _unusable(path, exc) from exc
+        raise StateError(f"state {path}: disk full ({exc}); the file is intact: free some space") from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StateError(
-            f"state {path}: not a usable SQLite database ({exc}); move it aside to start afresh "
-            "(its articles will be seen as new) or restore a backup"
-        ) from exc
+        raise _unusable(path, exc) from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StateError:
+    return StateError(f"state {path}: not a usable SQLite database ({exc}); move it aside to start afresh "
+                      "(its articles will be seen as new) or restore a backup")
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """mode=ro reads the WAL too but needs a writable folder for its -shm file; immutable=1 (the file
+    is read as it is, WAL ignored: what a read-only folder can hold) is the fallback."""
+    uri = "file:" + quote(str(path.resolve()))
+    last: sqlite3.Error | None = None
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + query, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            last = exc
+            continue
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            last = exc
+            continue
+        if app_id != schema.APPLICATION_ID or version != schema.VERSION:
+            conn.close()
+            raise StateError(f"state {path}: not readable without changing it (application_id {app_id:#x}, "
+                             f"schema version {version}, this aggregator writes {schema.VERSION}); "
+                             "run `aggregator run` once with write access")
+        return conn
+    raise StateError(f"state {path}: cannot open read-only: {last}")
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:

@@ -6,12 +6,13 @@ process dies (kill -9 included): a crashed run never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
 from pathlib import Path
 
-from aggregator.errors import LockError
+from aggregator.errors import LockError, StateError
 
 _POLL_S = 0.05
 
@@ -26,7 +27,16 @@ class RunLock:
     @classmethod
     def acquire(cls, path: Path, timeout_s: float, *, what: str) -> RunLock:
         """Wait up to `timeout_s` for the lock on `path`; LockError naming `what` after that."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:  # O_NOFOLLOW: a symlink planted at the lock's path must not get its target truncated
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StateError(f"{what}: the lock file {path} is a symbolic link; refusing to follow it "
+                                 "(remove the link)") from exc
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StateError(f"{what}: cannot create the lock file {path}: the folder "
+                                 f"{path.parent} is read-only or not writable ({exc.strerror})") from exc
+            raise StateError(f"{what}: cannot open the lock file {path}: {exc.strerror or exc}") from exc
         deadline = time.monotonic() + max(timeout_s, 0.0)
         try:
             while not _try_lock(fd):

@@ -40,6 +40,20 @@ class UpsertResult:
     warnings: tuple[str, ...]
     # an entry row a feed reads was written (Store.source_versions); not part of what happened to count
     rows_changed: bool = field(default=False, compare=False)
+    # fingerprints of new items left out by the per-source caps: not remembered, so seen again next time
+    capped: frozenset[str] = field(default=frozenset(), compare=False)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What one source may add to the state (issue 20: a feed of 30,000 fresh undated ids a fetch grew
+    the state ~38 MB a fetch); 0 = no limit."""
+
+    new_per_fetch: int = 0
+    total: int = 0
+
+
+NO_CAPS = Caps()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +83,11 @@ class _Upsert:
     """One source's batch against the store, inside the caller's transaction."""
 
     def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
-                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None) -> None:
+                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
+                 caps: Caps = NO_CAPS) -> None:
         self.conn = conn
+        self.caps = caps
+        self.capped: set[str] = set()
         self.hashes = hashes
         self.source_url = source_url
         self.now = now
@@ -101,7 +118,8 @@ class _Upsert:
         if self.accept_burst:
             self._release_held()
         t = self.tally
-        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings), self.rows_changed)
+        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings), self.rows_changed,
+                            frozenset(self.capped))
 
     # matching ---------------------------------------------------------------------------
 
@@ -237,7 +255,7 @@ class _Upsert:
     # new articles --------------------------------------------------------------------------
 
     def _insert(self, fresh: Sequence[Candidate], had_articles: bool, newest: int | None) -> None:
-        fresh = self._collapse_reposts(fresh)
+        fresh = self._cap(self._collapse_reposts(fresh))
         held = self._held(fresh, had_articles, newest)
         next_key = (self.conn.execute("SELECT max(key) FROM entries").fetchone()[0] or 0) + 1
         ids = self._assign_ids(fresh)
@@ -267,6 +285,30 @@ class _Upsert:
         self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", keys)
         self.tally.new += len(fresh) - len(held)
         self.tally.held_back += len(held)
+
+    def _cap(self, fresh: list[Candidate]) -> list[Candidate]:
+        """The first new items in document order that the caps allow; the rest are not stored (and their
+        fingerprints not remembered, so a later fetch with room stores them), with one warning."""
+        room = self.caps.new_per_fetch or len(fresh)
+        stored = 0
+        if self.caps.total and fresh:
+            stored = self.conn.execute("SELECT count(*) FROM entries WHERE source_url = ?",
+                                       (self.source_url,)).fetchone()[0]
+            room = min(room, max(0, self.caps.total - stored))
+        if len(fresh) <= room:
+            return fresh
+        kept, cut = fresh[:room], fresh[room:]
+        for c in cut:
+            self.capped.update(r.article.fingerprint for r in [c, *self._reposts.pop(id(c), [])]
+                               if r.article.fingerprint)
+        limits = []
+        if self.caps.new_per_fetch:
+            limits.append(f"{self.caps.new_per_fetch} new per fetch (fetch.max_new_per_fetch)")
+        if self.caps.total:
+            limits.append(f"{self.caps.total} in all, {stored} stored (fetch.max_items_per_source)")
+        self.warnings.append(f"{len(fresh)} new items, more than this source may add: stored the first {room} "
+                             f"in document order, left out {len(cut)}; limits: {'; '.join(limits)}")
+        return kept
 
     def _collapse_reposts(self, fresh: Sequence[Candidate]) -> list[Candidate]:
         """In-batch near-duplicate titles: later re-posts fold into the first (store.dedup)."""
@@ -386,6 +428,7 @@ class _Upsert:
 
 
 def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,
-                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None) -> UpsertResult:
+                 burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
+                 caps: Caps = NO_CAPS) -> UpsertResult:
     """Store.upsert_articles's work, inside its transaction."""
-    return _Upsert(conn, source_url, now, burst_threshold, accept_burst, hashes).run(articles)
+    return _Upsert(conn, source_url, now, burst_threshold, accept_burst, hashes, caps).run(articles)
