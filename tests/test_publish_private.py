@@ -83,3 +83,49 @@ def test_a_render_version_bump_renders_every_entry_again(tmp_path: Path, http_se
     run(config, capsys)
     assert len(rendered) == 4  # every entry rendered again, none copied from the old files
     assert all("stale" not in p.read_text(encoding="utf-8") for p in (tmp_path / "posts").iterdir())
+
+
+def test_no_output_file_holds_a_source_urls_credentials(tmp_path: Path, http_server: RecordingServer,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20.6: a private feed's token (query) and userinfo reach the server but no published file:
+    not the entries' atom:source id and self link, not RSS <source>, not a name defaulting to the URL's
+    host, not the feed's own id or link echoing the fetched URL. A public source keeps its self link."""
+    secret, userinfo = "SECRET7d0c", "alice:hunter22"
+    # an Atom feed without a title (its name falls back to the URL's host, userinfo and all) whose own
+    # id and alternate link echo the tokenized URL, as generators of private feeds do
+    private_atom = (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+                    f"<id>{http_server.url('/private.atom')}?key={secret}</id>"
+                    f'<link rel="alternate" href="https://example.org/home?key={secret}"/>'
+                    "<updated>2024-01-01T00:00:00Z</updated>"
+                    "<entry><id>https://example.org/a1</id><title>Private one</title>"
+                    '<link href="https://example.org/a1"/><updated>2024-01-01T00:00:00Z</updated>'
+                    "<content type=\"html\">&lt;p&gt;a&lt;/p&gt;</content></entry></feed>").encode()
+    http_server.routes[f"/private.atom?key={secret}"] = Route(200, {"Content-Type": "application/atom+xml"},
+                                                              private_atom)
+    http_server.routes[f"/private.rss?token={secret}&x=1"] = Route(200, RSS_TYPE, rss(item(2, "Private two")))
+    http_server.routes["/public.rss"] = Route(200, RSS_TYPE, rss(item(3, "Public three"), title="Public"))
+    authority = f"{userinfo}@127.0.0.1:{http_server.server_address[1]}"
+    config = write_config(tmp_path, f"""\
+  - {{url: 'http://{authority}/private.atom?key={secret}', category: news}}
+  - {{url: 'http://{authority}/private.rss?token={secret}&x=1', category: news}}
+  - {{url: '{http_server.url('/public.rss')}', category: news}}
+""", output=f"  hexo: {{dir: {tmp_path / 'out' / 'posts'}}}\n")
+    assert "3 new" in run(config, capsys)
+    assert {path for path, _headers in http_server.requests} >= {f"/private.atom?key={secret}",
+                                                                  f"/private.rss?token={secret}&x=1"}
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"news.atom", "news.rss", "news.json", "all.atom", "index.html",
+                                       "feeds.opml"} and len(list((tmp_path / "out" / "posts").iterdir())) == 3
+    for path in files:
+        data = path.read_bytes()
+        for needle in (secret, userinfo, "hunter22", "alice"):
+            assert needle.encode() not in data, (path.name, needle)
+    sources = {e.findtext(f"{ATOM}title"): e.find(f"{ATOM}source") for e in entries(tmp_path / "out" / "news.atom")}
+    assert set(sources) == {"Private one", "Private two", "Public three"}
+    private_one = sources["Private one"]
+    assert private_one.findtext(f"{ATOM}id", "").startswith("urn:uuid:")  # its own id echoed the token
+    assert private_one.findtext(f"{ATOM}title") == f"127.0.0.1:{http_server.server_address[1]}"  # host only
+    assert sources["Private two"].find(f"{ATOM}link[@rel='self']") is None
+    assert sources["Public three"].find(f"{ATOM}link[@rel='self']").get("href") == http_server.url("/public.rss")
+    rss_sources = etree.parse(str(tmp_path / "out" / "news.rss")).getroot().findall("channel/item/source")
+    assert [s.get("url") for s in rss_sources] == [http_server.url("/public.rss")]

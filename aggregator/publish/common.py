@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig
 from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
@@ -93,7 +93,7 @@ def entry_title(article: Article) -> str:
         derived = text(fallback, DERIVED_TITLE)
         if derived:
             return derived
-    return web_iri(article.link) or text(article.source_name, MAX_NAME) or "Untitled"
+    return web_iri(article.link) or source_name(article) or "Untitled"
 
 
 def _strip_tags(markup: str) -> str:
@@ -103,7 +103,65 @@ def _strip_tags(markup: str) -> str:
 def authors(article: Article) -> list[str]:
     """The article's authors, falling back to its source name."""
     names = unique(text(name, MAX_NAME) for name in article.authors)
-    return names or [text(article.source_name, MAX_NAME) or "unknown"]
+    return names or [source_name(article) or "unknown"]
+
+
+# What is published about a source (issue 20): private feeds carry their credentials in the URL
+# (user:pass@, ?token=, ?key=), so no output holds a source URL's userinfo or query string, nor any
+# text about the source (its name, the feed's own id, title and home link) that contains them.
+_SECRET_MIN = 4  # query values shorter than this (?page=2, ?v=1) are not taken for credentials
+
+
+@lru_cache(maxsize=1024)
+def source_secrets(source_url: str) -> tuple[str, ...]:
+    """The parts of a source URL no output may contain: its userinfo and its query string, and each
+    query value (also percent-decoded) of _SECRET_MIN characters or more, in whatever order a value
+    echoing the URL (the feed's own id or link) may hold them. Empty for a URL without either."""
+    before_fragment = source_url.partition("#")[0]
+    head, _, query = before_fragment.partition("?")
+    _, has_scheme, rest = head.partition("://")
+    authority = (rest if has_scheme else "").split("/", 1)[0]
+    userinfo = authority.rpartition("@")[0]
+    secrets = [userinfo + "@", unquote(userinfo)] if userinfo else []
+    if query:
+        secrets.append(query)
+        for pair in query.replace(";", "&").split("&"):
+            value = pair.partition("=")[2]
+            secrets.extend(v for v in {value, unquote(value.replace("+", " "))} if len(v) >= _SECRET_MIN)
+    return tuple(secret for secret in dict.fromkeys(secrets) if secret)
+
+
+def reveals(value: str, source_url: str) -> bool:
+    """True when `value` contains a part of `source_url` that must not be published."""
+    return any(secret in value for secret in source_secrets(source_url))
+
+
+def public_source_url(source_url: str) -> str:
+    """The source URL as published (atom:source's self link, RSS <source url>): only when it has no
+    userinfo and no query string, else "" (the same URL without them would name another document)."""
+    return "" if source_secrets(source_url) else web_iri(source_url)
+
+
+def about_source(value: str, article: Article, limit: int = MAX_NAME) -> str:
+    """`value` (the source's name, the feed's title, id or link) as text, or "" when it would reveal a
+    private part of the source URL."""
+    cleaned = text(value, limit)
+    return "" if reveals(cleaned, article.source_url) or reveals(value, article.source_url) else cleaned
+
+
+def source_name(article: Article) -> str:
+    """The source's name as published; its host when the name would reveal the URL's private parts
+    (a name defaults to the URL's host, which may carry user:pass@)."""
+    return about_source(article.source_name, article) or _host(article.source_url)
+
+
+def _host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if host and parts.port else host
+    except ValueError:
+        return ""
 
 
 def categories(article: Article, categories_of: Mapping[str, Sequence[str]]) -> list[str]:

@@ -88,7 +88,8 @@ def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     front: dict[str, Any] = {
         "title": common.entry_title(article),
         "categories": common.unique(
-            [common.text(category), common.text(article.source_name), common.text(article.feed.title)]
+            [common.text(category), common.source_name(article),
+             common.about_source(article.feed.title, article, common.MAX_TITLE)]
         ),
     }
     image = common.web_iri(article.image)
