@@ -129,3 +129,34 @@ def test_no_output_file_holds_a_source_urls_credentials(tmp_path: Path, http_ser
     assert sources["Public three"].find(f"{ATOM}link[@rel='self']").get("href") == http_server.url("/public.rss")
     rss_sources = etree.parse(str(tmp_path / "out" / "news.rss")).getroot().findall("channel/item/source")
     assert [s.get("url") for s in rss_sources] == [http_server.url("/public.rss")]
+
+
+# Titles that YAML 1.1 (PyYAML) or 1.2 (js-yaml, which Hexo uses; ruamel here) reads as another type.
+NOT_STRINGS = ["1e3", "0o17", "0x1F", "0b101", "1_000", "+12", "-.5e-3", ".inf", "-.Inf", ".NaN", "12:30:00",
+               "yes", "No", "on", "OFF", "true", "y", "~", "null", "Null", "2024-01-01", "2024-01-01 10:00:00"]
+
+
+def test_hexo_front_matter_keeps_every_title_a_string(tmp_path: Path, http_server: RecordingServer,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20.11: `title: 1e3` was a number to Hexo. Every string from a feed is quoted, so both YAML
+    versions read back exactly the title (and author and categories) the feed gave."""
+    import yaml
+    from ruamel.yaml import YAML
+
+    extra = "<dc:creator>0o17</dc:creator>"
+    http_server.routes["/n.xml"] = Route(200, RSS_TYPE, rss("".join(
+        item(n, title, extra) for n, title in enumerate(NOT_STRINGS)), title="2024"))
+    config = write_config(tmp_path, f"  - {{url: '{http_server.url('/n.xml')}', category: news}}\n",
+                          output=f"  hexo: {{dir: {tmp_path / 'posts'}}}\n")
+    run(config, capsys)
+    posts = sorted((tmp_path / "posts").iterdir())
+    assert len(posts) == len(NOT_STRINGS)
+    yaml12 = YAML(typ="safe", pure=True)
+    titles = set()
+    for post in posts:
+        header = post.read_text(encoding="utf-8").split("---\n")[1]
+        for front in (yaml.safe_load(header), yaml12.load(header)):
+            assert isinstance(front["title"], str), (post.name, front["title"])
+            assert front["author"] == "0o17" and front["categories"] == ["News", "2024"], post.name
+            titles.add(front["title"])
+    assert titles == set(NOT_STRINGS)
