@@ -179,3 +179,30 @@ def test_removing_tracking_parameters_leaves_every_other_byte(tmp_path: Path, ht
     href = kept.replace("view", "other").replace("&", "&amp;")  # the content is HTML
     assert f'href="{href}"' in entry.findtext(f"{ATOM}content", "")
     assert etree.parse(str(tmp_path / "out" / "news.rss")).findtext("channel/item/link") == kept
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_bidi_override_controls_never_reach_an_output(tmp_path: Path, http_server: RecordingServer,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20.11: "invoice\\u202egpj.exe" shows as "invoiceexe.jpg" in index.html and in readers. The
+    embedding, override and isolate controls go from titles, authors, tags and source names in every
+    format; the marks right-to-left text needs (U+200E, U+200F, U+061C) stay."""
+    extra = ("<dc:creator>Eve \u202bevil\u202c</dc:creator><category>\u2067tag\u2069</category>"
+             "<category>\u202dLRO</category>")
+    http_server.routes["/b.xml"] = Route(200, RSS_TYPE, rss(
+        item(1, "invoice\u202egpj.exe", extra) + item(2, "\u05e9\u05dc\u05d5\u05dd 2024\u200f!"),
+        title="Feed \u2066name\u2069"))
+    config = write_config(tmp_path, f"  - {{url: '{http_server.url('/b.xml')}', category: news}}\n",
+                          output=f"  hexo: {{dir: {tmp_path / 'out' / 'posts'}}}\n")
+    run(config, capsys)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(files) == 10  # atom, rss, json for news and all; index.html, feeds.opml; two posts
+    for path in files:
+        data = path.read_text(encoding="utf-8")
+        assert not set(data) & set(BIDI_CONTROLS), path.name
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert ">invoicegpj.exe</a>" in page and "\u05e9\u05dc\u05d5\u05dd 2024\u200f!" in page
+    atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
+    assert "<name>Eve evil</name>" in atom and 'term="tag"' in atom and "<title>Feed name</title>" in atom

@@ -11,7 +11,7 @@ from functools import lru_cache
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig
-from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
+from aggregator.text import collapse_whitespace, strip_bidi_controls, strip_invalid_xml_chars
 
 SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,8 +34,9 @@ class FeedSpec:
 
 
 def text(value: str, limit: int = 0) -> str:
-    """XML-safe, single-line text, optionally cut to `limit` characters (with an ellipsis)."""
-    cleaned = collapse_whitespace(strip_invalid_xml_chars(value))
+    """XML-safe, single-line text without bidi override controls (every title, name, tag and summary
+    published goes through here), optionally cut to `limit` characters (with an ellipsis)."""
+    cleaned = collapse_whitespace(strip_bidi_controls(strip_invalid_xml_chars(value)))
     if limit and len(cleaned) > limit:
         return cleaned[: limit - 1].rstrip() + "…"
     return cleaned
