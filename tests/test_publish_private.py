@@ -206,3 +206,51 @@ def test_bidi_override_controls_never_reach_an_output(tmp_path: Path, http_serve
     assert ">invoicegpj.exe</a>" in page and "\u05e9\u05dc\u05d5\u05dd 2024\u200f!" in page
     atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
     assert "<name>Eve evil</name>" in atom and 'term="tag"' in atom and "<title>Feed name</title>" in atom
+
+
+def test_authors_and_tags_are_escaped_exactly_once(tmp_path: Path, http_server: RecordingServer,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20.11: a feed that is not well-formed is read by feedparser's loose parser, which leaves
+    `&lt;` and `&amp;` in author names and tags: published, readers showed `&lt;img` and `Society &amp;
+    Culture`. Loose or strict, the same item publishes the same text, escaped once in every format."""
+    import json
+
+    import yaml
+    from conftest import CORPUS
+
+    extra = ("<dc:creator>&lt;img src=x&gt; Bob &amp; Al</dc:creator>"
+             "<category>Society &amp; Culture</category><category>&lt;b&gt;bold&lt;/b&gt;</category>")
+    strict = rss(item(1, "Strict", extra), title="Strict")
+    loose = rss(item(2, "Loose", extra), title="Loose", head="\n")  # a blank line before <?xml: not XML
+    real = CORPUS / "feeds" / "rss-parser" / "itunes-missing-image.rss"  # loose too; "Society &amp; Culture"
+    http_server.routes.update({"/s.xml": Route(200, RSS_TYPE, strict), "/l.xml": Route(200, RSS_TYPE, loose),
+                               "/r.xml": Route(200, RSS_TYPE, real.read_bytes())})
+    config = write_config(tmp_path, "".join(f"  - {{url: '{http_server.url(p)}', category: news}}\n"
+                                            for p in ("/s.xml", "/l.xml", "/r.xml")),
+                          output=f"  hexo: {{dir: {tmp_path / 'posts'}}}\n")
+    out = run(config, capsys)
+    assert "3 fetched" in out and "0 failed" in out
+    expected_author, expected_tags = "<img src=x> Bob & Al", ["News", "Society & Culture", "<b>bold</b>"]
+    by_title = {e.findtext(f"{ATOM}title"): e for e in entries(tmp_path / "out" / "news.atom")}
+    for title in ("Strict", "Loose"):
+        entry = by_title[title]
+        assert entry.findtext(f"{ATOM}author/{ATOM}name") == expected_author, title
+        assert [c.get("term") for c in entry.findall(f"{ATOM}category")] == expected_tags, title
+    real_terms = {c.get("term") for e in by_title.values() for c in e.findall(f"{ATOM}category")}
+    assert "Society & Culture" in real_terms and not any("&" in t and " & " not in t for t in real_terms)
+    channel = etree.parse(str(tmp_path / "out" / "news.rss")).getroot().find("channel")
+    for rss_item in channel.findall("item"):
+        if rss_item.findtext("title") in ("Strict", "Loose"):
+            assert rss_item.findtext("{http://purl.org/dc/elements/1.1/}creator") == expected_author
+            assert [c.text for c in rss_item.findall("category")] == expected_tags
+    items = json.loads((tmp_path / "out" / "news.json").read_text(encoding="utf-8"))["items"]
+    for json_item in items:
+        if json_item["title"] in ("Strict", "Loose"):
+            assert json_item["authors"] == [{"name": expected_author}] and json_item["tags"] == expected_tags
+    for post in (tmp_path / "posts").iterdir():
+        front = yaml.safe_load(post.read_text(encoding="utf-8").split("---\n")[1])
+        if front["title"] in ("Strict", "Loose"):
+            assert front["author"] == expected_author
+    atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
+    assert atom.count("<name>&lt;img src=x&gt; Bob &amp; Al</name>") == 2  # XML's own escaping, once
+    assert atom.count('term="Society &amp; Culture"') >= 3  # the real feed's items and ours
