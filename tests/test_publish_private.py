@@ -254,3 +254,32 @@ def test_authors_and_tags_are_escaped_exactly_once(tmp_path: Path, http_server: 
     atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
     assert atom.count("<name>&lt;img src=x&gt; Bob &amp; Al</name>") == 2  # XML's own escaping, once
     assert atom.count('term="Society &amp; Culture"') >= 3  # the real feed's items and ours
+
+
+def test_filters_see_the_whole_title_and_outputs_cut_it(tmp_path: Path, http_server: RecordingServer,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20.11: titles were cut to 1,000 characters when parsed, so a rule anchored at the end never
+    saw the end. Parsing keeps the title whole; outputs cut it (1,000 characters with the ellipsis)."""
+    http_server.routes["/l.xml"] = Route(200, RSS_TYPE, rss(  # 1,500 characters, then the tell
+        item(1, "word " * 300 + "[sponsored]") + item(2, "text " * 300 + "[news]")
+        + item(3, "Short [sponsored] not at the end")))
+    config = write_config(tmp_path, f"  - {{url: '{http_server.url('/l.xml')}', category: news}}\n",
+                          extra="filters:\n  - drop: {title: '\\[sponsored\\]$'}\n")
+    out = run(config, capsys)
+    assert "2 new" in out, out
+    titles = [e.findtext(f"{ATOM}title") or "" for e in entries(tmp_path / "out" / "news.atom")]
+    assert sorted(len(t) for t in titles) == [32, 1000]
+    assert any(t.startswith("text text") and t.endswith("…") for t in titles)
+
+
+def test_an_item_known_by_its_content_keeps_its_id_with_a_whole_title() -> None:
+    """Without guid or link an item's id comes from its title and content: ids given while titles were
+    cut to 1,000 characters must stay, or such items would come back as new after the upgrade."""
+    from aggregator.ids import make_article_id
+    from aggregator.parse import parse_feed
+
+    title = "x" * 999 + "yz"
+    [article] = parse_feed(rss(f"<item><title>{title}</title><description>body</description></item>"),
+                           {"content-type": "application/rss+xml"}, "https://s.example/f", "").articles
+    assert article.title == title
+    assert article.id == make_article_id("https://s.example/f", "", "", title[:1000], "body")
