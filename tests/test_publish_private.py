@@ -95,7 +95,7 @@ def test_no_output_file_holds_a_source_urls_credentials(tmp_path: Path, http_ser
     # id and alternate link echo the tokenized URL, as generators of private feeds do
     private_atom = (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
                     f"<id>{http_server.url('/private.atom')}?key={secret}</id>"
-                    f'<link rel="alternate" href="https://example.org/home?key={secret}"/>'
+                    f'<link rel="alternate" href="https://example.org/home?lang=en&amp;k={secret}"/>'
                     "<updated>2024-01-01T00:00:00Z</updated>"
                     "<entry><id>https://example.org/a1</id><title>Private one</title>"
                     '<link href="https://example.org/a1"/><updated>2024-01-01T00:00:00Z</updated>'
@@ -104,29 +104,36 @@ def test_no_output_file_holds_a_source_urls_credentials(tmp_path: Path, http_ser
                                                               private_atom)
     http_server.routes[f"/private.rss?token={secret}&x=1"] = Route(200, RSS_TYPE, rss(item(2, "Private two")))
     http_server.routes["/public.rss"] = Route(200, RSS_TYPE, rss(item(3, "Public three"), title="Public"))
+    # a query that is no credential still stays out of the outputs, but the title holding its value stays
+    http_server.routes["/q.rss?format=feed"] = Route(200, RSS_TYPE, rss(item(4, "Queried four"), title="Our feed"))
     authority = f"{userinfo}@127.0.0.1:{http_server.server_address[1]}"
     config = write_config(tmp_path, f"""\
   - {{url: 'http://{authority}/private.atom?key={secret}', category: news}}
   - {{url: 'http://{authority}/private.rss?token={secret}&x=1', category: news}}
   - {{url: '{http_server.url('/public.rss')}', category: news}}
+  - {{url: '{http_server.url('/q.rss?format=feed')}', category: news}}
 """, output=f"  hexo: {{dir: {tmp_path / 'out' / 'posts'}}}\n")
-    assert "3 new" in run(config, capsys)
+    assert "4 new" in run(config, capsys)
     assert {path for path, _headers in http_server.requests} >= {f"/private.atom?key={secret}",
                                                                   f"/private.rss?token={secret}&x=1"}
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"news.atom", "news.rss", "news.json", "all.atom", "index.html",
-                                       "feeds.opml"} and len(list((tmp_path / "out" / "posts").iterdir())) == 3
+                                       "feeds.opml"} and len(list((tmp_path / "out" / "posts").iterdir())) == 4
     for path in files:
         data = path.read_bytes()
         for needle in (secret, userinfo, "hunter22", "alice"):
             assert needle.encode() not in data, (path.name, needle)
     sources = {e.findtext(f"{ATOM}title"): e.find(f"{ATOM}source") for e in entries(tmp_path / "out" / "news.atom")}
-    assert set(sources) == {"Private one", "Private two", "Public three"}
+    assert set(sources) == {"Private one", "Private two", "Public three", "Queried four"}
     private_one = sources["Private one"]
     assert private_one.findtext(f"{ATOM}id", "").startswith("urn:uuid:")  # its own id echoed the token
     assert private_one.findtext(f"{ATOM}title") == f"127.0.0.1:{http_server.server_address[1]}"  # host only
     assert sources["Private two"].find(f"{ATOM}link[@rel='self']") is None
+    assert private_one.find(f"{ATOM}link[@rel='alternate']") is None  # it held the token as ?k=
     assert sources["Public three"].find(f"{ATOM}link[@rel='self']").get("href") == http_server.url("/public.rss")
+    assert sources["Queried four"].find(f"{ATOM}link[@rel='self']") is None
+    assert sources["Queried four"].findtext(f"{ATOM}title") == "Our feed"
+    assert b"format=feed" not in (tmp_path / "out" / "news.atom").read_bytes()
     rss_sources = etree.parse(str(tmp_path / "out" / "news.rss")).getroot().findall("channel/item/source")
     assert [s.get("url") for s in rss_sources] == [http_server.url("/public.rss")]
 

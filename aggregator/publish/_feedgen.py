@@ -212,8 +212,8 @@ def _source(article: Article) -> dict[str, str]:
     them reveals a private source URL's userinfo or query (common.source_secrets)."""
     meta = article.feed
     source_url = common.public_source_url(article.source_url)
-    alternate = common.about_source(common.web_iri(meta.link), article, 0)
-    feed_id = common.about_source(common.web_iri(meta.id) or _urn_or_tag(meta.id), article, 0)
+    alternate = common.about_source(common.web_iri(meta.link), article, 0, is_url=True)
+    feed_id = common.about_source(common.web_iri(meta.id) or _urn_or_tag(meta.id), article, 0, is_url=True)
     # A source without its own date: the article's updated is a true lower bound for it.
     updated = common.utc(meta.updated) or common.updated_of(article)
     values = {

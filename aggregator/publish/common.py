@@ -110,44 +110,47 @@ def authors(article: Article) -> list[str]:
 # What is published about a source (issue 20): private feeds carry their credentials in the URL
 # (user:pass@, ?token=, ?key=), so no output holds a source URL's userinfo or query string, nor any
 # text about the source (its name, the feed's own id, title and home link) that contains them.
-_SECRET_MIN = 4  # query values shorter than this (?page=2, ?v=1) are not taken for credentials
+_SECRET_MIN = 6  # query values shorter than this (?feed=rss2, ?format=atom) are not taken for credentials
 
 
 @lru_cache(maxsize=1024)
-def source_secrets(source_url: str) -> tuple[str, ...]:
-    """The parts of a source URL no output may contain: its userinfo and its query string, and each
-    query value (also percent-decoded) of _SECRET_MIN characters or more, in whatever order a value
-    echoing the URL (the feed's own id or link) may hold them. Empty for a URL without either."""
-    before_fragment = source_url.partition("#")[0]
-    head, _, query = before_fragment.partition("?")
+def source_secrets(source_url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parts of a source URL no output may contain: (its userinfo and its whole query string; each
+    query value, also percent-decoded, of _SECRET_MIN characters or more). The values are looked for
+    only in URLs about the source (the feed's own id and link echo the fetched URL, parameters in any
+    order); a title holding "feed" must not go because the URL says ?format=feed. ((), ()) for a URL
+    with neither userinfo nor query."""
+    head, _, query = source_url.partition("#")[0].partition("?")
     _, has_scheme, rest = head.partition("://")
-    authority = (rest if has_scheme else "").split("/", 1)[0]
-    userinfo = authority.rpartition("@")[0]
-    secrets = [userinfo + "@", unquote(userinfo)] if userinfo else []
+    userinfo = (rest if has_scheme else "").split("/", 1)[0].rpartition("@")[0]
+    whole = [userinfo + "@", unquote(userinfo)] if userinfo else []
+    values: list[str] = []
     if query:
-        secrets.append(query)
+        whole.append(query)
         for pair in query.replace(";", "&").split("&"):
             value = pair.partition("=")[2]
-            secrets.extend(v for v in {value, unquote(value.replace("+", " "))} if len(v) >= _SECRET_MIN)
-    return tuple(secret for secret in dict.fromkeys(secrets) if secret)
+            values.extend(v for v in (value, unquote(value.replace("+", " "))) if len(v) >= _SECRET_MIN)
+    return tuple(dict.fromkeys(whole)), tuple(dict.fromkeys(values))
 
 
-def reveals(value: str, source_url: str) -> bool:
+def reveals(value: str, source_url: str, *, is_url: bool = False) -> bool:
     """True when `value` contains a part of `source_url` that must not be published."""
-    return any(secret in value for secret in source_secrets(source_url))
+    whole, values = source_secrets(source_url)
+    return any(part in value for part in whole) or is_url and any(part in value for part in values)
 
 
 def public_source_url(source_url: str) -> str:
     """The source URL as published (atom:source's self link, RSS <source url>): only when it has no
     userinfo and no query string, else "" (the same URL without them would name another document)."""
-    return "" if source_secrets(source_url) else web_iri(source_url)
+    return "" if source_secrets(source_url)[0] else web_iri(source_url)
 
 
-def about_source(value: str, article: Article, limit: int = MAX_NAME) -> str:
-    """`value` (the source's name, the feed's title, id or link) as text, or "" when it would reveal a
-    private part of the source URL."""
+def about_source(value: str, article: Article, limit: int = MAX_NAME, *, is_url: bool = False) -> str:
+    """`value` (the source's name, the feed's title; with `is_url` its id or link) as published text, or
+    "" when it would reveal a private part of the source URL."""
     cleaned = text(value, limit)
-    return "" if reveals(cleaned, article.source_url) or reveals(value, article.source_url) else cleaned
+    hidden = reveals(cleaned, article.source_url, is_url=is_url) or reveals(value, article.source_url, is_url=is_url)
+    return "" if hidden else cleaned
 
 
 def source_name(article: Article) -> str:
