@@ -42,7 +42,7 @@ from aggregator.fetch import (
 )
 from aggregator.model import Article, Config, Source
 from aggregator.pool import PipePool
-from aggregator.publish import FeedSpec, PublishReport, publish_outputs
+from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_key
 from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
@@ -815,10 +815,10 @@ def _sources_tokens(shape: str, specs: Sequence[tuple[FeedSpec, Sequence[str]]],
 
 
 def _config_shape(config: Config) -> str:
-    """The config that shapes rendered outputs (and the program version that renders them)."""
+    """The config that shapes rendered outputs (and the program and render versions that render them)."""
     from aggregator import __version__
 
-    shape = (__version__, repr(config.output), repr(sorted(config.categories.items())),
+    shape = (__version__, render_key(), repr(config.output), repr(sorted(config.categories.items())),
              [(s.url, s.name, s.categories) for s in config.sources])
     return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -9,6 +9,11 @@ import re
 # Written as the complement (what is forbidden): the same set, but a small class that compiles in
 # microseconds, where the allowed ranges made re build a table of the whole BMP on every start-up.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Bidi embedding, override and isolate controls (LRE RLE PDF LRO RLO, LRI RLI FSI PDI): in a title they
+# reorder the text after them ("abc\u202egpj.exe" shows as "abcexe.jpg") and, left open, the page
+# around it. The marks U+200E, U+200F and U+061C only set the direction of neutral characters next
+# to them, which right-to-left text needs, so they stay.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -21,6 +26,11 @@ _SIZE_UNITS = {
 def strip_invalid_xml_chars(text: str) -> str:
     """Remove the characters XML 1.0 forbids, so one bad item never stops a feed from rendering."""
     return _XML_INVALID.sub("", text)
+
+
+def strip_bidi_controls(text: str) -> str:
+    """Remove the bidi embedding, override and isolate controls (issue 20: they spoof text)."""
+    return _BIDI_CONTROLS.sub("", text)
 
 
 def collapse_whitespace(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "_hs", "oly_", "vero_", "__s")
 TRACKING_NAMES = frozenset({
@@ -24,20 +24,19 @@ def is_tracking_param(name: str) -> bool:
 
 @lru_cache(maxsize=2048)
 def strip_tracking(url: str) -> str:
-    """`url` without tracking query parameters; the other parameters keep their order."""
-    if "?" not in url:
+    """`url` without its tracking query parameters; every other byte stays as it was (issue 20: parsing
+    and re-encoding the query turned `;` into `%3B` and `%20` into `+`, which changes what some servers
+    read). The query is split on `&` only, as parse_qsl does; a name is compared percent-decoded."""
+    head, mark, rest = url.partition("?")
+    if not mark or "#" in head:
         return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not is_tracking_param(k)]
+    query, hash_mark, fragment = rest.partition("#")
+    pairs = query.split("&")
+    kept = [pair for pair in pairs if not is_tracking_param(unquote_plus(pair.partition("=")[0]))]
     if len(kept) == len(pairs):
         return url
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    query = "&".join(kept)
+    return head + ("?" + query if query else "") + hash_mark + fragment
 
 
 # The same parameters inside HTML text (href="...?utm_source=x&a=1"), for hashing normalized HTML.

@@ -160,7 +160,8 @@ def test_hostile_document_gets_its_outcome(name: str) -> None:
     _assert_sane(parsed)
     for article in parsed.articles:
         assert "root:" not in article.content_html + article.summary + article.title
-        assert len(article.title) <= 1000
+    if name == "very_long_title.xml":  # kept whole for filters (issue 20); outputs cut it to 1,000
+        assert max(len(a.title) for a in parsed.articles) >= 100_000
     if expect in ("skip_item", "clean", "reject_or_recover"):
         assert (
             any(a.title in ("Innocent item", "Good JSON item") for a in parsed.articles)

@@ -121,7 +121,7 @@ def test_hexo_post_matches_the_seed_front_matter(tmp_path: Path) -> None:
         assert ours[key] == value, key
     assert post.read_text(encoding="utf-8").splitlines()[0:2] == [
         "---",
-        "title: 国家移民管理局印发《_十四五_移民管理事业发展规划》",
+        "title: '国家移民管理局印发《_十四五_移民管理事业发展规划》'",  # quoted, as in the seed post
     ]
     assert "<p>近日，国家移民管理局依据……</p>" in body
     assert post.name.startswith("2021-12-28-") and post.name.endswith(".md")

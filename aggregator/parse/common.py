@@ -113,18 +113,20 @@ def is_empty(article: Article) -> bool:
     )
 
 
+# Titles were cut to this many characters when parsed, before issue 20 (filters must see them whole):
+# an item known by its content (no guid, no link) keeps the id computed from the title as it was cut.
+ID_TITLE_CHARS = 1000
+
+
 def assign_ids(articles: list[Article], source_url: str, warnings: list[str]) -> tuple[Article, ...]:
     """Give every article its id; repeats of an id in one feed get a deterministic derived one."""
     seen: set[str] = set()
     result: list[Article] = []
     for index, article in enumerate(articles):
-        article_id = make_article_id(
-            source_url, article.original_id, article.link, article.title, article.content_html
-        )
+        title = article.title[:ID_TITLE_CHARS]
+        article_id = make_article_id(source_url, article.original_id, article.link, title, article.content_html)
         if article_id in seen:
-            key = "|".join(
-                (article.original_id, article.link, content_key(article.title, article.content_html))
-            )
+            key = "|".join((article.original_id, article.link, content_key(title, article.content_html)))
             article_id = derive_id(source_url, "repeat:" + key)
             repeat = 1
             while article_id in seen:

@@ -22,7 +22,6 @@ from .common import (
 )
 
 _VERSIONS = {"1": "json1", "1.1": "json11"}
-MAX_TITLE = 1000
 MAX_TAGS = 50
 
 
@@ -135,7 +134,7 @@ def item_article(
         source_name=source_name,
         original_id=_str(item, "id"),
         # JSON Feed titles are plain text, but generators often entity-encode them: decode exactly once.
-        title=title_text(html.unescape(_str(item, "title")), "text/plain")[:MAX_TITLE],
+        title=title_text(html.unescape(_str(item, "title")), "text/plain"),  # whole, as in xmlfeed
         link=link,
         authors=_authors(item, document),
         published=parse_date(item.get("date_published")),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from typing import Any
+from xml.sax import SAXException
 
 import feedparser
 
@@ -25,7 +27,6 @@ from .common import (
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _PERIOD_S = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000, "yearly": 31536000}
-MAX_TITLE = 1000  # characters; a 100,000-character title is noise, not a headline
 MAX_TAGS = 50
 
 
@@ -76,9 +77,13 @@ def entry_article(
     source_name: str,
     feed_url: str,
     fingerprint: str = "",
+    *,
+    loose: bool = False,
 ) -> Article:
     """One feedparser entry as an Article (id assigned later, once the whole feed is known); `fingerprint`:
-    its raw digest from the fast path (parse/known.py), if any."""
+    its raw digest from the fast path (parse/known.py), if any; `loose`: parsed by feedparser's loose
+    parser (is_loose), whose author names and tags still hold XML's five entities."""
+    unescape = _xml_unescape if loose else _same
     title_detail = entry.get("title_detail") or {}
     link = absolute_url(entry.get("link"), str(title_detail.get("base") or "") or meta.link or feed_url)
     content_html, content_base = _content(entry)
@@ -94,14 +99,16 @@ def entry_article(
         source_url=source_url,
         source_name=source_name,
         original_id=clean_text(entry.get("id")),
-        title=title_text(clean_text(entry.get("title")), str(title_detail.get("type", "")))[:MAX_TITLE],
+        # whole: filters must see its end (issue 20); outputs cut it (publish/common.py MAX_TITLE)
+        title=title_text(clean_text(entry.get("title")), str(title_detail.get("type", ""))),
         link=link,
-        authors=_authors(entry),
+        authors=tuple(unescape(name) for name in _authors(entry)),
         published=utc_from_struct(entry.get("published_parsed")),
         updated=utc_from_struct(_own(entry, "updated_parsed")),
         summary=summary,
         content_html=content_html,
-        tags=dedupe([clean_text(t.get("term") or t.get("label")) for t in entry.get("tags") or ()], MAX_TAGS),
+        tags=dedupe([unescape(clean_text(t.get("term") or t.get("label"))) for t in entry.get("tags") or ()],
+                    MAX_TAGS),
         enclosures=enclosures,
         image=_image(entry, enclosures, base_url),
         base_url=base_url,
@@ -109,6 +116,26 @@ def entry_article(
         feed=meta,
         fingerprint=fingerprint,
     )
+
+
+def is_loose(parsed: Any) -> bool:
+    """feedparser gave up on strict XML (a SAX error, or no encoding it could name) and read the document
+    with its loose parser: that one leaves &lt; &gt; &amp; &quot; &apos; undecoded in elements it does
+    not take for HTML or text (author names, category terms), so they would be escaped twice on output."""
+    return isinstance(parsed.get("bozo_exception"), SAXException) or ("encoding" in parsed and not parsed["encoding"])
+
+
+_XML_ENTITY = re.compile(r"&(lt|gt|amp|quot|apos);")
+_XML_CHARS = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _xml_unescape(value: str) -> str:
+    """XML's five entities decoded in one pass (`&amp;lt;` becomes `&lt;`, as an XML parser gives it)."""
+    return _XML_ENTITY.sub(lambda m: _XML_CHARS[m.group(1)], value) if "&" in value else value
+
+
+def _same(value: str) -> str:
+    return value
 
 
 def _content(entry: Mapping[str, Any]) -> tuple[str, str]:
@@ -178,10 +205,11 @@ def parse_entries(
 ) -> list[Article]:
     articles: list[Article] = []
     digests = parsed.get("digests") or ()
+    loose = is_loose(parsed)
     for index, entry in enumerate(parsed.get("entries") or ()):
         try:
             digest = digests[index] if index < len(digests) else ""
-            article = entry_article(entry, meta, source_url, source_name, feed_url, digest)
+            article = entry_article(entry, meta, source_url, source_name, feed_url, digest, loose=loose)
         except Exception as exc:  # noqa: BLE001 (one bad entry is dropped, never the whole feed)
             warnings.append(f"item {index}: dropped: {type(exc).__name__}: {exc}"[:300])
             continue

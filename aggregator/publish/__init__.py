@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
@@ -30,14 +32,32 @@ from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
 __all__ = [
+    "RENDER_VERSION",
     "FeedSpec",
     "PublishReport",
     "publish_outputs",
     "render_atom",
     "render_json_feed",
     "render_rss",
+    "render_key",
     "write_atomically",
 ]
+
+# Bump whenever a change here gives other bytes for the same articles and config. The caller's publish
+# key and entry digests hold render_key(), so every output file, spliced Atom entry and Hexo post is
+# rendered again once after an upgrade instead of keeping what the older code wrote.
+# 1: issue 20 (private source URLs, Hexo quoting, bidi controls, authors and tags escaped once).
+RENDER_VERSION = 1
+
+
+def render_key() -> str:
+    """RENDER_VERSION and the versions of the libraries whose output is published byte for byte."""
+    return f"{RENDER_VERSION} " + _library_versions()
+
+
+@cache
+def _library_versions() -> str:
+    return " ".join(f"{name}={metadata.version(name)}" for name in ("feedgen", "lxml", "PyYAML"))
 
 _RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json_feed}
 log = logging.getLogger(__name__)

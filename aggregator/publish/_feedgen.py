@@ -8,6 +8,7 @@ writes id, title, links and updated), no hub link in RSS, no media:thumbnail out
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
@@ -166,11 +167,10 @@ def _add_entry(fe: FeedEntry, article: Article, categories_of: Mapping[str, Sequ
     ext.image = common.web_iri(article.image)
     ext.source = _source(article)
     if fmt == "rss":
-        source_url = common.web_iri(article.source_url)
-        if source_url:
-            fe.source(
-                url=source_url, title=common.text(article.feed.title or article.source_name) or source_url
-            )
+        source_url = common.public_source_url(article.source_url)
+        if source_url:  # <source> requires its url: left out for a private one
+            title = common.about_source(article.feed.title, article, common.MAX_TITLE) or common.source_name(article)
+            fe.source(url=source_url, title=title or source_url)
 
 
 def _add_text(fe: FeedEntry, article: Article, link: str, fmt: str) -> None:
@@ -208,22 +208,28 @@ def _add_enclosures(fe: FeedEntry, ext: _EntryExtension, article: Article, fmt: 
 
 
 def _source(article: Article) -> dict[str, str]:
-    """atom:source: the original feed's id, title, links and updated, so provenance survives."""
+    """atom:source: the original feed's id, title, links and updated, so provenance survives; none of
+    them reveals a private source URL's userinfo or query (common.source_secrets)."""
     meta = article.feed
-    source_url = common.web_iri(article.source_url)
-    alternate = common.web_iri(meta.link)
-    feed_id = common.web_iri(meta.id) or _urn_or_tag(meta.id)
+    source_url = common.public_source_url(article.source_url)
+    alternate = common.about_source(common.web_iri(meta.link), article, 0, is_url=True)
+    feed_id = common.about_source(common.web_iri(meta.id) or _urn_or_tag(meta.id), article, 0, is_url=True)
     # A source without its own date: the article's updated is a true lower bound for it.
     updated = common.utc(meta.updated) or common.updated_of(article)
     values = {
-        "id": feed_id or source_url or alternate,
-        "title": common.text(meta.title, common.MAX_TITLE)
-        or common.text(article.source_name, common.MAX_NAME),
+        "id": feed_id or source_url or alternate or _private_id(article.source_url),
+        "title": common.about_source(meta.title, article, common.MAX_TITLE) or common.source_name(article),
         "alternate": alternate,
         "self": source_url,
         "updated": updated.isoformat() if updated else "",
     }
     return {key: value for key, value in values.items() if value}
+
+
+def _private_id(source_url: str) -> str:
+    """A stable id for a source whose URL is not published: a name-based UUID of it (SHA-1: the URL,
+    and the token in it, cannot be read back)."""
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, common.text(source_url))) if source_url else ""
 
 
 def _urn_or_tag(value: str) -> str:

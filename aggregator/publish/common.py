@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig
-from aggregator.text import collapse_whitespace, strip_invalid_xml_chars
+from aggregator.text import collapse_whitespace, strip_bidi_controls, strip_invalid_xml_chars
 
 SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,8 +34,9 @@ class FeedSpec:
 
 
 def text(value: str, limit: int = 0) -> str:
-    """XML-safe, single-line text, optionally cut to `limit` characters (with an ellipsis)."""
-    cleaned = collapse_whitespace(strip_invalid_xml_chars(value))
+    """XML-safe, single-line text without bidi override controls (every title, name, tag and summary
+    published goes through here), optionally cut to `limit` characters (with an ellipsis)."""
+    cleaned = collapse_whitespace(strip_bidi_controls(strip_invalid_xml_chars(value)))
     if limit and len(cleaned) > limit:
         return cleaned[: limit - 1].rstrip() + "…"
     return cleaned
@@ -93,7 +94,7 @@ def entry_title(article: Article) -> str:
         derived = text(fallback, DERIVED_TITLE)
         if derived:
             return derived
-    return web_iri(article.link) or text(article.source_name, MAX_NAME) or "Untitled"
+    return web_iri(article.link) or source_name(article) or "Untitled"
 
 
 def _strip_tags(markup: str) -> str:
@@ -103,7 +104,68 @@ def _strip_tags(markup: str) -> str:
 def authors(article: Article) -> list[str]:
     """The article's authors, falling back to its source name."""
     names = unique(text(name, MAX_NAME) for name in article.authors)
-    return names or [text(article.source_name, MAX_NAME) or "unknown"]
+    return names or [source_name(article) or "unknown"]
+
+
+# What is published about a source (issue 20): private feeds carry their credentials in the URL
+# (user:pass@, ?token=, ?key=), so no output holds a source URL's userinfo or query string, nor any
+# text about the source (its name, the feed's own id, title and home link) that contains them.
+_SECRET_MIN = 6  # query values shorter than this (?feed=rss2, ?format=atom) are not taken for credentials
+
+
+@lru_cache(maxsize=1024)
+def source_secrets(source_url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parts of a source URL no output may contain: (its userinfo and its whole query string; each
+    query value, also percent-decoded, of _SECRET_MIN characters or more). The values are looked for
+    only in URLs about the source (the feed's own id and link echo the fetched URL, parameters in any
+    order); a title holding "feed" must not go because the URL says ?format=feed. ((), ()) for a URL
+    with neither userinfo nor query."""
+    head, _, query = source_url.partition("#")[0].partition("?")
+    _, has_scheme, rest = head.partition("://")
+    userinfo = (rest if has_scheme else "").split("/", 1)[0].rpartition("@")[0]
+    whole = [userinfo + "@", unquote(userinfo)] if userinfo else []
+    values: list[str] = []
+    if query:
+        whole.append(query)
+        for pair in query.replace(";", "&").split("&"):
+            value = pair.partition("=")[2]
+            values.extend(v for v in (value, unquote(value.replace("+", " "))) if len(v) >= _SECRET_MIN)
+    return tuple(dict.fromkeys(whole)), tuple(dict.fromkeys(values))
+
+
+def reveals(value: str, source_url: str, *, is_url: bool = False) -> bool:
+    """True when `value` contains a part of `source_url` that must not be published."""
+    whole, values = source_secrets(source_url)
+    return any(part in value for part in whole) or is_url and any(part in value for part in values)
+
+
+def public_source_url(source_url: str) -> str:
+    """The source URL as published (atom:source's self link, RSS <source url>): only when it has no
+    userinfo and no query string, else "" (the same URL without them would name another document)."""
+    return "" if source_secrets(source_url)[0] else web_iri(source_url)
+
+
+def about_source(value: str, article: Article, limit: int = MAX_NAME, *, is_url: bool = False) -> str:
+    """`value` (the source's name, the feed's title; with `is_url` its id or link) as published text, or
+    "" when it would reveal a private part of the source URL."""
+    cleaned = text(value, limit)
+    hidden = reveals(cleaned, article.source_url, is_url=is_url) or reveals(value, article.source_url, is_url=is_url)
+    return "" if hidden else cleaned
+
+
+def source_name(article: Article) -> str:
+    """The source's name as published; its host when the name would reveal the URL's private parts
+    (a name defaults to the URL's host, which may carry user:pass@)."""
+    return about_source(article.source_name, article) or _host(article.source_url)
+
+
+def _host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if host and parts.port else host
+    except ValueError:
+        return ""
 
 
 def categories(article: Article, categories_of: Mapping[str, Sequence[str]]) -> list[str]:

@@ -7,7 +7,9 @@ thumbnail. headimg/thumbnail are the article's lead image and are omitted when i
 Nunjucks escaping: Hexo renders every post body with Nunjucks, which reads `{{`, `{%` and `{#` as
 the start of a tag. In the HTML body each `{` that starts such a pair becomes the entity `&#123;`:
 browsers display `{` again, Nunjucks sees no tag. A lone `{` is left alone. Front matter is YAML,
-not a template, so it is not escaped.
+not a template, so it is not escaped; every string in it that comes from a feed (title, categories,
+author, image) is single-quoted, so no YAML reader takes a title such as `1e3`, `0o17`, `yes`, `null`
+or `2024-01-01` for a number, bool, null or date.
 
 Config (`output.hexo`): `dir` (required: the posts folder), `prune` (bool, default false: delete our
 posts whose article is no longer published), `date_format` ("rfc1123", default, or "iso8601" for
@@ -34,7 +36,23 @@ POST_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-(?:[a-z0-9-]+-)?[0-9a-f]{12}\.md$")
 _NUNJUCKS_OPEN = re.compile(r"\{(?=[{%#])")
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 # libyaml's emitter is ~10x faster than PyYAML's pure-Python one (3,600 posts: 30 s -> 3 s).
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BASE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Quoted(str):
+    """A front-matter string always written quoted. PyYAML quotes only what YAML 1.1 would read as
+    another type, but Hexo reads front matter with js-yaml (YAML 1.2): a title `1e3`, `0o17` or `.inf`
+    came back a number. Quoting every string from a feed is the one rule right under both."""
+
+    __slots__ = ()
+
+
+class _Dumper(_BASE_DUMPER):  # type: ignore[misc,valid-type]
+    pass
+
+
+_Dumper.add_representer(
+    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style="'"))
 SLUG_WORDS = 60  # characters of title in a file name
 
 
@@ -86,15 +104,16 @@ def post_digest(name: str) -> str:
 def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     """One Markdown post: YAML front matter (a real serializer: quotes, colons, # survive) + body."""
     front: dict[str, Any] = {
-        "title": common.entry_title(article),
-        "categories": common.unique(
-            [common.text(category), common.text(article.source_name), common.text(article.feed.title)]
-        ),
+        "title": _Quoted(common.entry_title(article)),
+        "categories": [_Quoted(name) for name in common.unique(
+            [common.text(category), common.source_name(article),
+             common.about_source(article.feed.title, article, common.MAX_TITLE)]
+        )],
     }
-    image = common.web_iri(article.image)
+    image = _Quoted(common.web_iri(article.image))
     if image:
         front["headimg"] = image
-    front["author"] = ", ".join(common.authors(article))
+    front["author"] = _Quoted(", ".join(common.authors(article)))
     front["comments"] = False
     when = common.published_of(article)
     front["date"] = (
@@ -104,7 +123,7 @@ def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
         front["thumbnail"] = image
     front = _rename(front, dict(options.fields))
     header = yaml.dump(
-        front, Dumper=_DUMPER, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
+        front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
     )
     body = escape_nunjucks(common.html(article.content_html) or common.html(_paragraph(article.summary)))
     return f"---\n{header}---\n\n{body}\n".encode()
