@@ -351,7 +351,7 @@ class Store:
                 return (row[0],)
             rows = self._conn.execute(
                 "SELECT source_url FROM entries WHERE link_key = ? GROUP BY source_url "
-                "ORDER BY min(first_seen), min(key)",
+                "ORDER BY min(first_seen), source_url",
                 (row[1],),
             ).fetchall()
         return tuple(r[0] for r in rows)
@@ -595,9 +595,11 @@ def _drop_cross_source_duplicates(rows: list[tuple[Any, ...]]) -> list[tuple[Any
 
 
 def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str, str]:
-    """link -> the source that saw it first, from (key, source, link, first_seen) rows; ties by key."""
-    first: dict[str, tuple[int, int, str]] = {}
-    for key, source, link, first_seen in copies:
-        if link not in first or (first_seen, key) < first[link][:2]:
-            first[link] = (first_seen, key, source)
-    return {link: source for link, (_seen, _key, source) in first.items()}
+    """link -> the source that saw it first, from (key, source, link, first_seen) rows. Sources that first
+    saw it in the same run (the same first_seen) tie: the source URL decides, not the order in which the
+    run's workers happened to finish, so the same input always publishes the same copy."""
+    first: dict[str, tuple[int, str]] = {}
+    for _key, source, link, first_seen in copies:
+        if link not in first or (first_seen, source) < first[link]:
+            first[link] = (first_seen, source)
+    return {link: source for link, (_seen, source) in first.items()}
