@@ -20,8 +20,8 @@ import nh3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aggregator.clean import clean_article, clean_html
-from aggregator.clean.html import parse_fragment, serialize
 from aggregator.clean.sanitize import sanitize
+from aggregator.clean.tree import parse_fragment, serialize
 from aggregator.clean.urls import first_base
 from aggregator.model import Article, CleanConfig, Enclosure, FeedMeta
 

@@ -12,9 +12,9 @@ from lxml import etree
 from test_clean_support import articles_of, corpus_files
 
 from aggregator.clean import clean_article, clean_html
-from aggregator.clean.html import parse_fragment
 from aggregator.clean.images import is_lead_worthy
 from aggregator.clean.rules import is_tracker
+from aggregator.clean.tree import parse_fragment
 from aggregator.model import Article, CleanConfig
 
 CONFIG = CleanConfig()

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aggregator.clean import clean_article, clean_html
-from aggregator.clean.html import parse_fragment
+from aggregator.clean.tree import parse_fragment
 from aggregator.model import Article, CleanConfig
 
 CONFIG = CleanConfig()

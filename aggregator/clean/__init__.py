@@ -20,7 +20,7 @@ from aggregator.tracking import strip_tracking
 
 from ..model import Article, CleanConfig, Enclosure
 from ..text import strip_invalid_xml_chars
-from .html import Explain, junk_free_tree, parse_fragment, restructure
+from .html import junk_free_tree, restructure
 from .images import choose_lead_image, content_images
 from .rules import SiteRule, load_site_rules, rules_for
 from .sanitize import sanitize
@@ -32,6 +32,7 @@ from .summary import (
     title_from_summary,
     truncate_text,
 )
+from .tree import Explain, parse_fragment
 from .urls import first_base, resolve_url
 
 __all__ = ["SiteRule", "clean_article", "clean_html", "defer_cleaning", "load_site_rules"]

@@ -8,7 +8,7 @@ import re
 from lxml import etree
 
 from ..text import collapse_whitespace
-from .html import parse_fragment
+from .tree import parse_fragment
 
 _TAG = re.compile(r"<[A-Za-z/!?]")
 _SENTENCE_END = re.compile(r"[。！？!?]|\.(?=\s|$)")
