@@ -422,7 +422,9 @@ async def _add_full_text(config: Config, store: Store, deferred: Sequence[_Defer
         failures[id(item)] = {}
         if retrying:
             item.processed = _only_new_and_retried(item.processed, known_ids, known_links, retrying)
-        for index, article in enumerate(item.processed.feed.articles):
+        feed = item.processed.feed
+        assert feed is not None
+        for index, article in enumerate(feed.articles):
             is_new = article.id not in known_ids and article.link not in known_links
             if article.link and (is_new or article.id in retrying):
                 wanted.setdefault(article.link, []).append((item, index))  # cached by URL within the run
