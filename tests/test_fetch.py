@@ -623,11 +623,13 @@ def test_failing_source_does_not_affect_the_others(fault_server: FaultServer) ->
 
 
 def test_run_deadline_reports_unfinished_sources(fault_server: FaultServer) -> None:
-    fault_server.routes["/slow"] = slow(5.0)
+    # the slow source never answers within the run; the good one answers at once, with a wide margin
+    # under the deadline (a loaded CI machine must not turn it into a second unfinished source)
+    fault_server.routes["/slow"] = slow(30.0)
     fault_server.routes["/good"] = reply(200, ATOM, FEED)
-    cfg = config(read_timeout=5.0, total_timeout=5.0, run_deadline=0.3)
+    cfg = config(read_timeout=30.0, total_timeout=30.0, run_deadline=2.0)
     slow_outcome, good = run([source(fault_server.url("/slow")), source(fault_server.url("/good"))], cfg)
-    assert slow_outcome.error == "not finished: run deadline (0.3 s) reached"
+    assert slow_outcome.error == "not finished: run deadline (2 s) reached"
     assert slow_outcome.state.failures == 0  # the run ran out of time, not the source
     assert good.kind == "fetched"
 

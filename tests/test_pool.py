@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from pathlib import Path
 
@@ -41,9 +43,19 @@ def _echo(data: bytes) -> bytes:
     return data
 
 
-def _sleep(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+def _hold(started: str, release: str) -> str:
+    """Signals that it runs (a file), then waits for the test to release it (another file): no guessed sleeps."""
+    Path(started).touch()
+    while not Path(release).exists():
+        time.sleep(0.01)
+    return "released"
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_calls_run_in_worker_processes_and_return_their_results() -> None:
@@ -79,21 +91,25 @@ def test_workers_hold_none_of_the_runs_files(tmp_path: Path) -> None:
     assert not [f for f in held if "run.lock" in f]
 
 
-def test_shutdown_cancels_queued_calls_and_ends_the_workers() -> None:
+def test_shutdown_cancels_queued_calls_and_ends_the_workers(tmp_path: Path) -> None:
     pool = PipePool(1)
-    running = pool.submit(_sleep, 0.5)
-    queued = [pool.submit(_sleep, 1.0) for _ in range(6)]
-    time.sleep(0.2)
-    started = time.monotonic()
-    pool.shutdown(wait=True, cancel_futures=True)
-    assert running.result(timeout=0) == 0.5
+    started, release = tmp_path / "started", tmp_path / "release"
+    running = pool.submit(_hold, str(started), str(release))
+    queued = [pool.submit(_pid) for _ in range(6)]
+    _wait_for(started.exists, "the first call to start")
+    stopping = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    stopping.start()
     # a call already sent ahead to the worker (pool._WINDOW) still runs; the others never start
+    _wait_for(lambda: sum(f.cancelled() for f in queued) >= len(queued) - 1, "the queued calls to be cancelled")
+    release.touch()
+    stopping.join(timeout=60)
+    assert not stopping.is_alive()
+    assert running.result(timeout=0) == "released"
     cancelled = [f for f in queued if f.cancelled()]
     assert len(cancelled) >= len(queued) - 1
     for future in cancelled:
         with pytest.raises(CancelledError):
             future.result(timeout=0)
-    assert time.monotonic() - started < 3
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(_pid)
 
