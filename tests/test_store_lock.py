@@ -33,10 +33,10 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "state.db")], env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    with proc:  # closes its pipes (no ResourceWarning) after the test
+        yield proc
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_second_process_gets_lock_error_after_timeout(tmp_path: Path, holder: subprocess.Popen[str]) -> None:

@@ -141,12 +141,12 @@ def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(
 @pytest.mark.parametrize("command", [["sources"], ["sources", "--json"], ["export-opml"], ["check", "--schema"]])
 def test_a_closed_stdout_pipe_ends_the_command_quietly(tmp_path: Path, command: list[str]) -> None:
     config = write_config(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "aggregator.cli", *command, "--config", str(config)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()  # `| head -0`: every write meets a closed pipe
-    err = process.stderr.read().decode()
-    assert process.wait(timeout=60) == 0
+    with subprocess.Popen([sys.executable, "-m", "aggregator.cli", *command, "--config", str(config)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # `| head -0`: every write meets a closed pipe
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0
     assert err == ""
 
 
