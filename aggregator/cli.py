@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -91,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
+    """The CLI. `clock` gives the time a command runs at (default: the system clock), read once here:
+    the one place the program reads the time, so tests and bench/year.py move it (issue 20)."""
     args = build_parser().parse_args(argv)
+    args.now = (clock or _system_time)()
     setup_logging(args.verbose, args.quiet, args.log_format)
     try:
         return int(_COMMANDS[args.command](args))
@@ -111,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a bug: show it, exit 1
         log.exception("aggregator crashed; please report this with the traceback")
         return EXIT_FATAL
+
+
+def _system_time() -> datetime:
+    return datetime.now(UTC)
 
 
 def entry() -> NoReturn:
@@ -141,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.only and not _matches_any(config, args.only):
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
-        summary = run(config, options, on_progress=advance)
+        summary = run(config, options, now=args.now, on_progress=advance)
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
             log.error("%s: %s", _source_ref(report.source), report.error)
@@ -189,7 +196,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from aggregator.report import format_sources_table, source_rows
 
     config = load_config(args.config)
-    rows = source_rows(config, datetime.now(UTC))
+    rows = source_rows(config, args.now)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
     else:
@@ -225,7 +232,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from exc
     with Store.open(config.state) as store:
-        removed = prune(config, store, datetime.now(UTC), keep_s)
+        removed = prune(config, store, args.now, keep_s)
     print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
     return EXIT_OK
 
