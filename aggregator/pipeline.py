@@ -278,7 +278,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             report.error = outcome.error or outcome.kind
         if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
             # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
-            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True)
+            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True, listing=False)
             report.new, report.warnings = released.new, released.warnings
         finish(report, outcome, outcome.state)
 
