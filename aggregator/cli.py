@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     run.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                      help="how long to wait for another run's lock (default: config lock_timeout, 60 s)")
+    run.add_argument("--new-state", action="store_true",
+                     help="start over with a missing or empty state file although earlier runs left outputs "
+                          "(every article is new again)")
 
     check = command("check", "validate the config and exit", "aggregator check --online")
     check.add_argument("--online", action="store_true", help="also fetch each source once and report on it")
@@ -144,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(force=args.force, retry_gone=args.retry_gone, only=tuple(args.only),
                          dry_run=args.dry_run, accept_burst=tuple(args.accept_burst), explain=args.explain,
-                         workers=args.workers, lock_timeout_s=args.lock_timeout)
+                         workers=args.workers, lock_timeout_s=args.lock_timeout, new_state=args.new_state)
     if args.only and not _matches_any(config, args.only):
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
@@ -222,8 +225,7 @@ def cmd_export_opml(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from aggregator.pipeline import prune
-    from aggregator.store import Store
+    from aggregator.pipeline import open_store, prune
     from aggregator.text import parse_duration
 
     config = load_config(args.config)
@@ -231,7 +233,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         keep_s = parse_duration(args.older_than) if args.older_than else config.retention
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from exc
-    with Store.open(config.state) as store:
+    with open_store(config) as store:
         removed = prune(config, store, args.now, keep_s)
     print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
     return EXIT_OK

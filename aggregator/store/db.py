@@ -53,8 +53,11 @@ class Store:
     # --- opening and closing ----------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0) -> Store:
-        """Lock, open (creating folder and schema) and migrate the state file at `path`."""
+    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0, earlier_runs: str = "") -> Store:
+        """Lock, open (creating folder and schema) and migrate the state file at `path`.
+
+        earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
+        state file is refused rather than started afresh."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,7 @@ class Store:
             raise StateError(f"state {path}: cannot create its folder: {exc}") from exc
         lock = RunLock.acquire(path.with_name(path.name + ".lock"), lock_timeout_s, what=f"state {path}")
         try:
+            refuse_fresh(path, earlier_runs)
             return cls(path, _connect(path), lock)
         except BaseException:
             lock.release()
@@ -479,6 +483,28 @@ class Store:
             raise  # our bugs, not the file's
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state {self.path}: {exc}") from exc
+
+
+def refuse_fresh(path: Path, earlier_runs: str) -> None:
+    """Refuse a missing or zero-byte state file when `earlier_runs` names a file earlier runs left
+    (issue 20): SQLite reads an empty file as a new database, and every article would be published
+    again as new while the feeds drop all they showed. Truncated or foreign files are refused by
+    _prepare; a new state on purpose is the caller's choice (`run --new-state`)."""
+    if not earlier_runs:
+        return
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        what = "missing"
+    except OSError as exc:
+        raise StateError(f"state {path}: cannot read: {exc.strerror or exc}") from exc
+    else:
+        if size:
+            return
+        what = "empty (0 bytes)"
+    raise StateError(
+        f"state {path}: {what}, but {earlier_runs} shows earlier runs; refusing to start afresh (every article "
+        "would be new again): restore the file from a backup, or run `aggregator run --new-state` to start over")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
