@@ -147,7 +147,8 @@ class Day:
     expected_new: int  # items listed by a source answering today that no earlier answer had listed
     added: int  # items the feeds posted today
     fetched: tuple[str, ...]  # sources that were requested
-    state_bytes: int  # state.db and its WAL
+    state_bytes: int  # state.db (its WAL, a journal whose size depends on commit timing, apart)
+    wal_bytes: int
     rows: dict[str, int]
     feeds: dict[str, list[str]]  # output slug -> titles, newest first
     posts: dict[str, bytes]  # Hexo post file name -> bytes
@@ -215,14 +216,14 @@ categories:
         match = re.search(r"articles: (\d+) new", output)
         record = Day(day=day, exit_code=code, new=int(match.group(1)) if match else -1, expected_new=expected,
                      added=sum(m.posted(day) - m.posted(day - 1) for m in self.models), fetched=fetched,
-                     state_bytes=self.state_bytes(), rows=self.rows(), feeds=self.feeds(), posts=self.posts(),
-                     output=output)
+                     state_bytes=self.size("state.db"), wal_bytes=self.size("state.db-wal"), rows=self.rows(),
+                     feeds=self.feeds(), posts=self.posts(), output=output)
         self.days.append(record)
         return record
 
-    def state_bytes(self) -> int:
-        state = self.folder / "state" / "state.db"
-        return sum(p.stat().st_size for p in (state, state.with_name("state.db-wal")) if p.exists())
+    def size(self, name: str) -> int:
+        path = self.folder / "state" / name
+        return path.stat().st_size if path.exists() else 0
 
     def rows(self) -> dict[str, int]:
         with contextlib.closing(sqlite3.connect(self.folder / "state" / "state.db")) as db:
