@@ -11,6 +11,8 @@ import pytest
 from conftest import RecordingServer
 from year_sim import FeedModel, Simulation
 
+from aggregator.store import Store
+
 
 def _simulation(tmp_path: Path, http_server: RecordingServer) -> Simulation:
     sim = Simulation(http_server, tmp_path, [FeedModel("blog", every=1, first=-9, keep=10)], max_entries=5)
@@ -25,9 +27,11 @@ def _lose_state(state: Path, how: str) -> None:
         state.write_bytes(b"")
     else:
         state.unlink()
+    if how == "never written":  # e.g. by a command that opened it after it was lost
+        Store.open(state).close()
 
 
-@pytest.mark.parametrize("how", ["empty", "missing"])
+@pytest.mark.parametrize("how", ["empty", "missing", "never written"])
 @pytest.mark.parametrize("command", [("run", "--no-progress"), ("run", "--no-progress", "--dry-run"), ("prune",)])
 def test_a_lost_state_is_refused_when_earlier_runs_show(tmp_path: Path, http_server: RecordingServer,
                                                         capsys: pytest.CaptureFixture[str], how: str,
@@ -41,9 +45,10 @@ def test_a_lost_state_is_refused_when_earlier_runs_show(tmp_path: Path, http_ser
     error = capsys.readouterr().err
     assert (code, output) == (1, "")
     assert error.count("\n") == 1 and str(state) in error and "--new-state" in error, error
-    assert ("empty (0 bytes)" if how == "empty" else "missing") in error
+    assert {"empty": "empty (0 bytes)", "missing": "missing", "never written": "never written by a run"}[how] in error
     assert (tmp_path / "out" / "blog.atom").read_bytes() == feed  # the feed keeps its 5 entries
-    assert state.exists() == (how == "empty") and (not state.exists() or state.stat().st_size == 0)  # untouched
+    assert state.exists() == (how != "missing")  # a missing state is not created
+    assert how != "empty" or state.stat().st_size == 0
 
 
 def test_the_markers_beside_the_state_show_earlier_runs_too(tmp_path: Path, http_server: RecordingServer,

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+import contextlib
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ class Store:
         """Lock, open (creating folder and schema) and migrate the state file at `path`.
 
         earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
-        state file is refused rather than started afresh."""
+        state file, or one no run ever wrote a source to, is refused rather than started afresh."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -486,9 +487,9 @@ class Store:
 
 
 def refuse_fresh(path: Path, earlier_runs: str) -> None:
-    """Refuse a missing or zero-byte state file when `earlier_runs` names a file earlier runs left
-    (issue 20): SQLite reads an empty file as a new database, and every article would be published
-    again as new while the feeds drop all they showed. Truncated or foreign files are refused by
+    """Refuse a missing or zero-byte state file, or one no run ever wrote to, when `earlier_runs` names
+    a file earlier runs left (issue 20): SQLite reads an empty file as a new database, and every article
+    would be published again as new while the feeds drop all they showed. Truncated or foreign files are refused by
     _prepare; a new state on purpose is the caller's choice (`run --new-state`)."""
     if not earlier_runs:
         return
@@ -499,12 +500,27 @@ def refuse_fresh(path: Path, earlier_runs: str) -> None:
     except OSError as exc:
         raise StateError(f"state {path}: cannot read: {exc.strerror or exc}") from exc
     else:
-        if size:
-            return
-        what = "empty (0 bytes)"
-    raise StateError(
-        f"state {path}: {what}, but {earlier_runs} shows earlier runs; refusing to start afresh (every article "
-        "would be new again): restore the file from a backup, or run `aggregator run --new-state` to start over")
+        what = "empty (0 bytes)" if not size else "never written by a run" if _never_written(path) else ""
+    if what:
+        raise StateError(_refusal(path, what, earlier_runs))
+
+
+def _never_written(path: Path) -> bool:
+    """Whether the file is a state database no run ever wrote a source to (created by another command
+    after the state was lost, say); anything unreadable is left for _connect to judge."""
+    try:
+        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+            if conn.execute("PRAGMA application_id").fetchone()[0] != schema.APPLICATION_ID:
+                return False
+            return conn.execute("SELECT 1 FROM sources LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return False
+
+
+def _refusal(path: Path, what: str, earlier_runs: str) -> str:
+    return (f"state {path}: {what}, but {earlier_runs} shows earlier runs; refusing to start afresh (every "
+            "article would be new again): restore the file from a backup, or run `aggregator run --new-state` "
+            "to start over")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
