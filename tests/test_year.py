@@ -52,11 +52,14 @@ def test_a_simulated_year_publishes_every_item_once_and_the_state_stops_growing(
     titles = [body.split(b"\ntitle: ", 1)[1].split(b"\n", 1)[0].decode() for body in posts.values()]
     assert sorted(titles) == sorted(titles_shown)  # one post per item any feed showed, no two for one
 
-    # the state stops growing once the feeds do: no later day's file is larger than before, and the rows
-    # a later day holds stay within what the days before held
+    # the state stops growing once the feeds do: the rows a later day holds stay within what the days before
+    # held, and so does the file but for a few pages. Those are the date samples kept per source for
+    # time-zone detection (enrich.MAX_SAMPLES, 60 a source), which fill at the pace of the slowest feeds:
+    # bench/year.py, 216 KB on day 300, 240 KB on day 1,500; and where freed pages are reused depends on
+    # where a run's batched commits fall
     steady = [d for d in sim.days if d.day > GROWING_UNTIL]
     before = [d for d in sim.days if GROWING_UNTIL - 60 <= d.day <= GROWING_UNTIL]
-    assert max(d.state_bytes for d in steady) <= max(d.state_bytes for d in before)
+    assert max(d.state_bytes for d in steady) <= max(d.state_bytes for d in before) + 8 * 4096
     for table in ("entries", "keys", "fingerprints"):
         assert max(d.rows[table] for d in steady) <= max(d.rows[table] for d in before) + 2, table
     assert max(d.rows["bodies"] for d in steady) <= len(MODELS) * 4 + 7  # what feeds show, and today's
