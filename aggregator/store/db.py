@@ -9,11 +9,11 @@ file is on disk first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-import contextlib
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -489,8 +489,8 @@ class Store:
 def refuse_fresh(path: Path, earlier_runs: str) -> None:
     """Refuse a missing or zero-byte state file, or one no run ever wrote to, when `earlier_runs` names
     a file earlier runs left (issue 20): SQLite reads an empty file as a new database, and every article
-    would be published again as new while the feeds drop all they showed. Truncated or foreign files are refused by
-    _prepare; a new state on purpose is the caller's choice (`run --new-state`)."""
+    would be published again as new while the feeds drop all they showed. Truncated or foreign files
+    are refused by _prepare; a new state on purpose is the caller's choice (`run --new-state`)."""
     if not earlier_runs:
         return
     try:
