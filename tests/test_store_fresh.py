@@ -73,3 +73,15 @@ def test_a_first_run_needs_no_flag(tmp_path: Path, http_server: RecordingServer)
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "state.db").write_bytes(b"")  # created empty by hand, say
     assert sim.run_day(0).exit_code == 0
+
+
+def test_a_config_without_sources_is_never_refused(tmp_path: Path) -> None:
+    """Its runs write no source to the state, and there is nothing to lose."""
+    from aggregator.cli import main
+
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"output: {{dir: {tmp_path / 'out'}}}\nstate: {tmp_path / 'state.db'}\n"
+                      "categories:\n  a: {title: A}\nsources: []\n", encoding="utf-8")
+    assert main(["run", "--config", str(config), "--no-progress", "-q"]) == 0
+    assert (tmp_path / "out" / "all.atom").exists()
+    assert main(["run", "--config", str(config), "--no-progress", "-q"]) == 0
