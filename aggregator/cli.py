@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     run.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                      help="how long to wait for another run's lock (default: config lock_timeout, 60 s)")
+    run.add_argument("--new-state", action="store_true",
+                     help="start over with a missing or empty state file although earlier runs left outputs "
+                          "(every article is new again)")
 
     check = command("check", "validate the config and exit", "aggregator check --online")
     check.add_argument("--online", action="store_true", help="also fetch each source once and report on it")
@@ -92,8 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
+    """The CLI. `clock` gives the time a command runs at (default: the system clock), read once here:
+    the one place the program reads the time, so tests and bench/year.py move it (issue 20)."""
     args = build_parser().parse_args(argv)
+    args.now = (clock or _system_time)()
     setup_logging(args.verbose, args.quiet, args.log_format)
     try:
         return int(_COMMANDS[args.command](args))
@@ -121,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - a bug: show it, exit 1
         log.exception("aggregator crashed; please report this with the traceback")
         return EXIT_FATAL
+
+
+def _system_time() -> datetime:
+    return datetime.now(UTC)
 
 
 def entry() -> NoReturn:
@@ -161,11 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(force=args.force, retry_gone=args.retry_gone, only=tuple(args.only),
                          dry_run=args.dry_run, accept_burst=tuple(args.accept_burst), explain=args.explain,
-                         workers=args.workers, lock_timeout_s=args.lock_timeout)
+                         workers=args.workers, lock_timeout_s=args.lock_timeout, new_state=args.new_state)
     if args.only and not _matches_any(config, args.only):
         raise ConfigError(f"--only {' '.join(args.only)}: no source or category by that name")
     with progress_bar(len(config.sources), enabled=not (args.no_progress or args.quiet)) as advance:
-        summary = run(config, options, on_progress=advance)
+        summary = run(config, options, now=args.now, on_progress=advance)
     told: set[str] = set()  # each worker process disables a pattern on its own: say it once a run
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
@@ -218,7 +228,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from aggregator.report import format_sources_table, source_rows
 
     config = load_config(args.config)
-    rows = source_rows(config, datetime.now(UTC))
+    rows = source_rows(config, args.now)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
     else:
@@ -244,8 +254,7 @@ def cmd_export_opml(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from aggregator.pipeline import prune
-    from aggregator.store import Store
+    from aggregator.pipeline import open_store, prune
     from aggregator.text import parse_duration
 
     config = load_config(args.config)
@@ -253,8 +262,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         keep_s = parse_duration(args.older_than) if args.older_than else config.retention
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from exc
-    with Store.open(config.state) as store:
-        removed = prune(config, store, datetime.now(UTC), keep_s)
+    with open_store(config) as store:
+        removed = prune(config, store, args.now, keep_s)
     print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
     return EXIT_OK
 

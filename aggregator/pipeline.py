@@ -46,7 +46,7 @@ from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_
 from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
 from aggregator.store import Store
-from aggregator.store.db import FeedRow
+from aggregator.store.db import FeedRow, refuse_fresh
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
 from aggregator.store.upsert import Caps
 from aggregator.work import Processed, clean_batch, process_body
@@ -85,6 +85,7 @@ class RunOptions:
     workers: int = 0  # 0 = one per core
     lock_timeout_s: float | None = None  # None = the config's lock_timeout
     clock: Callable[[], float] = time.monotonic  # seconds; what fetch.run_deadline is measured on
+    new_state: bool = False  # start a missing or empty state afresh even though earlier runs left outputs
 
 
 @dataclass
@@ -189,11 +190,13 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     if not options.dry_run:
         check_output_dir(config.output.dir)
     with contextlib.ExitStack() as stack:
-        state_path = config.state
-        if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
-            state_path = _copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
         wait_s = config.lock_timeout if options.lock_timeout_s is None else options.lock_timeout_s
-        store = stack.enter_context(Store.open(state_path, lock_timeout_s=wait_s))
+        if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
+            refuse_fresh(Path(config.state), "" if options.new_state else earlier_runs(config))
+            copy = _copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            store = stack.enter_context(Store.open(copy, lock_timeout_s=wait_s))
+        else:
+            store = stack.enter_context(open_store(config, lock_timeout_s=wait_s, new_state=options.new_state))
         raw_states = store.source_states()
         before = _snapshot(config, store, now) if options.dry_run else {}
         pool = stack.enter_context(_LazyPool(len(sources), options.workers))  # publishing cleans in it too
@@ -304,7 +307,7 @@ async def _fetch_and_ingest(config: Config, options: RunOptions, sources: Sequen
             report.error = outcome.error or outcome.kind
         if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
             # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
-            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True)
+            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True, listing=False)
             report.new, report.warnings = released.new, released.warnings
         finish(report, outcome, outcome.state)
 
@@ -535,6 +538,23 @@ def _prune_daily(config: Config, store: Store, now: datetime) -> None:
         log.warning("automatic pruning skipped: %s", exc)
         return
     os.utime(marker, (now.timestamp(), now.timestamp()))
+
+
+def earlier_runs(config: Config) -> str:
+    """A file that only earlier runs leave (the publish and prune markers beside the state, the combined
+    feed), or "": with one, a missing or empty state file is refused, not silently started afresh."""
+    for path in (_publish_marker(config), Path(config.state + ".pruned"), Path(config.output.dir) / "all.atom"):
+        if path.exists():
+            return str(path)
+    return ""
+
+
+def open_store(config: Config, *, lock_timeout_s: float | None = None, new_state: bool = False) -> Store:
+    """The state store of `config`, locked; a missing or empty state file (or one no run wrote to) is
+    refused when earlier runs show (issue 20), unless `new_state`. A config without sources has no
+    state to lose (and its runs write none)."""
+    return Store.open(config.state, lock_timeout_s=config.lock_timeout if lock_timeout_s is None else lock_timeout_s,
+                      earlier_runs="" if new_state or not config.sources else earlier_runs(config))
 
 
 def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:

@@ -62,7 +62,7 @@ def test_json_logs_and_journal_friendly_text(tmp_path: Path, http_server: Record
     assert "'busy'" in errors[0]["message"] and http_server.url("/bad.xml") in errors[0]["message"]
 
     fresh = config_with(tmp_path, http_server, state="state2/state.db")  # the busy source's Retry-After holds
-    journal = run_cli("run", "--config", str(fresh), "--force", env={"JOURNAL_STREAM": "8:1234"})
+    journal = run_cli("run", "--config", str(fresh), "--force", "--new-state", env={"JOURNAL_STREAM": "8:1234"})
     line = next(line for line in journal.stderr.splitlines() if "busy" in line)
     assert line.startswith("ERROR source 'busy'")  # no timestamp of our own under journald
 

@@ -66,13 +66,13 @@ def output_digests(tmp_path: Path, server: RecordingServer) -> dict[str, str]:
         server.routes["/" + name] = Route(200, {"Content-Type": kind}, (CORPUS / name).read_bytes())
         sources.append(f"  - {{url: '{server.url('/' + name)}', category: {category_of(name)}, name: '{name}'}}")
     config = tmp_path / "feeds.yaml"
-    config.write_text(f"""\
-output: {{dir: out, base_url: 'https://news.example.org/feeds/', formats: [atom, rss, json], hexo: {{dir: posts}}}}
+    config.write_text("""\
+output: {dir: out, base_url: 'https://news.example.org/feeds/', formats: [atom, rss, json], hexo: {dir: posts}}
 state: state.db
 categories:
-  zh: {{title: 中文}}
-  pods: {{title: Podcasts}}
-  misc: {{title: Misc}}
+  zh: {title: 中文}
+  pods: {title: Podcasts}
+  misc: {title: Misc}
 sources:
 """ + "\n".join(sources) + "\n", encoding="utf-8")
     summary = run(load_config(config), RunOptions(force=True), now=FROZEN_NOW)

@@ -572,7 +572,10 @@ def test_fingerprints_are_remembered_refreshed_and_pruned(tmp_path: Path) -> Non
         store.prune(keep_days=2, now=later + timedelta(days=1), active_source_urls=[article.source_url])
         assert store.known_fingerprints(article.source_url) == {"f" * 32}  # refreshed 3 days later: kept
         store.prune(keep_days=2, now=later + timedelta(days=5), active_source_urls=[article.source_url])
-        assert store.known_fingerprints(article.source_url) == frozenset()  # unseen for 5 days: gone
+        assert store.known_fingerprints(article.source_url) == {"f" * 32}  # the last listing had it: kept
+        store.upsert_articles(article.source_url, [], later + timedelta(days=6))  # a listing without it
+        store.prune(keep_days=2, now=later + timedelta(days=7), active_source_urls=[article.source_url])
+        assert store.known_fingerprints(article.source_url) == frozenset()  # unlisted, unseen for 7 days: gone
 
 
 def test_every_write_a_feed_reads_changes_its_sources_version_and_nothing_else_does(store: Store) -> None:

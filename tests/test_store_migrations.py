@@ -117,7 +117,7 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
         assert store.check() == []
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 9
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 10
     indexes = {row[1] for row in conn.execute("SELECT type, name FROM sqlite_master WHERE type = 'index'")}
     assert "entries_by_source_window" in indexes and "entries_by_source_updated" not in indexes  # v7
     assert "entries_by_source_published" not in indexes  # v9
@@ -133,3 +133,18 @@ def test_fresh_file_gets_the_latest_schema(tmp_path: Path) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
     conn.close()
     assert "title_key" in columns
+
+
+def test_v10_keeps_every_identity_of_a_source_until_its_feed_is_parsed_again(tmp_path: Path) -> None:
+    """Issue 20: before v10 nothing recorded what a source's last fetch listed, so an upgraded file keeps
+    every identity of a source (whatever its last_seen) until a parse of its feed says what it lists."""
+    path = tmp_path / "state.db"
+    make_v1(path)
+    with Store.open(path) as store:
+        [article] = store.articles_for([SOURCE], now=NOW)
+        year = NOW + timedelta(days=365)
+        store.prune(keep_days=30, now=year, active_source_urls=[SOURCE])  # a year of 304s: nothing parsed
+        assert store.upsert_articles(SOURCE, [article], year).new == 0  # still known
+        store.upsert_articles(SOURCE, [], year + timedelta(days=1))  # a listing without it
+        store.prune(keep_days=30, now=year + timedelta(days=40), active_source_urls=[SOURCE])
+        assert store.upsert_articles(SOURCE, [article], year + timedelta(days=41)).new == 1  # gone: new again

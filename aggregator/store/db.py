@@ -9,6 +9,7 @@ file is on disk first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -61,8 +62,11 @@ class Store:
     # --- opening and closing ----------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0) -> Store:
-        """Lock, open (creating folder and schema) and migrate the state file at `path`."""
+    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0, earlier_runs: str = "") -> Store:
+        """Lock, open (creating folder and schema) and migrate the state file at `path`.
+
+        earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
+        state file, or one no run ever wrote a source to, is refused rather than started afresh."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +74,7 @@ class Store:
             raise StateError(f"state {path}: cannot create its folder: {exc}") from exc
         lock = RunLock.acquire(path.with_name(path.name + ".lock"), lock_timeout_s, what=f"state {path}")
         try:
+            refuse_fresh(path, earlier_runs)
             return cls(path, _connect(path), lock)
         except BaseException:
             lock.release()
@@ -152,7 +157,8 @@ class Store:
     def upsert_articles(self, source_url: str, articles: Sequence[Article], now: datetime, *,
                         burst_threshold: int = DEFAULT_BURST_THRESHOLD,
                         accept_burst: bool = False, seen_fingerprints: Collection[str] = (),
-                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = NO_CAPS) -> UpsertResult:
+                        hashes: Mapping[str, Hashes] | None = None, caps: Caps = NO_CAPS,
+                        listing: bool = True) -> UpsertResult:
         """Store one source's current articles in one transaction (identity rules: store.dedup).
 
         Known articles are compared by hash: unchanged ones cost no write; a real change of
@@ -167,6 +173,11 @@ class Store:
         the caller skipped because :meth:`known_fingerprints` had them) are marked as still seen.
         hashes: dedup.article_hashes of articles by fingerprint, when the caller computed them.
         caps: at most this many new articles per call and in all for the source (upsert.Caps).
+
+        listing: `articles` and `seen_fingerprints` are everything the source's feed lists now (a
+        parse); every article listed is marked seen, and the source's listed_at is now, so prune keeps
+        these identities for as long as no later parse leaves them out (issue 20). False for a call
+        that only releases a held burst (nothing was parsed: the last listing stands).
         """
         now = aware(now)
         with self._guard(), self._transaction():
@@ -176,9 +187,14 @@ class Store:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
             if result.rows_changed:
                 self._bump_versions([source_url])
-            self._remember_fingerprints(source_url, [a.fingerprint for a in articles
-                                                     if a.fingerprint and a.fingerprint not in result.capped],
+            self._remember_fingerprints(source_url, result.entry_of,
+                                        [a.fingerprint for a in articles
+                                         if a.fingerprint and a.fingerprint not in result.capped],
                                         seen_fingerprints, now)
+            if listing:  # refreshed as rarely as last_seen: an older listed_at only keeps identities longer
+                now_us = to_micros(now)
+                self._conn.execute("UPDATE sources SET listed_at = ? WHERE url = ? AND listed_at < ?",
+                                   (now_us, source_url, now_us - LAST_SEEN_STEP // timedelta(microseconds=1)))
         if seen_fingerprints:
             result = replace(result, unchanged=result.unchanged + len(seen_fingerprints))
         return result
@@ -208,19 +224,27 @@ class Store:
             rows = self._conn.execute("SELECT value FROM fingerprints WHERE source_url = ?", (source_url,))
             return frozenset(r[0] for r in rows)
 
-    def _remember_fingerprints(self, source_url: str, fresh: Sequence[str], seen: Collection[str],
-                               now: datetime) -> None:
+    def _remember_fingerprints(self, source_url: str, entry_of: Mapping[str, int], fresh: Sequence[str],
+                               seen: Collection[str], now: datetime) -> None:
+        """Remember the fingerprints of the items just stored (with the entry each stands for), and mark
+        the items the fast path skipped as seen: their fingerprints and, through fingerprints.entry,
+        their entries, which prune keeps while the source's last listing holds them (issue 20)."""
         now_us = to_micros(now)
         self._conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (source_url,))
         self._conn.executemany(
-            "INSERT INTO fingerprints (source_url, value, last_seen) VALUES (?, ?, ?) "
-            "ON CONFLICT (source_url, value) DO UPDATE SET last_seen = excluded.last_seen",
-            [(source_url, value, now_us) for value in fresh])
+            "INSERT INTO fingerprints (source_url, value, last_seen, entry) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (source_url, value) DO UPDATE SET last_seen = excluded.last_seen, entry = excluded.entry",
+            [(source_url, value, now_us, entry_of.get(value)) for value in fresh])
         # refresh rarely (as entries' last_seen): an unchanged run should write next to nothing
         stale = now_us - LAST_SEEN_STEP // timedelta(microseconds=1)
         self._conn.executemany(
             "UPDATE fingerprints SET last_seen = ? WHERE source_url = ? AND value = ? AND last_seen < ?",
             [(now_us, source_url, value, stale) for value in seen])
+        # one statement per chunk of skipped items, touching only entries not seen for LAST_SEEN_STEP
+        # (a changed feed of ~60 items: at most one write per entry every 6 hours)
+        select_in(self._conn, "UPDATE entries SET last_seen = ? WHERE last_seen < ? AND key IN "
+                  "(SELECT entry FROM fingerprints WHERE source_url = ? AND value IN ({}))",
+                  sorted(seen), prefix=(now_us, stale, source_url))
 
     # --- articles out -----------------------------------------------------------------
 
@@ -367,13 +391,17 @@ class Store:
 
         Articles whose `updated` is older than `keep_days` lose their body (they are no longer
         published) but keep their identity (ids, links, hashes), so they never come back as new
-        while a feed still lists them. An identity goes once its article has been pruned and
-        no feed has shown it for `keep_days` (at least a day). A source no longer configured
-        keeps its state until all of its articles are gone that way.
+        while a feed still lists them. An identity (and an item's fingerprint) goes only once its
+        article has been pruned, was last seen longer than `keep_days` (at least a day) ago, and its
+        source's last listing (the last parse of its feed: upsert_articles) left it out. A source that
+        answers 304, sends the same bytes, fails or goes quiet for a year keeps the identities of all
+        it listed last (issue 20); a source no longer configured loses that protection, and keeps its
+        state until all of its articles are gone.
         """
         now = aware(now)
         cut = to_micros(now - timedelta(days=keep_days))
         identity_cut = to_micros(now - max(timedelta(days=keep_days), MIN_IDENTITY_KEEP))
+        step = LAST_SEEN_STEP // timedelta(microseconds=1)
         conn = self._conn
         with self._guard(), self._transaction():
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
@@ -387,26 +415,34 @@ class Store:
                                    (cut,)).rowcount
             conn.execute(f"UPDATE entries SET status = 'pruned' WHERE {old}", (cut,))
             conn.execute("DELETE FROM keep_ids")
-            gone = "SELECT key FROM entries WHERE status = 'pruned' AND last_seen < ?"
-            removed += conn.execute(f"DELETE FROM keys WHERE entry IN ({gone})", (identity_cut,)).rowcount
-            removed += conn.execute("DELETE FROM entries WHERE status = 'pruned' AND last_seen < ?",
-                                    (identity_cut,)).rowcount
-            removed += conn.execute("DELETE FROM fingerprints WHERE last_seen < ?", (identity_cut,)).rowcount
-            removed += self._drop_inactive_sources(active_source_urls)
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS active_sources (url TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM active_sources")
+            conn.executemany("INSERT OR IGNORE INTO active_sources VALUES (?)", [(u,) for u in active_source_urls])
+            # Not in the source's last listing: every article a parse lists is seen at it or, as last_seen
+            # is refreshed at most every LAST_SEEN_STEP, within that step before it.
+            unlisted = ("(last_seen < (SELECT listed_at FROM sources WHERE url = source_url) - ? "
+                        "OR source_url NOT IN (SELECT url FROM active_sources))")
+            gone = f"status = 'pruned' AND last_seen < ? AND {unlisted}"
+            removed += conn.execute(f"DELETE FROM keys WHERE entry IN (SELECT key FROM entries WHERE {gone})",
+                                    (identity_cut, step)).rowcount
+            removed += conn.execute(f"DELETE FROM entries WHERE {gone}", (identity_cut, step)).rowcount
+            removed += conn.execute(f"DELETE FROM fingerprints WHERE last_seen < ? AND {unlisted}",
+                                    (identity_cut, step)).rowcount
+            # an item whose article is gone is processed again if it comes back (entry keys are reused)
+            removed += conn.execute("DELETE FROM fingerprints WHERE entry IS NOT NULL AND entry NOT IN "
+                                    "(SELECT key FROM entries)").rowcount
+            removed += self._drop_inactive_sources()
+            conn.execute("DELETE FROM active_sources")
         return removed
 
-    def _drop_inactive_sources(self, active_source_urls: Collection[str]) -> int:
+    def _drop_inactive_sources(self) -> int:
+        """Sources not in the temporary active_sources table and without entries left."""
         conn = self._conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS active_sources (url TEXT PRIMARY KEY)")
-        conn.execute("DELETE FROM active_sources")
-        conn.executemany("INSERT OR IGNORE INTO active_sources VALUES (?)", [(u,) for u in active_source_urls])
         empty = ("url NOT IN (SELECT url FROM active_sources) "
                  "AND url NOT IN (SELECT DISTINCT source_url FROM entries)")
         removed = conn.execute(
             f"DELETE FROM keys WHERE source_url IN (SELECT url FROM sources WHERE {empty})").rowcount
-        removed += conn.execute(f"DELETE FROM sources WHERE {empty}").rowcount
-        conn.execute("DELETE FROM active_sources")
-        return removed
+        return removed + conn.execute(f"DELETE FROM sources WHERE {empty}").rowcount
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -472,6 +508,43 @@ class Store:
             raise  # our bugs, not the file's
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state {self.path}: {exc}") from exc
+
+
+def refuse_fresh(path: Path, earlier_runs: str) -> None:
+    """Refuse a missing or zero-byte state file, or one no run ever wrote to, when `earlier_runs` names
+    a file earlier runs left (issue 20): SQLite reads an empty file as a new database, and every article
+    would be published again as new while the feeds drop all they showed. Truncated or foreign files
+    are refused by _prepare; a new state on purpose is the caller's choice (`run --new-state`)."""
+    if not earlier_runs:
+        return
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        what = "missing"
+    except OSError as exc:
+        raise StateError(f"state {path}: cannot read: {exc.strerror or exc}") from exc
+    else:
+        what = "empty (0 bytes)" if not size else "never written by a run" if _never_written(path) else ""
+    if what:
+        raise StateError(_refusal(path, what, earlier_runs))
+
+
+def _never_written(path: Path) -> bool:
+    """Whether the file is a state database no run ever wrote a source to (created by another command
+    after the state was lost, say); anything unreadable is left for _connect to judge."""
+    try:
+        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+            if conn.execute("PRAGMA application_id").fetchone()[0] != schema.APPLICATION_ID:
+                return False
+            return conn.execute("SELECT 1 FROM sources LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return False
+
+
+def _refusal(path: Path, what: str, earlier_runs: str) -> str:
+    return (f"state {path}: {what}, but {earlier_runs} shows earlier runs; refusing to start afresh (every "
+            "article would be new again): restore the file from a backup, or run `aggregator run --new-state` "
+            "to start over")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -7,7 +7,8 @@ Tables:
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
   fingerprints  (source, hash of an item as parsed, or of its raw XML: parse/known.py): items already
-                processed, skipped next time.
+                processed, skipped next time; `entry` is the article the item stands for (v10).
+  (sources.listed_at: when the source's feed was last parsed, i.e. when its current listing was read.)
   counters  'generation': bumped with every write that changes what a feed shows.
   source_versions  (source) -> a random version, changed with any write to its entries' feed columns.
   (entries.needs_cleaning: stored as the feed gave it, cleaned before any output reads it.)
@@ -142,6 +143,19 @@ DROP INDEX IF EXISTS entries_by_source_published;
 """
 
 
+# v10 (issue 20): an article keeps its identity while its source's last successful fetch listed it,
+# however that fetch was answered. A parse refreshes last_seen of every article it lists, the items the
+# fast path skipped included (found through fingerprints.entry), and stamps sources.listed_at; a 304 or
+# an unchanged body lists what the last parse listed, so it writes nothing. Prune then keeps every
+# identity seen at (or within LAST_SEEN_STEP before) its source's listed_at. Fingerprints from before
+# have no entry: they are dropped, so each source's next changed feed is parsed whole once and records
+# them; listed_at 0 (never listed since) keeps every identity of the source until then.
+def _v10(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE sources ADD COLUMN listed_at INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE fingerprints ADD COLUMN entry INTEGER")
+    conn.execute("DELETE FROM fingerprints")
+
+
 def _backfill_title_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
@@ -164,7 +178,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5), _v6, _script(_V7), _script(_V8),
-    _script(_V9))
+    _script(_V9), _v10)
 VERSION = len(MIGRATIONS)
 
 

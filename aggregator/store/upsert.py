@@ -42,6 +42,8 @@ class UpsertResult:
     rows_changed: bool = field(default=False, compare=False)
     # fingerprints of new items left out by the per-source caps: not remembered, so seen again next time
     capped: frozenset[str] = field(default=frozenset(), compare=False)
+    # item fingerprint -> the entry it stands for (Store keeps it with the fingerprint: issue 20)
+    entry_of: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class _Upsert:
         self._absorbed: set[int] = set()  # batch positions folded into an entry another one speaks for
         self._reposts: dict[int, list[Candidate]] = {}  # id(kept candidate) -> its in-batch re-posts
         self.rows_changed = False
+        self.entry_of: dict[str, int] = {}
 
     def run(self, articles: Sequence[Article]) -> UpsertResult:
         self.conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (self.source_url,))
@@ -113,13 +116,18 @@ class _Upsert:
                 fresh.append(candidate)
             else:
                 self._update(candidate, entry, absorbed=i in self._absorbed)
+                self._map(candidate, entry.key)
         self._add_keys(batch.candidates, matches, found)
         self._insert(fresh, had_articles, newest)
         if self.accept_burst:
             self._release_held()
         t = self.tally
         return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings), self.rows_changed,
-                            frozenset(self.capped))
+                            frozenset(self.capped), self.entry_of)
+
+    def _map(self, candidate: Candidate, key: int) -> None:
+        if candidate.article.fingerprint:
+            self.entry_of[candidate.article.fingerprint] = key
 
     # matching ---------------------------------------------------------------------------
 
@@ -273,6 +281,8 @@ class _Upsert:
             keys.extend((self.source_url, kind, value, key) for kind, value in c.identity_keys())
             keys.extend((self.source_url, kind, value, key) for r in self._reposts.get(id(c), [])
                         for kind, value in r.identity_keys())
+            for listed in (c, *self._reposts.get(id(c), [])):
+                self._map(listed, key)
         self.rows_changed = self.rows_changed or bool(entries)
         self.conn.executemany(
             "INSERT INTO entries (key, id, source_url, link_key, raw_hash, content_hash, meta_hash, first_seen, "
