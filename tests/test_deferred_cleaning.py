@@ -104,17 +104,18 @@ def test_a_known_source_is_always_cleaned_in_full(tmp_path: Path, served: Record
 
 def test_many_waiting_articles_are_cleaned_by_the_worker_pool(
         tmp_path: Path, served: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aggregator.pipeline
+    import aggregator.pipeline.deferred_cleaning as deferred_cleaning
+    import aggregator.pipeline.workers as workers
 
-    monkeypatch.setattr(aggregator.pipeline, "WAITING_POOL_THRESHOLD", 10)
-    monkeypatch.setattr(aggregator.pipeline, "WAITING_CHUNK", 37)  # read, cleaned and stored in chunks
+    monkeypatch.setattr(deferred_cleaning, "WAITING_POOL_THRESHOLD", 10)
+    monkeypatch.setattr(deferred_cleaning, "WAITING_CHUNK", 37)  # read, cleaned and stored in chunks
     run(load_config(_config(tmp_path, "pooled", served, max_entries=0)), RunOptions(force=True), now=NOW)
     run(load_config(_config(tmp_path, "eager", served, max_entries=0)), RunOptions(force=True, explain=True),
         now=NOW)
     assert _waiting(tmp_path, "pooled") == _waiting(tmp_path, "eager") == 0
     assert _outputs(tmp_path, "pooled") == _outputs(tmp_path, "eager")
     # the run's own pool (started to parse) cleans the waiting articles too
-    monkeypatch.setattr(aggregator.pipeline, "POOL_THRESHOLD", 1)
+    monkeypatch.setattr(workers, "POOL_THRESHOLD", 1)
     summary = run(load_config(_config(tmp_path, "run-pool", served, max_entries=0)), RunOptions(force=True), now=NOW)
     assert summary.publish is not None and "all.atom" in summary.publish.written
     assert _outputs(tmp_path, "run-pool") == _outputs(tmp_path, "eager")

@@ -328,7 +328,7 @@ def test_an_unusable_state_stops_the_run_with_its_own_error(
         tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch, changed: bool) -> None:
     """A StateError while storing stops the whole run as a StateError (the CLI's clear message), both
     for a parsed source and for one that answered with nothing new (handled inside the fetch tasks)."""
-    import aggregator.pipeline as pipeline
+    import aggregator.pipeline.ingest as ingest
     from aggregator.errors import StateError
     from aggregator.store import Store
 
@@ -343,7 +343,7 @@ def test_an_unusable_state_stops_the_run_with_its_own_error(
     def full(self: Store, states: object) -> None:
         raise StateError(f"state {self.path}: database or disk is full")
 
-    monkeypatch.setattr(pipeline, "STATE_BATCH", 1)
+    monkeypatch.setattr(ingest, "STATE_BATCH", 1)
     monkeypatch.setattr(Store, "save_source_states", full)
     with pytest.raises(StateError, match="disk is full"):
         run(load_config(path), RunOptions(force=True))
@@ -353,17 +353,17 @@ def test_fetching_waits_while_fetched_bodies_wait_for_the_workers(
         tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Backpressure: with room for one waiting body, bodies never pile up (a cold start of thousands of
     sources used to hold every body until the workers got to it), and every source is still done."""
-    import aggregator.pipeline as pipeline
+    import aggregator.pipeline.ingest as ingest
 
     most = [0]
-    real_arrived = pipeline._Backlog.arrived
+    real_arrived = ingest.Backlog.arrived
 
-    def arrived(self: pipeline._Backlog, source: object, size: int) -> None:
+    def arrived(self: ingest.Backlog, source: object, size: int) -> None:
         real_arrived(self, source, size)  # type: ignore[arg-type]
         most[0] = max(most[0], self.waiting)
 
-    monkeypatch.setattr(pipeline, "MAX_WAITING_BYTES", 1)
-    monkeypatch.setattr(pipeline._Backlog, "arrived", arrived)
+    monkeypatch.setattr(ingest, "MAX_WAITING_BYTES", 1)
+    monkeypatch.setattr(ingest.Backlog, "arrived", arrived)
     lines = ""
     for n in range(12):
         items = [(f"https://b{n}.example/{i}", f"Story {n}-{i}", f"https://b{n}.example/{i}", "<p>x</p>" * 50)
@@ -404,11 +404,11 @@ def _own_priority() -> int:
 
 def test_workers_yield_the_cpu_to_the_run() -> None:
     """The run's own process is the critical path: its workers run nicer."""
-    from aggregator.pipeline import POOL_THRESHOLD, _make_executor
+    from aggregator.pipeline.workers import POOL_THRESHOLD, make_executor
     from aggregator.work import WORKER_NICENESS
 
     expected = min(_own_priority() + WORKER_NICENESS, 19)
-    executor = _make_executor(POOL_THRESHOLD, 1)
+    executor = make_executor(POOL_THRESHOLD, 1)
     assert executor is not None
     with executor:
         assert executor.submit(_own_priority).result(timeout=60) == expected
