@@ -76,14 +76,29 @@ def _split_known(articles: Sequence[Article], known: frozenset[str]) -> tuple[li
     return todo, [a.fingerprint for a in marked if id(a) not in kept]
 
 
-def process_body(packed: bytes, headers: Mapping[str, str], source: Source, final_url: str,
-                 clean_config: CleanConfig, rules: tuple[Rule, ...], now: datetime, explain: bool,
-                 known: frozenset[str] = frozenset(), clean_now: bool = True) -> Processed:
-    """Parse, clean and filter one (zlib-packed) feed document. Runs in a worker process; never raises.
+@dataclass(frozen=True)
+class BodyJob:
+    """One fetched feed document and everything its processing depends on; pickled to a worker."""
 
-    clean_now False: the articles are stored marked, and cleaned only if an output ever shows them
-    (see _clean_now); their title and link are cleaned now, as deduplication needs them.
-    """
+    packed: bytes  # the body, zlib-compressed (cheaper to hold while it waits and to send)
+    headers: Mapping[str, str]
+    source: Source
+    final_url: str  # where the body came from after redirects ("" = the source's URL)
+    clean_config: CleanConfig
+    rules: tuple[Rule, ...]  # the source's filter rules, compiled
+    now: datetime
+    explain: bool = False  # record what cleaning and the filters removed
+    known: frozenset[str] = frozenset()  # fingerprints of items the store has: not parsed again
+    # False: the articles are stored marked, and cleaned only if an output ever shows them
+    # (pipeline.ingest's _clean_now); their title and link are cleaned now, as deduplication needs them
+    clean_now: bool = True
+
+
+def process_body(job: BodyJob) -> Processed:
+    """Parse, clean and filter one feed document. Runs in a worker process; never raises."""
+    packed, headers, source, final_url = job.packed, job.headers, job.source, job.final_url
+    clean_config, rules, now, explain = job.clean_config, job.rules, job.now, job.explain
+    known, clean_now = job.known, job.clean_now
     from aggregator.clean import clean_article, defer_cleaning
     from aggregator.filters import apply_filters
     from aggregator.parse import parse_feed

@@ -13,7 +13,7 @@ from test_parse_fast import DOCUMENTS
 from aggregator.errors import ParseError
 from aggregator.model import CleanConfig, ParsedFeed, Source
 from aggregator.parse import fast, parse_feed
-from aggregator.work import process_body
+from aggregator.work import BodyJob, process_body
 
 URL = "http://src.example/feed.xml"
 
@@ -132,7 +132,7 @@ def test_a_worker_normalizes_and_cleans_only_the_new_items_of_a_changed_feed() -
     now = datetime(2026, 11, 26, tzinfo=UTC)
 
     def process(body: bytes, known: frozenset[str]):  # type: ignore[no-untyped-def]
-        return process_body(zlib.compress(body), {}, source, URL, CleanConfig(), (), now, False, known)
+        return process_body(BodyJob(zlib.compress(body), {}, source, URL, CleanConfig(), (), now, known=known))
 
     first = process(_rss(ITEMS), frozenset())
     assert first.feed is not None and first.seen == ()

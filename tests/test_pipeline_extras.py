@@ -385,12 +385,12 @@ def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None
 
     from aggregator.model import CleanConfig, Source
     from aggregator.store.dedup import article_hashes
-    from aggregator.work import process_body
+    from aggregator.work import BodyJob, process_body
 
     body = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()
     source = Source(url="https://example.org/feed", categories=("news",))
-    processed = process_body(zlib.compress(body), {}, source, source.url, CleanConfig(), (),
-                             datetime(2026, 11, 26, tzinfo=UTC), False)
+    processed = process_body(BodyJob(zlib.compress(body), {}, source, source.url, CleanConfig(), (),
+                                     datetime(2026, 11, 26, tzinfo=UTC)))
     assert processed.feed is not None and len(processed.hashes) == len(processed.feed.articles) > 40
     for article in processed.feed.articles:
         shifted = replace(article, published=article.published and article.published - timedelta(hours=8),

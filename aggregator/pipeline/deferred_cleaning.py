@@ -10,13 +10,13 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING
 
 from aggregator.model import Article, Config
+from aggregator.pipeline.workers import LazyPool
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.work import clean_batch
 
 if TYPE_CHECKING:
     from aggregator.store.dedup import Hashes
-from aggregator.pipeline.workers import LazyPool
 
 
 def clean_waiting(config: Config, store: Store, waiting: list[FeedRow], workers: int = 0,

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import StateError
 from aggregator.model import Article, Config
+from aggregator.pipeline.publishing import feed_contents
 from aggregator.store import Store
 
 if TYPE_CHECKING:
     pass
-from aggregator.pipeline.publishing import feed_contents
 
 
 def copy_state(path: str, folder: Path) -> str:

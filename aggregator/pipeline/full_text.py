@@ -16,12 +16,12 @@ from aggregator.fetch import (
     fetch_sources,
 )
 from aggregator.model import Config, Source
+from aggregator.pipeline.results import SourceReport
 from aggregator.store import Store
 from aggregator.work import Processed
 
 if TYPE_CHECKING:
     pass
-from aggregator.pipeline.results import SourceReport
 
 
 @dataclass

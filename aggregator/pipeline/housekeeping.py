@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import AggregatorError
 from aggregator.model import Config
+from aggregator.pipeline.publishing import feed_rows, publish_marker
 from aggregator.store import Store
 
 if TYPE_CHECKING:
     pass
-from aggregator.pipeline.publishing import feed_rows, publish_marker
 
 log = logging.getLogger("aggregator")
 

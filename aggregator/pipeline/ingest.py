@@ -22,15 +22,15 @@ from aggregator.fetch import (
     reschedule_after_parse,
 )
 from aggregator.model import Config, Source
-from aggregator.store import Store
-from aggregator.store.upsert import Caps
-from aggregator.work import Processed, process_body
-
-if TYPE_CHECKING:
-    from aggregator.filters import Rule
 from aggregator.pipeline.full_text import Deferred, add_full_text
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
 from aggregator.pipeline.workers import LazyPool, import_renderer
+from aggregator.store import Store
+from aggregator.store.upsert import Caps
+from aggregator.work import BodyJob, Processed, process_body
+
+if TYPE_CHECKING:
+    from aggregator.filters import Rule
 
 log = logging.getLogger("aggregator")
 
@@ -69,145 +69,180 @@ def rules_for(config: Config, source: Source) -> tuple[Rule, ...]:
 
 
 async def fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
-                            raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
-                            summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
-                            pool: LazyPool, deadline: float) -> None:
+                           raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
+                           summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
+                           pool: LazyPool, deadline: float) -> None:
     """Fetch and store every source. Past `deadline` (options.clock) no body is handed to a worker, the
     run stops waiting for those in work, and each such source is reported unfinished with its state
     as before the fetch, so the next run fetches and processes it again."""
-    loop = asyncio.get_running_loop()
-    clock = options.clock
-    unfinished_error = f"not finished: run deadline ({config.fetch.run_deadline:g} s) reached"
-    pool.warm()
-    pending: list[asyncio.Task[None]] = []
-    deferred: list[Deferred] = []  # full-text sources: stored once their pages are in
-    rules = {s.url: rules_for(config, s) for s in sources}
-    states = {url: SourceState.from_dict(data) for url, data in raw_states.items()}
-    for source in sources:  # teasers waiting for their full text: read the feed again, whatever its validators say
-        state = states.get(source.url)
-        if source.full_text and state is not None and state.full_text_retries:
-            states[source.url] = replace(state, etag="", last_modified="", body_hash="")
+    ingest = Ingest(config, options, store, now, summary, on_progress, pool, deadline, raw_states)
+    await ingest.all(sources)
 
-    unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
 
-    def save_states() -> None:
-        store.save_source_states(unsaved)
-        unsaved.clear()
+class Ingest:
+    """One run's ingest: what its steps share (the store, the fetch states waiting to be saved, the
+    bodies in the workers, the full-text sources held back) is here, each step a method."""
 
-    def finish(report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
-        report.moved_to = getattr(state, "moved_to", "") or ""
-        report.state = state
-        # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
-        extra = {k: v for k, v in raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}
-        extra.update(report.date_state)
-        report.date_state = {}  # handed to the state; kept on 1,000 reports it was ~10 MB
-        unsaved[outcome.source.url] = {**state.to_dict(), **extra}
-        if len(unsaved) >= STATE_BATCH:
-            save_states()
-        summary.sources.append(report)
-        if on_progress:
-            on_progress(report)
+    def __init__(self, config: Config, options: RunOptions, store: Store, now: datetime, summary: RunSummary,
+                 on_progress: Callable[[SourceReport], None] | None, pool: LazyPool, deadline: float,
+                 raw_states: Mapping[str, Mapping[str, object]]) -> None:
+        self.config, self.options, self.store, self.now = config, options, store, now
+        self.summary, self.on_progress, self.pool, self.deadline = summary, on_progress, pool, deadline
+        self.raw_states = raw_states
+        self.unfinished_error = f"not finished: run deadline ({config.fetch.run_deadline:g} s) reached"
+        self.states: dict[str, SourceState] = {}
+        self.rules: dict[str, tuple[Rule, ...]] = {}
+        self.in_work: list[asyncio.Task[None]] = []  # bodies handed to the workers, not yet stored
+        self.deferred: list[Deferred] = []  # full-text sources: stored once their pages are in
+        self.unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
+        self.fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
+        self.backlog = Backlog(MAX_WAITING_BYTES)
+        self.renderer_import: threading.Thread | None = None
 
-    def failed_internally(outcome: FetchOutcome, exc: Exception) -> None:
-        # a bug while handling one source must cost only that source; a StateError is never caught here:
-        # the database itself is unusable, and the whole run stops
-        log.exception("source %r (%s): internal error", outcome.source.label, outcome.source.url)
-        report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
-        finish(report, outcome, outcome.state)
+    def is_late(self) -> bool:
+        return self.options.clock() >= self.deadline
 
-    def not_finished(outcome: FetchOutcome) -> None:
-        state = replace(states.get(outcome.source.url, SourceState()), last_error=unfinished_error)
-        finish(SourceReport(outcome.source, "failed", unfinished_error), outcome, state)
+    async def all(self, sources: Sequence[Source]) -> None:
+        self.pool.warm()
+        self.rules = {s.url: rules_for(self.config, s) for s in sources}
+        self.states = {url: SourceState.from_dict(data) for url, data in self.raw_states.items()}
+        for source in sources:  # teasers waiting for their full text: read the feed again, whatever its validators say
+            state = self.states.get(source.url)
+            if source.full_text and state is not None and state.full_text_retries:
+                self.states[source.url] = replace(state, etag="", last_modified="", body_hash="")
+        await fetch_sources(sources, self.config.fetch, self.states, self.now, force=self.options.force,
+                            retry_gone=self.options.retry_gone, on_outcome=self.on_outcome,
+                            admit=self.backlog.admit)
+        if self.fatal:
+            raise self.fatal[0]
+        await self.wait_for_workers()
+        await self.finish_full_text()
+        self.save_states()
+        order = {s.url: i for i, s in enumerate(sources)}
+        self.summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
 
-    async def ingest_body(outcome: FetchOutcome, packed: bytes) -> None:
-        try:
-            if clock() >= deadline:
-                not_finished(outcome)
-                return
-            await ingest_fetched(outcome, packed)
-        except asyncio.CancelledError:  # the deadline passed while its body was in a worker
-            not_finished(outcome)
-        except StateError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - see failed_internally
-            failed_internally(outcome, exc)
-        finally:
-            backlog.done(len(packed))
+    # --- as each source's outcome comes in ------------------------------------------------------------
 
-    async def ingest_fetched(outcome: FetchOutcome, packed: bytes) -> None:
-        report = SourceReport(outcome.source, outcome.kind, outcome.error)
-        # articles waiting for a full-text retry must be parsed, not skipped as known
-        retrying = outcome.source.full_text and outcome.state.full_text_retries
-        known = frozenset() if retrying else store.known_fingerprints(outcome.source.url)
-        executor = await pool.ready()
-        clean_now = _clean_now(options, outcome.source, bool(rules[outcome.source.url]), store)
-        processed = await loop.run_in_executor(
-            executor, process_body, packed, dict(outcome.headers), outcome.source,
-            outcome.final_url, config.clean, rules[outcome.source.url], now, options.explain, known,
-            clean_now)
-        if outcome.source.full_text and processed.feed is not None:
-            deferred.append(Deferred(outcome, processed, report))
+    def on_outcome(self, outcome: FetchOutcome) -> None:
+        if outcome.kind != "fetched" or self.fatal:
+            self.backlog.arrived(outcome.source, 0)
+        if self.fatal:
             return
-        finish(report, outcome, _ingest_processed(config, options, store, outcome, processed, report, now))
-
-    def ingest_unchanged(outcome: FetchOutcome) -> None:
-        """A 304, an unchanged body, a failure: nothing to parse, so handled at once, not as a task."""
-        report = SourceReport(outcome.source, outcome.kind, outcome.error)
-        if outcome.kind in ("failed", "gone"):
-            report.error = outcome.error or outcome.kind
-        if {outcome.source.url, outcome.source.name} & set(options.accept_burst):
-            # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
-            released = store.upsert_articles(outcome.source.url, [], now, accept_burst=True, listing=False)
-            report.new, report.warnings = released.new, released.warnings
-        finish(report, outcome, outcome.state)
-
-    fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
-    backlog = Backlog(MAX_WAITING_BYTES)
-    renderer_import: list[threading.Thread] = []
-
-    def on_outcome(outcome: FetchOutcome) -> None:
-        if outcome.kind != "fetched" or fatal:
-            backlog.arrived(outcome.source, 0)
-        if fatal:
-            return
-        if outcome.kind == "fetched" and not renderer_import:
-            renderer_import.append(import_renderer())
+        if outcome.kind == "fetched" and self.renderer_import is None:
+            self.renderer_import = import_renderer()
         if outcome.kind != "fetched":
             try:
-                ingest_unchanged(outcome)
+                self.ingest_unchanged(outcome)
             except StateError as exc:
-                fatal.append(exc)
+                self.fatal.append(exc)
             except Exception as exc:  # noqa: BLE001 - see failed_internally
-                failed_internally(outcome, exc)
+                self.failed_internally(outcome, exc)
             return
         # Bodies wait here for a free worker while fetching races ahead: packed, they take ~5x
         # less memory and are cheaper to send to the worker (zlib level 1: ~300 MB/s).
         packed = zlib.compress(outcome.body, 1) if outcome.body else b""
-        backlog.arrived(outcome.source, len(packed))
-        pending.append(loop.create_task(ingest_body(replace(outcome, body=b""), packed)))
+        self.backlog.arrived(outcome.source, len(packed))
+        task = asyncio.get_running_loop().create_task(self.ingest_body(replace(outcome, body=b""), packed))
+        self.in_work.append(task)
 
-    await fetch_sources(sources, config.fetch, states, now, force=options.force,
-                        retry_gone=options.retry_gone, on_outcome=on_outcome, admit=backlog.admit)
-    if fatal:
-        raise fatal[0]
-    while pending:  # ingest tasks may still be parsing
-        batch, pending[:] = list(pending), []
-        _done, late = await asyncio.wait(batch, timeout=max(0.0, deadline - clock()))
-        for task in late:
-            task.cancel()  # a call already in a worker still ends by itself (user patterns are bounded)
-        await asyncio.gather(*batch)
-    if deferred and clock() >= deadline:
-        for item in deferred:
-            not_finished(item.outcome)
-        deferred.clear()
-    if deferred:
-        await add_full_text(config, store, deferred, await pool.ready(), now)
-        for item in deferred:
-            state = _ingest_processed(config, options, store, item.outcome, item.processed, item.report, now)
-            finish(item.report, item.outcome, replace(state, full_text_retries=item.retries))
-    save_states()
-    order = {s.url: i for i, s in enumerate(sources)}
-    summary.sources.sort(key=lambda r: order.get(r.source.url, 0))
+    def ingest_unchanged(self, outcome: FetchOutcome) -> None:
+        """A 304, an unchanged body, a failure: nothing to parse, so handled at once, not as a task."""
+        report = SourceReport(outcome.source, outcome.kind, outcome.error)
+        if outcome.kind in ("failed", "gone"):
+            report.error = outcome.error or outcome.kind
+        if {outcome.source.url, outcome.source.name} & set(self.options.accept_burst):
+            # nothing new was parsed (e.g. 304), but the held-back burst is stored: release it
+            released = self.store.upsert_articles(outcome.source.url, [], self.now, accept_burst=True, listing=False)
+            report.new, report.warnings = released.new, released.warnings
+        self.finish(report, outcome, outcome.state)
+
+    async def ingest_body(self, outcome: FetchOutcome, packed: bytes) -> None:
+        try:
+            if self.is_late():
+                self.not_finished(outcome)
+                return
+            await self.ingest_fetched(outcome, packed)
+        except asyncio.CancelledError:  # the deadline passed while its body was in a worker
+            self.not_finished(outcome)
+        except StateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see failed_internally
+            self.failed_internally(outcome, exc)
+        finally:
+            self.backlog.done(len(packed))
+
+    async def ingest_fetched(self, outcome: FetchOutcome, packed: bytes) -> None:
+        source = outcome.source
+        report = SourceReport(source, outcome.kind, outcome.error)
+        # articles waiting for a full-text retry must be parsed, not skipped as known
+        retrying = source.full_text and outcome.state.full_text_retries
+        job = BodyJob(
+            packed=packed, headers=dict(outcome.headers), source=source, final_url=outcome.final_url,
+            clean_config=self.config.clean, rules=self.rules[source.url], now=self.now,
+            explain=self.options.explain,
+            known=frozenset() if retrying else self.store.known_fingerprints(source.url),
+            clean_now=_clean_now(self.options, source, bool(self.rules[source.url]), self.store))
+        executor = await self.pool.ready()
+        processed = await asyncio.get_running_loop().run_in_executor(executor, process_body, job)
+        if source.full_text and processed.feed is not None:
+            self.deferred.append(Deferred(outcome, processed, report))
+            return
+        self.finish(report, outcome, _ingest_processed(self.config, self.options, self.store, outcome, processed,
+                                                      report, self.now))
+
+    # --- after fetching ---------------------------------------------------------------------------------
+
+    async def wait_for_workers(self) -> None:
+        while self.in_work:  # ingest tasks may still be parsing
+            batch, self.in_work = list(self.in_work), []
+            _done, late = await asyncio.wait(batch, timeout=max(0.0, self.deadline - self.options.clock()))
+            for task in late:
+                task.cancel()  # a call already in a worker still ends by itself (user patterns are bounded)
+            await asyncio.gather(*batch)
+
+    async def finish_full_text(self) -> None:
+        if not self.deferred:
+            return
+        if self.is_late():
+            for item in self.deferred:
+                self.not_finished(item.outcome)
+            return
+        await add_full_text(self.config, self.store, self.deferred, await self.pool.ready(), self.now)
+        for item in self.deferred:
+            state = _ingest_processed(self.config, self.options, self.store, item.outcome, item.processed,
+                                     item.report, self.now)
+            self.finish(item.report, item.outcome, replace(state, full_text_retries=item.retries))
+
+    # --- one source done --------------------------------------------------------------------------------
+
+    def finish(self, report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
+        report.moved_to = getattr(state, "moved_to", "") or ""
+        report.state = state
+        # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
+        extra = {k: v for k, v in self.raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}
+        extra.update(report.date_state)
+        report.date_state = {}  # handed to the state; kept on 1,000 reports it was ~10 MB
+        self.unsaved[outcome.source.url] = {**state.to_dict(), **extra}
+        if len(self.unsaved) >= STATE_BATCH:
+            self.save_states()
+        self.summary.sources.append(report)
+        if self.on_progress:
+            self.on_progress(report)
+
+    def save_states(self) -> None:
+        self.store.save_source_states(self.unsaved)
+        self.unsaved.clear()
+
+    def failed_internally(self, outcome: FetchOutcome, exc: Exception) -> None:
+        # a bug while handling one source must cost only that source; a StateError is never caught here:
+        # the database itself is unusable, and the whole run stops
+        log.exception("source %r (%s): internal error", outcome.source.label, outcome.source.url)
+        report = SourceReport(outcome.source, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        self.finish(report, outcome, outcome.state)
+
+    def not_finished(self, outcome: FetchOutcome) -> None:
+        state = replace(self.states.get(outcome.source.url, SourceState()), last_error=self.unfinished_error)
+        self.finish(SourceReport(outcome.source, "failed", self.unfinished_error), outcome, state)
 
 
 class Backlog:

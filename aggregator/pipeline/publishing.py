@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator.errors import AggregatorError, naming
 from aggregator.model import Article, Config
+from aggregator.pipeline.deferred_cleaning import clean_waiting
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_key
 from aggregator.publish.index import LATEST as INDEX_LATEST
 from aggregator.publish.splice import EntryDigests, Written
@@ -25,7 +26,6 @@ from aggregator.store.schema import VERSION as SCHEMA_VERSION
 
 if TYPE_CHECKING:
     pass
-from aggregator.pipeline.deferred_cleaning import clean_waiting
 
 
 def feed_contents(config: Config, store: Store, now: datetime,

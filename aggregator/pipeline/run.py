@@ -23,18 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.model import Config, Source
-from aggregator.publish import PublishReport
-from aggregator.store import Store
-from aggregator.store.db import refuse_fresh
-
-if TYPE_CHECKING:
-    pass
 from aggregator.pipeline.dry_run import changes_between, copy_state, snapshot
 from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, open_store, prune_daily
 from aggregator.pipeline.ingest import fetch_and_ingest
 from aggregator.pipeline.publishing import outputs_current, publish, publish_key
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
 from aggregator.pipeline.workers import LazyPool
+from aggregator.publish import PublishReport
+from aggregator.store import Store
+from aggregator.store.db import refuse_fresh
+
+if TYPE_CHECKING:
+    pass
 
 
 def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:
