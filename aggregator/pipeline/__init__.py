@@ -1,4 +1,4 @@
-"""The run, as a package: run.py keeps the stage order readable top to bottom; each other module is one
+"""The run, as a package: stages.py keeps run() and the stage order readable top to bottom; each other module is one
 part of a run named for what it does (ingest, full_text, workers, deferred_cleaning, publishing,
 housekeeping, dry_run); results.py holds the values a run takes and gives."""
 
@@ -6,7 +6,7 @@ from aggregator.errors import AggregatorError
 from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, open_store, prune
 from aggregator.pipeline.publishing import categories_by_source, feed_contents, feed_rows, feed_specs, publish
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
-from aggregator.pipeline.run import run, select_sources
+from aggregator.pipeline.stages import run, select_sources
 from aggregator.pipeline.workers import POOL_THRESHOLD
 
 __all__ = [
