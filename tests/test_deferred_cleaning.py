@@ -148,8 +148,7 @@ def test_articles_known_only_by_their_content_are_cleaned_at_once(tmp_path: Path
 def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_full_publish(
         tmp_path: Path, served: RecordingServer, formats: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing re-renders only feeds whose rows changed and reads just the headlines of the others
-    (for ordering and index.html); a changed Atom feed renders only its new and edited entries
-    (publish/splice.py): every file must be byte-for-byte what a publish from scratch gives."""
+    (for ordering and index.html): every file must be byte-for-byte what a publish from scratch gives."""
     config = load_config(_config(tmp_path, "inc", served, max_entries=5, formats=formats))
     run(config, RunOptions(force=True), now=NOW)
     guardian = "/" + Path(FEEDS[0]).name
@@ -170,9 +169,8 @@ def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_fu
     second = run(config, RunOptions(force=True), now=NOW)
     monkeypatch.undo()
     assert second.publish is not None
-    # Atom alone: c0 reads only its new and edited entries whole, then all.atom at most those
-    assert read_whole[0] == (2 if formats == "atom" else 5) and len(read_whole) == 2
-    assert read_whole[1] <= 2 if formats == "atom" else read_whole[1] == 5
+    # the two changed feeds (c0, then all) are read whole, one at a time; the others only as headlines
+    assert read_whole == [5, 5]
     json_files = ["all.json", "c0.json"] if "json" in formats else []
     assert sorted(second.publish.written) == sorted(["all.atom", "c0.atom", "index.html", *json_files])
     out = tmp_path / "inc" / "out"
@@ -185,55 +183,3 @@ def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_fu
         p.unlink()
     run(config, RunOptions(force=True), now=NOW)
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == incremental
-
-
-def test_feeds_whose_sources_kept_their_versions_are_not_read(
-        tmp_path: Path, served: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A feed whose sources' entries did not change since it was written (schema v8's per-source
-    versions) is not read at all; the marker holds what index.html needs of it. Every file must
-    still be byte-for-byte what a publish from scratch gives. (tests/test_store.py: every write path
-    changes the version.)"""
-    config = load_config(_config(tmp_path, "unread", served, max_entries=5, formats="atom"))
-    run(config, RunOptions(force=True), now=NOW)
-    out = tmp_path / "unread" / "out"
-
-    def from_scratch() -> dict[str, bytes]:
-        files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
-        Path(str(config.state) + ".published").unlink()
-        for p in out.iterdir():
-            p.unlink()
-        run(config, RunOptions(force=True), now=NOW)
-        assert {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()} == files
-        return files
-
-    guardian = "/" + Path(FEEDS[0]).name
-    served.routes[guardian] = Route(200, {"Content-Type": "application/xml"}, served.routes[guardian].body.replace(
-        b"<item>", b"<item><title>A new story</title><link>https://n.example/new</link>"
-                   b"<guid>https://n.example/new</guid><pubDate>Thu, 26 Nov 2026 11:00:00 GMT</pubDate></item><item>", 1))
-    windows: list[list[str]] = []
-    real_feed_rows = Store.feed_rows
-    monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
-        store, urls, **kw))
-    second = run(config, RunOptions(force=True), now=NOW)
-    monkeypatch.undo()
-    # c0 (the changed source's) and all.atom; c1 and c2 are not read
-    assert windows == [[served.url(guardian)], sorted(served.url("/" + Path(f).name) for f in FEEDS)]
-    assert second.publish is not None and sorted(second.publish.written) == ["all.atom", "c0.atom", "index.html"]
-    assert b"A new story" in from_scratch()["index.html"]
-
-    # then c1's source gains an item: c2 stays unread a second time (what the marker keeps of it
-    # is carried over), and the index still counts its entries
-    atp = "/" + Path(FEEDS[1]).name
-    served.routes[atp] = Route(200, {"Content-Type": "application/xml"}, served.routes[atp].body.replace(
-        b"<item>", b"<item><title>Another story</title><link>https://n.example/other</link>"
-                   b"<guid>https://n.example/other</guid><pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate></item><item>",
-        1))
-    before = (out / "c1.atom").read_bytes()
-    windows.clear()
-    monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
-        store, urls, **kw))
-    third = run(config, RunOptions(force=True), now=NOW)
-    monkeypatch.undo()
-    assert windows == [[served.url(atp)], sorted(served.url("/" + Path(f).name) for f in FEEDS)]
-    assert third.publish is not None and "c1.atom" in third.publish.written
-    assert from_scratch()["c1.atom"] != before

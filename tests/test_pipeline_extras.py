@@ -433,7 +433,7 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
         tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whether to publish at all is decided from the marker's first line (its key alone): a no-op run
     never parses the per-feed records. A marker written as one line (before the split) still reads:
-    a feed whose sources did not change is still left unread."""
+    a feed whose rows did not change is still not rendered again."""
     from aggregator.store import Store
 
     a = [("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]
@@ -447,7 +447,7 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
     run(config, RunOptions(force=True))
     marker = Path(str(config.state) + ".published")
     head, body = marker.read_text(encoding="utf-8").splitlines()
-    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "atom", "listed"}
+    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds"}
     marker.write_text(json.dumps({**json.loads(head), **json.loads(body)}), encoding="utf-8")
     assert run(config, RunOptions(force=True)).publish == PublishReport((), (), ())  # nothing changed
 
@@ -457,5 +457,8 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
     real_feed_rows = Store.feed_rows
     monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
         store, urls, **kw))
-    run(config, RunOptions(force=True))
-    assert windows == [[http_server.url("/a.xml")], sorted([http_server.url("/a.xml"), http_server.url("/b.xml")])]
+    report = run(config, RunOptions(force=True)).publish
+    assert windows == [[http_server.url("/a.xml")], [http_server.url("/b.xml")],
+                       sorted([http_server.url("/a.xml"), http_server.url("/b.xml")])]
+    assert report is not None and "news.atom" in report.written and "all.atom" in report.written
+    assert "other.atom" in report.unchanged

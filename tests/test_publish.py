@@ -467,8 +467,7 @@ def test_feeds_loaded_one_at_a_time_from_headlines_give_the_same_files(tmp_path:
                          for a in articles]) for spec, articles in whole]
     loaded: list[str] = []
 
-    def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
-        assert keys is None  # no entry digests given: every feed is read whole
+    def load(spec: FeedSpec) -> list[Article]:
         # a feed's files are written before the next feed is read: memory holds one feed's bytes
         assert all((tmp_path / "loaded" / f"{slug}.{fmt}").exists() for slug in loaded for fmt in output.formats)
         loaded.append(spec.slug)
@@ -482,91 +481,3 @@ def test_feeds_loaded_one_at_a_time_from_headlines_give_the_same_files(tmp_path:
         name: data for name, data in files.items() if not name.startswith("tech.")}
 
 
-def _digests_of(feeds: Sequence[tuple[FeedSpec, Sequence[Article]]]) -> dict[str, dict[tuple[str, str], str]]:
-    """Entry digests as the pipeline makes them from stored rows: anything that shapes the entry."""
-    import hashlib
-
-    return {spec.slug: {(a.id, a.source_url): hashlib.sha256(repr(a).encode()).hexdigest() for a in articles}
-            for spec, articles in feeds}
-
-
-def test_atom_spliced_from_the_last_file_equals_a_whole_render(tmp_path: Path) -> None:
-    """A changed feed renders only its new and edited entries and copies the rest from the file the
-    last publish wrote: every file must be byte-for-byte a whole render, and a file edited since it
-    was written is not trusted (all of it is rendered again)."""
-    from aggregator.publish.splice import EntryDigests, Written
-
-    base = make_articles()
-    many = [replace(base[i % 3], id=f"tag:agg.example.net,2024:n{i}", title=f"Story {i}" if i % 3 != 2 else "",
-                    link=f"https://news.example.org/n{i}" if i % 3 != 2 else "",
-                    updated=T0 - timedelta(hours=i), published=T0 - timedelta(hours=i + 1)) for i in range(12)]
-    output = replace(OUTPUT, max_entries=8)
-    loaded: list[tuple[str, str]] = []
-
-    def publish(articles: list[Article], folder: Path, written: dict[str, Written]) -> PublishReport:
-        feeds = feeds_of(articles)
-        headlines = [(spec, [replace(a, summary="", content_html="", enclosures=()) if a.title else a
-                             for a in items]) for spec, items in feeds]
-
-        def load(spec: FeedSpec, keys: set[tuple[str, str]] | None) -> list[Article]:
-            whole = list(dict(feeds)[spec])
-            chosen = [a for a in whole if keys is None or (a.id, a.source_url) in keys]
-            loaded.extend((spec.slug, a.id) for a in chosen)
-            return chosen
-
-        return publish_outputs(output, folder, headlines, CATEGORIES, load=load,
-                               entry_digests=EntryDigests(_digests_of(feeds), written))
-
-    def whole_render(articles: list[Article], name: str) -> dict[str, bytes]:
-        publish_outputs(output, tmp_path / name, feeds_of(articles), CATEGORIES)
-        return {p.name: p.read_bytes() for p in (tmp_path / name).iterdir()}
-
-    out = tmp_path / "spliced"
-    first = publish(many, out, {})
-    assert set(first.atom_written) == {"finance", "tech", "all"}
-    # one edited in place, one new (the oldest then falls out of the 8 shown)
-    edited = replace(many[3], title="Story 3, corrected")
-    new = replace(many[0], id="tag:agg.example.net,2024:new", title="Brand new", updated=T0 + timedelta(hours=1))
-    second_articles = [new, *many[:3], edited, *many[4:]]
-    loaded.clear()
-    second = publish(second_articles, out, dict(first.atom_written))
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole_render(second_articles, "whole2")
-    assert sorted(set(loaded)) == sorted({("finance", new.id), ("finance", edited.id), ("all", new.id),
-                                          ("all", edited.id)})
-
-    # a file changed behind our back: nothing in it is copied
-    finance = out / "finance.atom"
-    finance.write_bytes(finance.read_bytes().replace(b"Story 6", b"Story six"))
-    third_articles = [replace(new, title="Brand new, again"), *second_articles[1:]]
-    loaded.clear()
-    publish(third_articles, out, dict(second.atom_written))
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == whole_render(third_articles, "whole3")
-    shown = [a.id for a in third_articles if a.source_url == SRC_A][:8]
-    assert sorted(i for slug, i in loaded if slug == "finance") == sorted(shown)  # every entry rendered again
-
-
-@pytest.mark.parametrize("document", [b"", b"<feed>", b"<feed>\n  <entry>\n  <id>x</id>\n</feed>",
-                                      b"<feed>\n  <entry>\n  </entry>\n  junk\n</feed>"])
-def test_split_refuses_what_it_did_not_render(document: bytes) -> None:
-    from aggregator.publish.splice import split
-
-    assert split(document) is None
-
-
-def test_a_failing_splice_renders_the_feed_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Incremental rendering is an optimisation: when it fails, the feed is rendered whole, the same
-    bytes, and nothing is recorded to splice from next time."""
-    from aggregator import publish
-
-    def failing(*_args: object, **_kwargs: object) -> None:
-        raise ValueError("rendered Atom not laid out as expected")
-
-    monkeypatch.setattr(publish, "render_spliced", failing)
-    feeds = feeds_of(make_articles())
-    report = publish_outputs(OUTPUT, tmp_path / "spliced", feeds, CATEGORIES,
-                             load=lambda spec, keys: list(dict(feeds)[spec]),
-                             entry_digests=publish.EntryDigests(_digests_of(feeds), {}))
-    assert report.atom_written == {}
-    publish_outputs(OUTPUT, tmp_path / "whole", feeds, CATEGORIES)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "spliced").iterdir()} == {
-        p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}

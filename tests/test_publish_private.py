@@ -57,7 +57,7 @@ def entries(path: Path) -> list[etree._Element]:
 def test_a_render_version_bump_renders_every_entry_again(tmp_path: Path, http_server: RecordingServer,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """Outputs are cached on versions (the publish key, spliced Atom entries, feed digests): a change to
+    """Outputs are cached on versions (the publish key and the feed digests): a change to
     the rendered bytes must reach files written by older code, so RENDER_VERSION is in every key."""
     import aggregator.publish as publish
 

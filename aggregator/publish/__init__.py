@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common, hexo, splice
+from aggregator.publish import common, hexo
 from aggregator.publish.atom import render_atom
 from aggregator.publish.common import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
 from aggregator.publish.rss import render_rss
-from aggregator.publish.splice import EntryDigests, EntryKey, Written, render_spliced, reusable_entries
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
@@ -44,8 +43,8 @@ __all__ = [
 ]
 
 # Bump whenever a change here gives other bytes for the same articles and config. The caller's publish
-# key and entry digests hold render_key(), so every output file, spliced Atom entry and Hexo post is
-# rendered again once after an upgrade instead of keeping what the older code wrote.
+# key and feed digests hold render_key(), so every output file and Hexo post is rendered again once
+# after an upgrade instead of keeping what the older code wrote.
 # 1: issue 20 (private source URLs, Hexo quoting, bidi controls, authors and tags escaped once).
 RENDER_VERSION = 1
 
@@ -61,8 +60,9 @@ def _library_versions() -> str:
 
 _RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json_feed}
 log = logging.getLogger(__name__)
-# load(spec, keys): the feed's whole articles, or only those with these (id, source URL) keys
-Loader = Callable[[FeedSpec, "set[EntryKey] | None"], Sequence[Article]]
+# load(spec): the feed's whole articles, read just before it is rendered
+Loader = Callable[[FeedSpec], Sequence[Article]]
+EntryKey = tuple[str, str]  # (article id, source URL): one entry of a feed
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,6 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
-    # for the caller's next publish (not part of what the report says happened, so not compared):
-    atom_written: Mapping[str, Written] = field(default_factory=dict, compare=False)  # given EntryDigests
-    # (article id, source URL) of each feed's entries as published, newest first (not for feeds in `listed`)
-    published: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, compare=False)
 
 
 def publish_outputs(
@@ -86,8 +82,6 @@ def publish_outputs(
     now: datetime | None = None,
     current: Collection[str] = (),
     load: Loader | None = None,
-    entry_digests: EntryDigests | None = None,
-    listed: Mapping[str, Sequence[str]] | None = None,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -98,18 +92,10 @@ def publish_outputs(
     index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
     rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
-    `entry_digests` (with `load`): Atom feeds are rendered incrementally (publish/splice.py), and
-    the report's atom_written says what was written, for the next publish's `entry_digests`.
-    `listed`: feeds handed over in part (their newest index.LATEST articles, enough for index.html;
-    they must be `current`) -> the ids of all their articles, for the index's counts.
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
-    atom_written: dict[str, Written] = {}
-    listed = listed or {}
-    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now,
-                          _Splicing(output_dir, entry_digests, atom_written) if entry_digests and load else None,
-                          listed)
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
     written, unchanged = _write_all(output_dir, files, dry_run)
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, selected, categories_of, dry_run, warnings
@@ -126,9 +112,6 @@ def publish_outputs(
         written=tuple(written + hexo_written),
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
-        atom_written=atom_written,
-        published={spec.slug: tuple(splice.key_of(a) for a in articles) for spec, articles in selected
-                   if spec.slug not in listed},
     )
 
 
@@ -158,13 +141,6 @@ def _as_published(output: OutputConfig, articles: Sequence[Article], now: dateti
     return common.order_articles(common.within_age(articles, output.max_age, now), output.max_entries)
 
 
-@dataclass(frozen=True)
-class _Splicing:
-    folder: Path
-    digests: EntryDigests
-    written: dict[str, Written]  # filled in as feeds are rendered
-
-
 def _render_files(
     output: OutputConfig,
     feeds: Sequence[tuple[FeedSpec, list[Article]]],
@@ -173,8 +149,6 @@ def _render_files(
     current: frozenset[str] = frozenset(),
     load: Loader | None = None,
     now: datetime | None = None,
-    splicing: _Splicing | None = None,
-    listed: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[tuple[str, bytes | None]]:
     """Each output file's name and bytes (None: known to be current, not rendered), rendered one at a
     time, so a file is written before the next is rendered: memory holds one feed's bytes, not all."""
@@ -186,40 +160,12 @@ def _render_files(
         if spec.slug in current:
             yield from ((f"{spec.slug}.{fmt}", None) for fmt in formats)
             continue
-        todo = formats
-        if splicing is not None and load is not None and spec.slug in splicing.digests.now:
-            # Atom alone: only the entries to render are read whole; other formats need them all
-            whole = None if formats == ["atom"] else _as_published(output, load(spec, None), now)
-            yield f"{spec.slug}.atom", _spliced_atom(output, spec, articles, categories_of, load, splicing, whole)
-            todo = formats[1:]
-        else:
-            whole = articles if load is None else _as_published(output, load(spec, None), now)
-        for fmt in todo:
-            assert whole is not None
+        whole = articles if load is None else _as_published(output, load(spec), now)
+        for fmt in formats:
             yield f"{spec.slug}.{fmt}", _RENDERERS[fmt](spec, whole, output, categories_of)
     if output.index:
-        yield "index.html", render_index(output, feeds, listed)
+        yield "index.html", render_index(output, feeds)
         yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
-
-
-def _spliced_atom(output: OutputConfig, spec: FeedSpec, published: list[Article],
-                  categories_of: Mapping[str, Sequence[str]], load: Loader, splicing: _Splicing,
-                  whole: list[Article] | None) -> bytes:
-    digests = splicing.digests.now[spec.slug]
-    reusable = reusable_entries(splicing.folder / f"{spec.slug}.atom", splicing.digests.written.get(spec.slug))
-
-    def articles_for(keys: set[EntryKey]) -> Sequence[Article]:
-        return whole if whole is not None else load(spec, keys)
-
-    try:
-        data, written = render_spliced(spec, published, digests, reusable, articles_for, output, categories_of,
-                                       _RENDERERS["atom"])
-    except ValueError:  # a bug here must not cost the feed: render it whole (the rows are already aged)
-        log.warning("incremental rendering of %s.atom failed; rendering it whole", spec.slug, exc_info=True)
-        articles = whole if whole is not None else _as_published(output, load(spec, None), None)
-        return _RENDERERS["atom"](spec, articles, output, categories_of)  # nothing recorded: whole next time too
-    splicing.written[spec.slug] = written
-    return data
 
 
 def _write_all(folder: Path, files: Iterable[tuple[str, bytes | None]], dry_run: bool

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from importlib import resources
 from string import Template
@@ -17,16 +17,12 @@ _TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": 
 _LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
-def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
-                 listed: Mapping[str, Sequence[str]] | None = None) -> bytes:
-    """The page; `feeds` hold each spec with the articles its feed publishes (ordered, limited), or
-    only its newest LATEST when `listed` has the ids of all of them (by slug)."""
+def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[Article]]]) -> bytes:
+    """The page; `feeds` hold each spec with the articles its feed publishes (ordered, limited)."""
     package = resources.files("aggregator.publish")
     template = Template(package.joinpath("index.html").read_text(encoding="utf-8"))
     formats = feed_formats(output)
-    listed = listed or {}
-    ids = {spec.slug: listed[spec.slug] if spec.slug in listed else [a.id for a in articles]
-           for spec, articles in feeds}
+    ids = {spec.slug: [a.id for a in articles] for spec, articles in feeds}
     entries = len({i for feed_ids in ids.values() for i in feed_ids})
     page = template.substitute(
         lang=_attr(common.language(output.language) or "en"),
