@@ -111,7 +111,7 @@ class FetchConfig:
     min_interval: int = _opt(300, "duration", "lower clamp for feed-advertised intervals (ttl, Cache-Control)")  # type: ignore[assignment]
     max_interval: int = _opt(86400, "duration", "upper clamp for feed-advertised intervals")  # type: ignore[assignment]
     max_backoff: int = _opt(86400, "duration", "longest wait after repeated failures")  # type: ignore[assignment]
-    concurrency: int = _opt(16, "int", "requests in flight at once, over all hosts")  # type: ignore[assignment]
+    concurrency: int = _opt(100, "int", "requests in flight at once, over all hosts")  # type: ignore[assignment]
     per_host: int = _opt(2, "int", "requests in flight at once to one host")  # type: ignore[assignment]
     per_host_delay: float = _opt(0.0, "duration", "minimum delay between two requests to one host (jittered)")  # type: ignore[assignment]
     connect_timeout: float = _opt(10, "duration", "TCP/TLS connect timeout")  # type: ignore[assignment]
