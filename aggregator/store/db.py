@@ -109,12 +109,6 @@ class Store:
         with self._guard():
             self._conn.execute("PRAGMA wal_checkpoint(FULL)")
 
-    def check(self) -> list[str]:
-        """PRAGMA integrity_check's complaints; [] for a sound file."""
-        with self._guard():
-            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
-        return [] if [r[0] for r in rows] == ["ok"] else [str(r[0]) for r in rows]
-
     # --- source state -----------------------------------------------------------------
 
     def source_states(self) -> dict[str, dict[str, object]]:
@@ -129,9 +123,6 @@ class Store:
             row = self._conn.execute("SELECT date_samples FROM sources WHERE url = ?", (source_url,)).fetchone()
         samples = json.loads(row[0]) if row else {}
         return samples if isinstance(samples, dict) else {}
-
-    def save_source_state(self, source_url: str, state: Mapping[str, object]) -> None:
-        self.save_source_states({source_url: state})
 
     def save_source_states(self, states: Mapping[str, Mapping[str, object]]) -> None:
         """Store each source's state, all in one transaction. A state's "tz_samples" (when given) go to
@@ -253,8 +244,8 @@ class Store:
         """Published articles of these sources, newest `updated` first (then `published`, then id).
 
         The same canonical link from several sources appears once: the article first seen
-        (see :meth:`provenance` for the others). `max_age_s` > 0 drops articles updated
-        longer ago; `limit` > 0 keeps the newest that many.
+        (the source URL breaks a tie). `max_age_s` > 0 drops articles updated longer ago; `limit` > 0
+        keeps the newest that many.
         """
         return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now))
 
@@ -364,21 +355,6 @@ class Store:
             self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
             self._bump_versions(source for _article, _hashes, _key, source in found)
-
-    def provenance(self, article_id: str) -> tuple[str, ...]:
-        """Every source that carried this article's canonical link, first-seen first."""
-        with self._guard():
-            row = self._conn.execute("SELECT source_url, link_key FROM entries WHERE id = ?", (article_id,)).fetchone()
-            if row is None:
-                return ()
-            if not row[1]:
-                return (row[0],)
-            rows = self._conn.execute(
-                "SELECT source_url FROM entries WHERE link_key = ? GROUP BY source_url "
-                "ORDER BY min(first_seen), source_url",
-                (row[1],),
-            ).fetchall()
-        return tuple(r[0] for r in rows)
 
     # --- retention --------------------------------------------------------------------
 
