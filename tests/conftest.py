@@ -105,8 +105,8 @@ def yaml_config(folder: Path, lines: list[str]) -> Path:
 
 
 def integrity_problems(state: Path) -> list[str]:
-    """PRAGMA integrity_check's complaints about the SQLite file `state`, read on a connection of its own
-    (read-only); [] for a sound file."""
+    """PRAGMA integrity_check's complaints about the SQLite file `state`, read on a connection of its
+    own (read-only); [] for a sound file."""
     conn = sqlite3.connect(state.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]

@@ -1,5 +1,6 @@
-"""The Store: what the state file keeps (sources' fetch state, every article ever stored), read and written
-through one object; must not fetch or render. Opening, transactions and the lock: store.state_file."""
+"""Store, the state file's one entry point: fetch states and articles in and out; no fetching or rendering.
+
+Opening, transactions and the lock: store.state_file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Matching one source's batch to its stored entries (guid, link, content hash, then a near-duplicate title);
-reads the state file, writes nothing."""
+"""Matching a source's batch to its stored entries (guid, link, content hash, title); writes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Opening the state file: refusing a lost state, connecting (WAL, checks, migration) or reading it read-only; no article logic."""
+"""Opening the state file: refusing a lost state, checks, WAL, migration, read-only; no article logic."""
 
 from __future__ import annotations
 

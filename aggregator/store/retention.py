@@ -1,5 +1,4 @@
-"""Retention: what prune removes from the state file (old bodies, identities no listing holds, sources gone);
-inside the caller's transaction, no reading for feeds."""
+"""Retention: what prune removes (old bodies, identities no listing holds, sources gone); no feed reading."""
 
 from __future__ import annotations
 
@@ -32,7 +31,8 @@ def prune(conn: sqlite3.Connection, *, keep_days: float, now: datetime, active_s
     """
     removed = _drop_old_bodies(conn, to_micros(now - timedelta(days=keep_days)), keep_ids)
     _fill_temp(conn, "active_sources", "url", active_source_urls)
-    removed += _drop_unlisted_identities(conn, to_micros(now - max(timedelta(days=keep_days), MIN_IDENTITY_KEEP)))
+    identity_cut = to_micros(now - max(timedelta(days=keep_days), MIN_IDENTITY_KEEP))
+    removed += _drop_unlisted_identities(conn, identity_cut)
     removed += _drop_inactive_sources(conn)
     conn.execute("DELETE FROM active_sources")
     return removed

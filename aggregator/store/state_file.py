@@ -1,4 +1,4 @@
-"""The open state file: its connection and run lock, transactions and batching, SQLite errors as StateError; no article logic.
+"""The open state file: connection, run lock, transactions and batching, errors as StateError; no articles.
 
 Durability: WAL with ``synchronous=NORMAL``. A process crash (kill -9) cannot lose or tear a
 committed transaction in WAL mode at NORMAL; only a power cut can drop the last few commits

@@ -1,5 +1,4 @@
-"""Writing one source's articles to the store (matched by store.matching): compare, update, insert, cap, hold back;
-inside the caller's transaction."""
+"""Writing one source's matched articles: compare, update, insert, cap, hold back (caller's transaction)."""
 
 from __future__ import annotations
 

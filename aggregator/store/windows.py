@@ -1,5 +1,6 @@
-"""Reading feed windows: a feed's entry rows newest first (one copy per link), their articles or headlines,
-and the source versions that tell when those rows changed; writes only the versions, inside a writer's transaction."""
+"""Reading feed windows: entry rows newest first, their articles or headlines, the source versions.
+
+Writes only the versions (bump_versions), inside a writer's transaction."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str
     return {link: source for link, (_seen, source) in first.items()}
 
 
-def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int, cutoff: int | None) -> list[FeedRow]:
+def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
+                   cutoff: int | None) -> list[FeedRow]:
     """Store.feed_rows's rows of these (sorted, distinct) sources: the newest `limit` (0: all) updated at or
     after `cutoff` (microseconds; None: any)."""
     rows = _newest(conn, urls, limit, cutoff) if limit > 0 else _all_newest_first(conn, urls, cutoff)
@@ -68,7 +70,8 @@ def read_rows_by_key(conn: sqlite3.Connection, keys: Sequence[int]) -> list[Feed
 def read_articles(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Article]:
     """The articles of these rows, in their order."""
     bodies = {b[0]: b[1:] for b in select_in(
-        conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})", [r.key for r in rows])}
+        conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})",
+        [r.key for r in rows])}
     return [article_from_row(r.id, r.source_url, r.published, r.updated, bodies[r.key],
                              needs_cleaning=bool(r.needs_cleaning)) for r in rows]
 
@@ -93,14 +96,16 @@ def bump_versions(conn: sqlite3.Connection, source_urls: Iterable[str]) -> None:
                      [(url,) for url in set(source_urls)])
 
 
-def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str], cutoff: int | None) -> list[tuple[Any, ...]]:
+def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
+                      cutoff: int | None) -> list[tuple[Any, ...]]:
     rows = select_in(conn, _ROWS_SQL, urls)
     rows.sort(key=_newest_first)
     rows = _drop_cross_source_duplicates(rows)
     return [r for r in rows if r[6] >= cutoff] if cutoff is not None else rows
 
 
-def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int, cutoff: int | None) -> list[tuple[Any, ...]]:
+def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
+            cutoff: int | None) -> list[tuple[Any, ...]]:
     """The newest `limit` rows, as _all_newest_first would give, reading only a window of rows
     (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
     window = limit * 2 + 10
