@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -101,3 +102,14 @@ def yaml_config(folder: Path, lines: list[str]) -> Path:
     path = folder / "feeds.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def integrity_problems(state: Path) -> list[str]:
+    """PRAGMA integrity_check's complaints about the SQLite file `state`, read on a connection of its
+    own (read-only); [] for a sound file."""
+    conn = sqlite3.connect(state.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows

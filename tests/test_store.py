@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import functools
 import re
 import sqlite3
@@ -13,7 +14,7 @@ from typing import Any
 
 import feedparser
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, integrity_problems
 
 from aggregator.errors import StateError
 from aggregator.ids import make_article_id
@@ -116,8 +117,8 @@ def test_results_are_equal_across_calls_and_reopen(tmp_path: Path) -> None:
 
 def test_source_state_round_trips(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.db") as store:
-        store.save_source_state("https://a.example/", {"etag": '"x"', "failures": 2, "next": None})
-        store.save_source_state("https://a.example/", {"etag": '"y"', "failures": 0})
+        store.save_source_states({"https://a.example/": {"etag": '"x"', "failures": 2, "next": None}})
+        store.save_source_states({"https://a.example/": {"etag": '"y"', "failures": 0}})
     with Store.open(tmp_path / "s.db") as store:
         assert store.source_states() == {"https://a.example/": {"etag": '"y"', "failures": 0}}
 
@@ -126,12 +127,12 @@ def test_date_samples_are_kept_apart_and_only_replaced_when_given(tmp_path: Path
     samples = {"urn:x:1": ["2026-03-01T11:00:00+00:00", "2026-03-01T11:05:00+00:00"]}
     with Store.open(tmp_path / "s.db") as store:
         assert store.date_samples("https://a.example/") == {}
-        store.save_source_state("https://a.example/", {"etag": '"x"', "tz_samples": samples})
-        store.save_source_state("https://a.example/", {"etag": '"y"'})  # a 304: the samples stay
+        store.save_source_states({"https://a.example/": {"etag": '"x"', "tz_samples": samples}})
+        store.save_source_states({"https://a.example/": {"etag": '"y"'}})  # a 304: the samples stay
     with Store.open(tmp_path / "s.db") as store:
         assert store.source_states() == {"https://a.example/": {"etag": '"y"'}}
         assert store.date_samples("https://a.example/") == samples
-        store.save_source_state("https://a.example/", {"etag": '"z"', "tz_samples": {}})
+        store.save_source_states({"https://a.example/": {"etag": '"z"', "tz_samples": {}}})
         assert store.date_samples("https://a.example/") == {}
 
 
@@ -141,7 +142,7 @@ def test_a_failed_upsert_leaves_nothing_half_written(store: Store) -> None:
     with pytest.raises(TypeError):
         store.upsert_articles("https://tc.example/", [*good[:5], bad], NOW)
     assert store.articles_for(["https://tc.example/"], now=NOW) == []
-    assert store.check() == []
+    assert integrity_problems(store.path) == []
 
 
 def test_in_a_batch_a_failed_upsert_costs_only_itself(tmp_path: Path) -> None:
@@ -153,14 +154,14 @@ def test_in_a_batch_a_failed_upsert_costs_only_itself(tmp_path: Path) -> None:
         store.upsert_articles("https://tc.example/", good, NOW)
         with pytest.raises(TypeError):
             store.upsert_articles("https://v2ex.example/", [*other[:5], bad], NOW)
-        store.save_source_state("https://tc.example/", {"etag": '"t"'})
+        store.save_source_states({"https://tc.example/": {"etag": '"t"'}})
         with sqlite3.connect(tmp_path / "s.db") as reader:  # not committed yet: nothing to see
             assert reader.execute("SELECT count(*) FROM entries").fetchone() == (0,)
     with Store.open(tmp_path / "s.db") as store:
         assert len(store.articles_for(["https://tc.example/"], now=NOW)) == len(good)
         assert store.articles_for(["https://v2ex.example/"], now=NOW) == []
         assert store.source_states() == {"https://tc.example/": {"etag": '"t"'}}
-        assert store.check() == []
+        assert integrity_problems(store.path) == []
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def test_same_title_outside_window_or_short_is_a_new_article(store: Store) -> No
     assert store.upsert_articles(url, [original, next_week, short_a, short_b], NOW).new == 3
 
 
-def test_same_link_from_two_sources_is_one_entry_with_provenance(store: Store) -> None:
+def test_same_link_from_two_sources_is_shown_once_from_the_first(store: Store) -> None:
     a_url, b_url = "https://a.example/feed", "https://b.example/feed"
     original = load(TECHCRUNCH, a_url)[:3]
     store.upsert_articles(a_url, original, NOW)
@@ -319,7 +320,9 @@ def test_same_link_from_two_sources_is_one_entry_with_provenance(store: Store) -
     store.upsert_articles(b_url, copies, NOW + timedelta(minutes=5))
     both = store.articles_for([b_url, a_url], now=NOW)
     assert ids(both) == ids(store.articles_for([a_url], now=NOW))
-    assert store.provenance(original[0].id) == (a_url, b_url)
+    assert {a.source_url for a in both} == {a_url}  # the source that saw the link first
+    with contextlib.closing(sqlite3.connect(store.path)) as reader:  # b's copies are stored all the same
+        assert reader.execute("SELECT count(*) FROM entries WHERE source_url = ?", (b_url,)).fetchone() == (3,)
     assert len(store.articles_for([b_url], now=NOW)) == 3  # alone, b's copies are its own
 
 
@@ -424,7 +427,7 @@ def test_prune_keeps_recent_articles_and_drops_removed_sources(store: Store) -> 
     fresh = [replace(a, published=NOW - timedelta(days=1), updated=None) for a in load(V2EX, kept)[:5]]
     store.upsert_articles(kept, fresh, NOW)
     store.upsert_articles(gone, load(TECHCRUNCH, gone), NOW)
-    store.save_source_state(gone, {"etag": "x"})
+    store.save_source_states({gone: {"etag": "x"}})
     store.prune(keep_days=30, now=NOW, active_source_urls=[kept])
     assert len(store.articles_for([kept], now=NOW)) == 5
     assert gone in store.source_states()  # identities still recent
@@ -492,7 +495,7 @@ def test_file_settings(tmp_path: Path) -> None:
         assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         store.sync()
-        assert store.check() == []
+        assert integrity_problems(store.path) == []
 
 
 # --- the whole Chinese corpus ---------------------------------------------------------------
@@ -548,7 +551,7 @@ def test_full_disk_is_a_state_error_and_loses_nothing(store: Store) -> None:
     with pytest.raises(StateError, match="full"):
         store.upsert_articles("https://v2ex.example/", load(V2EX, "https://v2ex.example/"), NOW)
     store._conn.execute("PRAGMA max_page_count = 1073741823")
-    assert store.check() == []
+    assert integrity_problems(store.path) == []
     assert store.articles_for(["https://tc.example/", "https://v2ex.example/"], now=NOW) == before
     assert store.upsert_articles("https://v2ex.example/", load(V2EX, "https://v2ex.example/"), NOW).new == 50
 

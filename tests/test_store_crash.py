@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import CORPUS, ROOT
+from conftest import CORPUS, ROOT, integrity_problems
 
 from aggregator.store import Store
 
@@ -40,7 +40,7 @@ with Store.open(db) as store:
         url = f"https://src{rounds}-{n}.example/"
         batch = list(articles(path, url))
         store.upsert_articles(url, batch, now)
-        store.save_source_state(url, {"count": len(batch)})
+        store.save_source_states({url: {"count": len(batch)}})
         print(url, len(batch), flush=True)
 """
 
@@ -61,7 +61,7 @@ def test_kill_9_mid_write_loses_no_commit(tmp_path: Path) -> None:
         proc.wait()
         proc.stdout.close()
         with Store.open(db, lock_timeout_s=5) as store:
-            assert store.check() == []
+            assert integrity_problems(db) == []
             states = store.source_states()
             for url, count in committed.items():
                 assert states[url] == {"count": count}

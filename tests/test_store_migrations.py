@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from conftest import integrity_problems
+
 from aggregator.store import Store
 from aggregator.store.schema import APPLICATION_ID, VERSION
 
@@ -115,7 +117,7 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert (result.new, result.unchanged) == (0, 1)
         # and the v1 guid key still identifies the article
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
-        assert store.check() == []
+        assert integrity_problems(store.path) == []
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 10
     indexes = {row[1] for row in conn.execute("SELECT type, name FROM sqlite_master WHERE type = 'index'")}

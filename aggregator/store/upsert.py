@@ -1,4 +1,4 @@
-"""Applying one source's articles to the store: match, compare, insert, hold back; inside the caller's transaction."""
+"""Writing one source's matched articles: compare, update, insert, cap, hold back (caller's transaction)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from aggregator.store.dedup import (
     is_near_duplicate,
     prepare_batch,
 )
-from aggregator.store.rows import BODY_COLUMNS, aware, body_values, from_micros, select_in, to_micros
+from aggregator.store.matching import StoredEntry, match_batch, plausible_date
+from aggregator.store.rows import BODY_COLUMNS, body_values, from_micros, select_in, to_micros
 
 DEFAULT_BURST_THRESHOLD = 20  # "new" articles with old dates from a known source before the breaker trips
-FUTURE_SLACK = timedelta(days=1)  # a date further ahead than this is bogus: first-seen time instead
 LAST_SEEN_STEP = timedelta(hours=6)  # refresh last_seen this rarely, so unchanged runs write nothing
 
 
@@ -58,21 +58,6 @@ class Caps:
 NO_CAPS = Caps()
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    key: int
-    id: str
-    status: str
-    original_id: str
-    raw_hash: str
-    content_hash: str
-    meta_hash: str
-    published: int
-    updated: int
-    last_seen: int
-    needs_cleaning: int
-
-
 @dataclass
 class _Tally:
     new: int = 0
@@ -98,7 +83,6 @@ class _Upsert:
         self.accept_burst = accept_burst
         self.tally = _Tally()
         self.warnings: list[str] = []
-        self._absorbed: set[int] = set()  # batch positions folded into an entry another one speaks for
         self._reposts: dict[int, list[Candidate]] = {}  # id(kept candidate) -> its in-batch re-posts
         self.rows_changed = False
         self.entry_of: dict[str, int] = {}
@@ -109,15 +93,16 @@ class _Upsert:
         self.warnings.extend(batch.warnings)
         self._remember_repeated(batch.repeated_guids)
         had_articles, newest = self._source_stats()
-        matches, found = self._match(batch.candidates)
+        matching = match_batch(self.conn, self.source_url, self.now, batch.candidates)
+        matches = matching.entries
         fresh: list[Candidate] = []
         for i, (candidate, entry) in enumerate(zip(batch.candidates, matches)):
             if entry is None:
                 fresh.append(candidate)
             else:
-                self._update(candidate, entry, absorbed=i in self._absorbed)
+                self._update(candidate, entry, absorbed=i in matching.absorbed)
                 self._map(candidate, entry.key)
-        self._add_keys(batch.candidates, matches, found)
+        self._add_keys(batch.candidates, matches, matching.found)
         self._insert(fresh, had_articles, newest)
         if self.accept_burst:
             self._release_held()
@@ -129,72 +114,9 @@ class _Upsert:
         if candidate.article.fingerprint:
             self.entry_of[candidate.article.fingerprint] = key
 
-    # matching ---------------------------------------------------------------------------
-
-    def _match(self, candidates: Sequence[Candidate]) -> tuple[list[_Entry | None], set[tuple[str, str]]]:
-        """The stored entry of each candidate (None = new); also every (kind, value) key found."""
-        guid_map = self._lookup("guid", {c.guid for c in candidates if c.guid})
-        link_map = self._lookup("link", {c.link_key for c in candidates if c.link_usable})
-        entries = self._load_entries(set(guid_map.values()) | set(link_map.values()))
-        found = {("guid", v) for v in guid_map} | {("link", v) for v in link_map}
-        matches: list[_Entry | None] = [None] * len(candidates)
-        claimed: set[int] = set()
-        # guids: an entry's own guid first, so an alias (re-post, churned guid) never overrides it
-        for primary in (True, False):
-            for i, c in enumerate(candidates):
-                entry = entries.get(guid_map.get(c.guid, -1)) if c.guid else None
-                if entry is None or matches[i] is not None or (entry.original_id.strip() == c.guid) != primary:
-                    continue
-                if entry.key in claimed:
-                    self._absorbed.add(i)
-                matches[i] = entry
-                claimed.add(entry.key)
-        for i, c in enumerate(candidates):
-            entry = entries.get(link_map.get(c.link_key, -1)) if c.link_usable else None
-            if matches[i] is None and entry is not None and entry.key not in claimed:
-                matches[i] = entry
-                claimed.add(entry.key)
-        # content hashes only for what is still unmatched: normalizing HTML is the costly part
-        unmatched = [i for i, c in enumerate(candidates) if matches[i] is None and not c.guid]
-        hash_map = self._lookup("hash", {candidates[i].content_hash for i in unmatched})
-        found |= {("hash", v) for v in hash_map}
-        entries.update(self._load_entries(set(hash_map.values()) - set(entries)))
-        for i in unmatched:
-            entry = entries.get(hash_map.get(candidates[i].content_hash, -1))
-            if entry is not None and entry.key not in claimed:
-                matches[i] = entry
-                claimed.add(entry.key)
-        self._match_titles(candidates, matches)
-        return matches, found
-
-    def _match_titles(self, candidates: Sequence[Candidate], matches: list[_Entry | None]) -> None:
-        """The near-duplicate rule (store.dedup): collapse re-posts into the earlier article."""
-        keys = {c.title_key for c, m in zip(candidates, matches) if m is None and c.title_key}
-        if not keys:
-            return
-        rows = select_in(
-            self.conn,
-            "SELECT key, title_key, published FROM entries WHERE source_url = ? AND title_key IN ({})",
-            sorted(keys), prefix=(self.source_url,),
-        )
-        by_title: dict[str, list[tuple[int, int]]] = {}
-        for key, tkey, published in rows:
-            by_title.setdefault(tkey, []).append((key, published))
-        hits = {key for key, _, _ in rows}
-        entries = self._load_entries(hits)
-        for i, c in enumerate(candidates):
-            if matches[i] is not None:
-                continue
-            date = self._clamp(article_date(c.article)) or self.now
-            for key, published in by_title.get(c.title_key, []):
-                if is_near_duplicate(c.title_key, date, c.title_key, from_micros(published)):
-                    matches[i] = entries[key]
-                    self._absorbed.add(i)
-                    break
-
     # known articles -----------------------------------------------------------------------
 
-    def _update(self, candidate: Candidate, entry: _Entry, *, absorbed: bool) -> None:
+    def _update(self, candidate: Candidate, entry: StoredEntry, *, absorbed: bool) -> None:
         """Compare a known article with its stored version; write only what really changed."""
         article = candidate.article
         if entry.status == "held":
@@ -231,7 +153,7 @@ class _Upsert:
             self.conn.execute(f"UPDATE bodies SET {sets} WHERE entry = ?", (*body_values(article), entry.key))
         self._count(entry, unchanged=first_cleaning or not (content or meta))
 
-    def _count(self, entry: _Entry, *, unchanged: bool) -> None:
+    def _count(self, entry: StoredEntry, *, unchanged: bool) -> None:
         if entry.status != "published":
             return  # held ones are counted as held_back or, when released, as new
         if unchanged:
@@ -239,18 +161,18 @@ class _Upsert:
         else:
             self.tally.updated += 1
 
-    def _bumped(self, article: Article, entry: _Entry) -> int:
+    def _bumped(self, article: Article, entry: StoredEntry) -> int:
         """The new `updated` of a real change: the feed's own newer date, else now."""
-        feed_date = self._clamp(article.updated)
+        feed_date = plausible_date(article.updated, self.now)
         if feed_date is not None and to_micros(feed_date) > entry.updated:
             return to_micros(feed_date)
         return max(self.now_us, entry.updated)
 
-    def _touch(self, entry: _Entry) -> None:
+    def _touch(self, entry: StoredEntry) -> None:
         if entry.last_seen < self.now_us - LAST_SEEN_STEP // timedelta(microseconds=1):
             self.conn.execute("UPDATE entries SET last_seen = ? WHERE key = ?", (self.now_us, entry.key))
 
-    def _add_keys(self, candidates: Sequence[Candidate], matches: Sequence[_Entry | None],
+    def _add_keys(self, candidates: Sequence[Candidate], matches: Sequence[StoredEntry | None],
                   found: set[tuple[str, str]]) -> None:
         rows = [
             (self.source_url, kind, value, entry.key)
@@ -328,7 +250,7 @@ class _Upsert:
             if len(c.title_key) < TITLE_KEY_MIN:  # the rule never applies: skip the bookkeeping
                 kept.append(c)
                 continue
-            date = self._clamp(article_date(c.article)) or self.now
+            date = plausible_date(article_date(c.article), self.now) or self.now
             earlier = by_title.setdefault(c.title_key, [])
             first = next((k for k, d in earlier if is_near_duplicate(c.title_key, date, k.title_key, d)), None)
             if first is None:
@@ -346,7 +268,7 @@ class _Upsert:
         cutoff = min(newest, self.now_us)
         old = set()  # id() of each candidate: Articles are large to hash
         for c in fresh:
-            date = self._clamp(article_date(c.article))
+            date = plausible_date(article_date(c.article), self.now)
             if date is not None and to_micros(date) < cutoff:
                 old.add(id(c))
         if len(old) <= self.burst_threshold:
@@ -377,17 +299,10 @@ class _Upsert:
 
     def _dates(self, article: Article) -> tuple[int, int]:
         """(published, updated) to store: the feed's own dates; missing ones = first seen (now)."""
-        published = self._clamp(article.published)
-        updated = self._clamp(article.updated)
+        published = plausible_date(article.published, self.now)
+        updated = plausible_date(article.updated, self.now)
         first = published or updated or self.now
         return to_micros(first), to_micros(updated or first)
-
-    def _clamp(self, moment: datetime | None) -> datetime | None:
-        """A date, or None when missing or implausibly far in the future."""
-        if moment is None:
-            return None
-        moment = aware(moment)
-        return None if moment > self.now + FUTURE_SLACK else moment
 
     def _release_held(self) -> None:
         released = self.conn.execute(
@@ -417,24 +332,6 @@ class _Upsert:
             "SELECT count(*), max(published) FROM entries WHERE source_url = ?", (self.source_url,)
         ).fetchone()
         return count > 0, newest
-
-    def _lookup(self, kind: str, values: set[str]) -> dict[str, int]:
-        rows = select_in(
-            self.conn,
-            "SELECT value, entry FROM keys WHERE source_url = ? AND kind = ? AND entry IS NOT NULL AND value IN ({})",
-            sorted(values), prefix=(self.source_url, kind),
-        )
-        return {value: entry for value, entry in rows}
-
-    def _load_entries(self, keys: set[int]) -> dict[int, _Entry]:
-        rows = select_in(
-            self.conn,
-            "SELECT e.key, e.id, e.status, coalesce(b.original_id, ''), e.raw_hash, e.content_hash, e.meta_hash, "
-            "e.published, e.updated, e.last_seen, e.needs_cleaning FROM entries e LEFT JOIN bodies b ON b.entry = e.key "
-            "WHERE e.key IN ({})",
-            sorted(keys),
-        )
-        return {r[0]: _Entry(*r) for r in rows}
 
 
 def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,

@@ -1,0 +1,149 @@
+"""The open state file: connection, run lock, transactions and batching, errors as StateError; no articles.
+
+Durability: WAL with ``synchronous=NORMAL``. A process crash (kill -9) cannot lose or tear a
+committed transaction in WAL mode at NORMAL; only a power cut can drop the last few commits
+(never corrupt the file). FULL would add an fsync per source (1,000 per run); instead the
+pipeline calls :meth:`StateFile.sync` once before publishing, so every entry written to a feed
+file is on disk first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aggregator.errors import StateError
+from aggregator.store.lock import RunLock
+from aggregator.store.opening import connect, connect_read_only, refuse_fresh
+
+
+class StateFile:
+    """The state file's connection and lock; store.db.Store adds what is kept in it. Open with :meth:`open`;
+    one instance per process holds the run lock."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = lock
+        self._batch_s = 0.0  # > 0 inside batched(): units of work share transactions this long
+        self._batch_started = 0.0
+
+    # --- opening and closing ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0, earlier_runs: str = "") -> Self:
+        """Lock, open (creating folder and schema) and migrate the state file at `path`.
+
+        earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
+        state file, or one no run ever wrote a source to, is refused rather than started afresh."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"state {path}: cannot create its folder: {exc}") from exc
+        lock = RunLock.acquire(path.with_name(path.name + ".lock"), lock_timeout_s, what=f"state {path}")
+        try:
+            refuse_fresh(path, earlier_runs)
+            return cls(path, connect(path), lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> Self:
+        """For reports (`sources`): no lock, no migration, nothing written; works in a read-only folder.
+
+        Raises StateError when the file is missing or unreadable."""
+        path = Path(path)
+        if not path.is_file():
+            raise StateError(f"state {path}: no such file (no run has stored anything yet)")
+        return cls(path, connect_read_only(path), None)
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def sync(self) -> None:
+        """Make every committed write durable (checkpoint the WAL with fsync); call before publishing."""
+        with self._guard():
+            self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+
+    # --- transactions -----------------------------------------------------------------
+
+    @contextmanager
+    def batched(self, seconds: float = 0.5) -> Iterator[None]:
+        """Writes inside share one transaction per `seconds`: each unit (a source's articles, a batch of
+        fetch states) is still all-or-nothing (a savepoint), but commits, which rewrite every index
+        page a unit touched, happen a few times a second rather than per source. A run killed in
+        between loses at most the last `seconds` of work, articles and fetch states together, so
+        those sources are fetched again next time."""
+        if self._batch_s:
+            yield
+            return
+        with self._guard():
+            self._conn.execute("BEGIN IMMEDIATE")
+        self._batch_s, self._batch_started = seconds, time.monotonic()
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:  # a failed COMMIT or BEGIN between units may have ended it
+                with self._guard():
+                    self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._batch_s = 0.0
+        with self._guard():
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._batch_s:
+            yield from self._savepoint()
+            return
+        # IMMEDIATE: take the write lock up front, so a transaction never fails halfway on SQLITE_BUSY.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _savepoint(self) -> Iterator[None]:
+        self._conn.execute("SAVEPOINT unit")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO unit")
+            self._conn.execute("RELEASE unit")
+            raise
+        self._conn.execute("RELEASE unit")
+        if time.monotonic() - self._batch_started >= self._batch_s:
+            self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._batch_started = time.monotonic()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Database failures (corruption, full disk, I/O) become StateError naming the file."""
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our bugs, not the file's
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state {self.path}: {exc}") from exc
