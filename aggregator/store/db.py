@@ -26,12 +26,10 @@ from aggregator.store.upsert import (
 )
 from aggregator.store.windows import (
     FeedRow,
-    bump_versions,
     read_articles,
     read_feed_rows,
     read_headlines,
     read_rows_by_key,
-    read_source_versions,
 )
 
 __all__ = ["FeedRow", "Store", "refuse_fresh"]  # what other packages import from here
@@ -107,8 +105,6 @@ class Store(StateFile):
                                   caps)
             if result.new or result.updated:
                 self._conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'generation'")
-            if result.rows_changed:
-                bump_versions(self._conn, [source_url])
             self._remember_fingerprints(source_url, result.entry_of,
                                         [a.fingerprint for a in articles
                                          if a.fingerprint and a.fingerprint not in result.capped],
@@ -191,13 +187,6 @@ class Store(StateFile):
         with self._guard():
             return read_feed_rows(self._conn, urls, limit, cutoff)
 
-    def source_versions(self) -> dict[str, int]:
-        """Each source's version (schema v8): a random number changed, in the same transaction, by every
-        write to the entry rows feed_rows reads (windows.bump_versions: upsert, save_cleaned, prune). Same
-        versions of a feed's sources, same feed_rows. A source never written has none."""
-        with self._guard():
-            return read_source_versions(self._conn)
-
     def rows_by_key(self, keys: Sequence[int]) -> list[FeedRow]:
         """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""
         with self._guard():
@@ -234,7 +223,6 @@ class Store(StateFile):
             # the cleaned content identifies it from now on too (a guid-less article is known by it)
             self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
-            bump_versions(self._conn, [source for _article, _hashes, _key, source in found])
 
     # --- retention --------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from aggregator.store.rows import to_micros
 from aggregator.store.upsert import LAST_SEEN_STEP
-from aggregator.store.windows import bump_versions
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
@@ -49,9 +48,6 @@ def _drop_old_bodies(conn: sqlite3.Connection, cut: int, keep_ids: Collection[st
     """Articles updated before `cut` and not in keep_ids lose their body and become 'pruned'."""
     _fill_temp(conn, "keep_ids", "id", keep_ids)
     old = "status != 'pruned' AND updated < ? AND id NOT IN (SELECT id FROM keep_ids)"
-    # pruned rows leave every window (deleting them later changes none)
-    bump_versions(conn, (r[0] for r in conn.execute(f"SELECT DISTINCT source_url FROM entries WHERE {old}",
-                                                    (cut,))))
     removed: int = conn.execute(f"DELETE FROM bodies WHERE entry IN (SELECT key FROM entries WHERE {old})",
                                 (cut,)).rowcount
     conn.execute(f"UPDATE entries SET status = 'pruned' WHERE {old}", (cut,))

@@ -38,8 +38,6 @@ class UpsertResult:
     unchanged: int
     held_back: int
     warnings: tuple[str, ...]
-    # an entry row a feed reads was written (Store.source_versions); not part of what happened to count
-    rows_changed: bool = field(default=False, compare=False)
     # fingerprints of new items left out by the per-source caps: not remembered, so seen again next time
     capped: frozenset[str] = field(default=frozenset(), compare=False)
     # item fingerprint -> the entry it stands for (Store keeps it with the fingerprint: issue 20)
@@ -84,7 +82,6 @@ class _Upsert:
         self.tally = _Tally()
         self.warnings: list[str] = []
         self._reposts: dict[int, list[Candidate]] = {}  # id(kept candidate) -> its in-batch re-posts
-        self.rows_changed = False
         self.entry_of: dict[str, int] = {}
 
     def run(self, articles: Sequence[Article]) -> UpsertResult:
@@ -107,7 +104,7 @@ class _Upsert:
         if self.accept_burst:
             self._release_held()
         t = self.tally
-        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings), self.rows_changed,
+        return UpsertResult(t.new, t.updated, t.unchanged, t.held_back, tuple(self.warnings),
                             frozenset(self.capped), self.entry_of)
 
     def _map(self, candidate: Candidate, key: int) -> None:
@@ -141,7 +138,6 @@ class _Upsert:
         content = not first_cleaning and candidate.content_hash != entry.content_hash
         meta = first_cleaning or candidate.meta_hash != entry.meta_hash
         updated = self._bumped(article, entry) if content else entry.updated
-        self.rows_changed = True
         self.conn.execute(
             "UPDATE entries SET raw_hash = ?, content_hash = ?, meta_hash = ?, updated = ?, link_key = ?, "
             "title_key = ?, last_seen = ?, needs_cleaning = ? WHERE key = ?",
@@ -205,7 +201,6 @@ class _Upsert:
                         for kind, value in r.identity_keys())
             for listed in (c, *self._reposts.get(id(c), [])):
                 self._map(listed, key)
-        self.rows_changed = self.rows_changed or bool(entries)
         self.conn.executemany(
             "INSERT INTO entries (key, id, source_url, link_key, raw_hash, content_hash, meta_hash, first_seen, "
             "last_seen, published, updated, status, title_key, needs_cleaning) "
@@ -309,7 +304,6 @@ class _Upsert:
             "UPDATE entries SET status = 'published' WHERE source_url = ? AND status = 'held'", (self.source_url,)
         ).rowcount
         if released:
-            self.rows_changed = True
             self.tally.new += released
             self.warnings.append(f"source {self.source_url}: released {released} held articles (--accept-burst)")
 

@@ -1,6 +1,4 @@
-"""Reading feed windows: entry rows newest first, their articles or headlines, the source versions.
-
-Writes only the versions (bump_versions), inside a writer's transaction."""
+"""Reading feed windows: entry rows newest first, their articles or headlines; writes nothing."""
 
 from __future__ import annotations
 
@@ -83,17 +81,6 @@ def read_headlines(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Ar
         "CASE WHEN title = '' THEN content_html ELSE '' END FROM bodies WHERE entry IN ({})",
         [r.key for r in rows])}
     return [headline_from_row(r.id, r.source_url, r.published, r.updated, heads[r.key]) for r in rows]
-
-
-def read_source_versions(conn: sqlite3.Connection) -> dict[str, int]:
-    """Every written source's version (Store.source_versions)."""
-    return dict(conn.execute("SELECT source_url, version FROM source_versions").fetchall())
-
-
-def bump_versions(conn: sqlite3.Connection, source_urls: Iterable[str]) -> None:
-    """Inside the writer's transaction: these sources' entry rows changed."""
-    conn.executemany("INSERT OR REPLACE INTO source_versions (source_url, version) VALUES (?, random())",
-                     [(url,) for url in set(source_urls)])
 
 
 def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
