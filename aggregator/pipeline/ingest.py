@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -24,7 +23,7 @@ from aggregator.fetch import (
 from aggregator.model import Config, Source
 from aggregator.pipeline.full_text import Deferred, add_full_text
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
-from aggregator.pipeline.workers import LazyPool, import_renderer
+from aggregator.pipeline.workers import LazyPool
 from aggregator.store import Store
 from aggregator.store.upsert import Caps
 from aggregator.work import BodyJob, Processed, process_body
@@ -97,7 +96,6 @@ class Ingest:
         self.unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
         self.fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
         self.backlog = Backlog(MAX_WAITING_BYTES)
-        self.renderer_import: threading.Thread | None = None
 
     def is_late(self) -> bool:
         return self.options.clock() >= self.deadline
@@ -128,8 +126,6 @@ class Ingest:
             self.backlog.arrived(outcome.source, 0)
         if self.fatal:
             return
-        if outcome.kind == "fetched" and self.renderer_import is None:
-            self.renderer_import = import_renderer()
         if outcome.kind != "fetched":
             try:
                 self.ingest_unchanged(outcome)

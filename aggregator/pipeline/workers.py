@@ -4,9 +4,7 @@ body), used for parsing, cleaning and publishing's deferred cleaning.
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Self
 
@@ -67,16 +65,6 @@ class LazyPool:
     def __exit__(self, *exc: object) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def import_renderer() -> threading.Thread:
-    """Import feedgen and lxml for publishing in a thread while requests are in flight: ~0.03 s off a
-    publishing run's critical path. Started by the first body, so a run where every source answers
-    304 (and nothing is published) never pays for it."""
-    thread = threading.Thread(target=importlib.import_module, args=("aggregator.publish._feedgen",),
-                              name="renderer-import", daemon=True)
-    thread.start()
-    return thread
 
 
 def make_executor(count: int, workers: int, start: int | None = None) -> PipePool | None:
