@@ -49,7 +49,7 @@ _WINDOW = 2
 class PipePool(Executor):
     """Up to `workers` worker processes, `start` of them (default: all) started now and the rest by
     grow(); each first imports `preload`, at lower priority than the run when `nicer_than` (the run's
-    pid) is given (work.yield_cpu_to)."""
+    pid) is given (worker_jobs.yield_cpu_to)."""
 
     def __init__(self, workers: int, preload: Sequence[str] = (), nicer_than: int | None = None,
                  start: int | None = None) -> None:
@@ -264,7 +264,7 @@ def serve() -> None:
     path, preload, nicer_than = pickle.loads(boot)
     sys.path[:] = path
     if nicer_than is not None:
-        from aggregator.work import yield_cpu_to
+        from aggregator.worker_jobs import yield_cpu_to
 
         yield_cpu_to(nicer_than, 0)
     # Calls are read as they come, so the run never blocks writing the next call while this worker

@@ -19,8 +19,11 @@ ones (not date-only, not discovered more than LAG_WINDOW late).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from aggregator.model import Article
 
 STEP = timedelta(minutes=30)  # real offsets are whole or half hours (+8, +9, +5:30, +3:30)
 MAX_OFFSET = timedelta(hours=14)  # UTC+14 is the largest offset in use
@@ -100,3 +103,52 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+# --- per source: the samples a source's state keeps, and its articles' dates corrected --------------
+
+MAX_SAMPLES = 60  # recent articles remembered per source for offset detection
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _sample_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def correct_dates(articles: Sequence[Article], stored_samples: Mapping[str, object], now: datetime,
+                  future_margin: timedelta) -> tuple[tuple[Article, ...], dict[str, object]]:
+    """Articles with sane dates, and the source's new date state (tz_samples, tz_offset_s).
+    stored_samples: the tz_samples of the last run (article id -> [date as stated, first seen])."""
+    samples: dict[str, list[str]] = {k: v for k, v in stored_samples.items() if isinstance(v, list) and len(v) == 2}
+    for article in articles:  # first sighting: remember the date as stated and when we saw it
+        if article.published is not None and article.id not in samples:
+            samples[article.id] = [_iso(article.published), _iso(now)]
+    if len(samples) > MAX_SAMPLES:  # keep the most recently first-seen
+        keep = sorted(samples.items(), key=lambda item: item[1][1])[-MAX_SAMPLES:]
+        samples = dict(keep)
+    pairs = [(p, f) for p, f in ((_sample_time(a), _sample_time(b)) for a, b in samples.values()) if p and f]
+    offset = detect_offset(pairs)
+    corrected = tuple(_correct(a, samples, now, offset, future_margin) for a in articles)
+    return corrected, {"tz_samples": samples, "tz_offset_s": int(offset.total_seconds()) if offset else 0}
+
+
+def _correct(article: Article, samples: Mapping[str, list[str]], now: datetime, offset: timedelta | None,
+             margin: timedelta) -> Article:
+    if article.published is None and article.updated is None:
+        return article  # the store gives it its first-seen time
+    seen = samples.get(article.id)
+    first_seen = (_sample_time(seen[1]) if seen else None) or now
+    published = correct_date(article.published, first_seen, offset, margin) if article.published else None
+    updated = correct_date(article.updated, first_seen, offset, margin) if article.updated else None
+    if published == article.published and updated == article.updated:
+        return article
+    return replace(article, published=published, updated=updated)

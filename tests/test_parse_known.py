@@ -13,7 +13,7 @@ from test_parse_fast import DOCUMENTS
 from aggregator.errors import ParseError
 from aggregator.model import CleanConfig, ParsedFeed, Source
 from aggregator.parse import fast, parse_feed
-from aggregator.work import BodyJob, process_body
+from aggregator.worker_jobs import BodyJob, process_body
 
 URL = "http://src.example/feed.xml"
 

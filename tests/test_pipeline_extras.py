@@ -301,16 +301,16 @@ def test_only_feeds_whose_articles_changed_are_rendered(tmp_path: Path, http_ser
 
 def test_a_bug_while_handling_one_source_costs_only_that_source(
         tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aggregator.enrich as enrich
+    import aggregator.timezones as timezones
 
-    real = enrich.correct_dates
+    real = timezones.correct_dates
 
     def broken_for_one(articles, *args, **kwargs):  # type: ignore[no-untyped-def]
         if articles and "bad.example" in articles[0].link:
             raise RuntimeError("simulated bug")
         return real(articles, *args, **kwargs)
 
-    monkeypatch.setattr(enrich, "correct_dates", broken_for_one)
+    monkeypatch.setattr(timezones, "correct_dates", broken_for_one)
     good = [("https://good.example/1", "Good one", "https://good.example/1", "<p>g</p>")]
     bad = [("https://bad.example/1", "Bad one", "https://bad.example/1", "<p>b</p>")]
     http_server.routes["/good.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(good))
@@ -385,7 +385,7 @@ def test_hashes_made_in_the_worker_are_the_stores_own_and_ignore_dates() -> None
 
     from aggregator.model import CleanConfig, Source
     from aggregator.store.dedup import article_hashes
-    from aggregator.work import BodyJob, process_body
+    from aggregator.worker_jobs import BodyJob, process_body
 
     body = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()
     source = Source(url="https://example.org/feed", categories=("news",))
@@ -405,7 +405,7 @@ def _own_priority() -> int:
 def test_workers_yield_the_cpu_to_the_run() -> None:
     """The run's own process is the critical path: its workers run nicer."""
     from aggregator.pipeline.workers import POOL_THRESHOLD, make_executor
-    from aggregator.work import WORKER_NICENESS
+    from aggregator.worker_jobs import WORKER_NICENESS
 
     expected = min(_own_priority() + WORKER_NICENESS, 19)
     executor = make_executor(POOL_THRESHOLD, 1)

@@ -55,7 +55,7 @@ def test_a_simulated_year_publishes_every_item_once_and_the_state_stops_growing(
 
     # the state stops growing once the feeds do: the rows a later day holds stay within what the days before
     # held, and so does the file but for a few pages. Those are the date samples kept per source for
-    # time-zone detection (enrich.MAX_SAMPLES, 60 a source), which fill at the pace of the slowest feeds:
+    # time-zone detection (timezones.MAX_SAMPLES, 60 a source), which fill at the pace of the slowest feeds:
     # bench/year.py, 216 KB on day 300, 240 KB on day 1,500; and where freed pages are reused depends on
     # where a run's batched commits fall
     steady = [d for d in sim.days if d.day > GROWING_UNTIL]

@@ -13,7 +13,7 @@ from aggregator.model import Article, Config
 from aggregator.pipeline.workers import LazyPool
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
-from aggregator.work import clean_batch
+from aggregator.worker_jobs import clean_batch
 
 if TYPE_CHECKING:
     from aggregator.store.dedup import Hashes

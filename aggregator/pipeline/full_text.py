@@ -18,7 +18,7 @@ from aggregator.fetch import (
 from aggregator.model import Config, Source
 from aggregator.pipeline.results import SourceReport
 from aggregator.store import Store
-from aggregator.work import Processed
+from aggregator.worker_jobs import Processed
 
 if TYPE_CHECKING:
     pass
@@ -98,7 +98,7 @@ def _next_retries(item: Deferred, failed: Mapping[str, str]) -> tuple[tuple[str,
 async def _fetch_full_texts(config: Config, wanted: Mapping[str, list[tuple[Deferred, int]]],
                             failures: dict[int, dict[str, str]], executor: Executor | None, now: datetime) -> None:
     """Fetch the wanted pages (same per-host budgets) and put each extracted article in its feed."""
-    from aggregator.enrich import full_text_article
+    from aggregator.worker_jobs import full_text_article
 
     page_sources = [Source(url=url, categories=(), name=f"page of {wanted[url][0][0].outcome.source.label}")
                     for url in wanted]

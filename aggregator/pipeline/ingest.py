@@ -26,7 +26,7 @@ from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
 from aggregator.pipeline.workers import LazyPool
 from aggregator.store import Store
 from aggregator.store.upsert import Caps
-from aggregator.work import BodyJob, Processed, process_body
+from aggregator.worker_jobs import BodyJob, Processed, process_body
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
@@ -289,7 +289,7 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
         report.dropped[label] = report.dropped.get(label, 0) + 1
     report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
     report.articles = len(feed.articles) + len(processed.seen)
-    from aggregator.enrich import correct_dates  # with lxml (full text): only for a parsed body
+    from aggregator.timezones import correct_dates  # only for a parsed body
 
     margin = timedelta(seconds=config.clean.future_margin)
     articles, report.date_state = correct_dates(feed.articles, store.date_samples(source.url), now, margin)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 # Parsing, cleaning and filtering run in the workers (each imports them at start): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
 # lxml, nh3, feedparser and re2 (a fifth of a no-op run's start-up).
-WORKER_MODULES = ["aggregator.work", "aggregator.parse", "aggregator.clean", "aggregator.filters",
-                  "aggregator.enrich"]
+WORKER_MODULES = ["aggregator.worker_jobs", "aggregator.parse", "aggregator.clean", "aggregator.filters",
+                  "aggregator.fulltext"]
 
 
 # Below this many bodies to parse, a process pool costs more to start than it saves.

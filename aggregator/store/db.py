@@ -47,7 +47,7 @@ class Store(StateFile):
         return {url: json.loads(state) for url, state in rows}
 
     def date_samples(self, source_url: str) -> dict[str, object]:
-        """The source's remembered article dates (enrich.correct_dates): only a parsed body needs them."""
+        """The source's remembered article dates (timezones.correct_dates): only a parsed body needs them."""
         with self._guard():
             row = self._conn.execute("SELECT date_samples FROM sources WHERE url = ?", (source_url,)).fetchone()
         samples = json.loads(row[0]) if row else {}

@@ -2,7 +2,7 @@
 
 Tables:
   sources   one row per source URL: the fetch stage's state as JSON, and apart from it the
-            dates of its recent articles as first seen (date_samples, JSON; enrich.correct_dates).
+            dates of its recent articles as first seen (date_samples, JSON; timezones.correct_dates).
   entries   one row per article ever stored: its stable id, identity hashes, dates, status.
             A pruned article keeps this row (status 'pruned') so it is still recognised.
   bodies    what a reader sees (title, link, content, ...); deleted by prune.
