@@ -499,7 +499,7 @@ def test_plainly_absolute_urls_skip_urljoin_with_the_same_result() -> None:
 
     from feedparser.urls import _urljoin
 
-    from aggregator.parse.common import _PLAIN_ABSOLUTE, join_url
+    from aggregator.parse.fields import _PLAIN_ABSOLUTE, join_url
 
     urls = {"http://a.example", "http://a.example/x?", "http://a.example/x#", "http://a.example/x;p",
             "HTTP://a.example/x", "http://user@a.example/", "http://a.example:80/x", "http:///x",

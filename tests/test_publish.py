@@ -448,7 +448,7 @@ def test_opml_lists_every_feed(tmp_path: Path) -> None:
     ],
 )
 def test_links_become_valid_uris_or_nothing(url: str, expected: str) -> None:
-    from aggregator.publish.common import web_iri
+    from aggregator.publish.formatting import web_iri
 
     assert web_iri(url) == expected
 
@@ -481,3 +481,12 @@ def test_feeds_loaded_one_at_a_time_from_headlines_give_the_same_files(tmp_path:
         name: data for name, data in files.items() if not name.startswith("tech.")}
 
 
+
+
+def test_a_slug_with_a_trailing_newline_is_never_published(tmp_path: Path) -> None:
+    """The publish layer's own slug check matches the whole slug ("$" would accept "news\\n")."""
+    from aggregator.publish import FeedSpec, publish_outputs
+
+    report = publish_outputs(OUTPUT, tmp_path, [(FeedSpec("news\n", "News", ""), [])], {})
+    assert any("unsafe slug" in w for w in report.warnings)
+    assert not any("\n" in p.name for p in tmp_path.iterdir())

@@ -24,7 +24,7 @@ if feedparser_private.AVAILABLE:
     from . import fast
 else:
     fast = None  # type: ignore[assignment]
-from .common import assign_ids
+from .fields import assign_ids
 
 __all__ = ["parse_feed"]
 

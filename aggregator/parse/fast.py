@@ -18,7 +18,6 @@ from typing import Any
 from lxml import etree
 
 from aggregator.parse import known as known_items
-from aggregator.parse.common import join_url
 from aggregator.parse.fast_input import Decline, utf8_document, xml_parser
 from aggregator.parse.fast_rules import (
     READ_KEYS,
@@ -44,6 +43,7 @@ from aggregator.parse.feedparser_private import (
     make_safe_absolute_uri,
     map_content_type,
 )
+from aggregator.parse.fields import join_url
 
 __all__ = ["ENABLED", "decline_reason", "parse"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from aggregator.errors import ParseError
 from aggregator.model import Article, FeedMeta
 
-from .common import (
+from .fields import (
     absolute_url,
     clean_text,
     dedupe,

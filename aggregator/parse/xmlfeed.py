@@ -12,7 +12,7 @@ import feedparser
 
 from aggregator.model import Article, Enclosure, FeedMeta
 
-from .common import (
+from .fields import (
     absolute_url,
     clean_text,
     dedupe,
@@ -99,7 +99,7 @@ def entry_article(
         source_url=source_url,
         source_name=source_name,
         original_id=clean_text(entry.get("id")),
-        # whole: filters must see its end (issue 20); outputs cut it (publish/common.py MAX_TITLE)
+        # whole: filters must see its end (issue 20); outputs cut it (publish/formatting.py MAX_TITLE)
         title=title_text(clean_text(entry.get("title")), str(title_detail.get("type", ""))),
         link=link,
         authors=tuple(unescape(name) for name in _authors(entry)),

@@ -20,9 +20,9 @@ from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common, hexo
+from aggregator.publish import formatting, hexo
 from aggregator.publish.atom import render_atom
-from aggregator.publish.common import FeedSpec
+from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
@@ -100,10 +100,10 @@ def publish_outputs(
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, selected, categories_of, dry_run, warnings
     )
-    hub = common.web_iri(output.websub_hub)
+    hub = formatting.web_iri(output.websub_hub)
     if hub and not dry_run:
         changed = [
-            common.base_url(output) + name for name in written if name.rsplit(".", 1)[-1] in _RENDERERS
+            formatting.base_url(output) + name for name in written if name.rsplit(".", 1)[-1] in _RENDERERS
         ]
         warnings.extend(ping_hub(hub, changed))
     elif output.websub_hub and not hub:
@@ -125,7 +125,7 @@ def _select(
     selected: list[tuple[FeedSpec, list[Article]]] = []
     slugs: set[str] = set()
     for spec, articles in feeds:
-        if not common.SLUG.match(spec.slug):
+        if not formatting.SLUG.fullmatch(spec.slug):
             warnings.append(f"feed {spec.slug!r}: unsafe slug (only [a-z0-9_-]); not published")
             continue
         if spec.slug in slugs:
@@ -138,7 +138,7 @@ def _select(
 
 def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None) -> list[Article]:
     """A feed's articles ordered, aged and limited as published."""
-    return common.order_articles(common.within_age(articles, output.max_age, now), output.max_entries)
+    return formatting.order_articles(formatting.within_age(articles, output.max_age, now), output.max_entries)
 
 
 def _render_files(

@@ -21,8 +21,8 @@ from lxml import etree
 
 import aggregator
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common
-from aggregator.publish.common import FeedSpec
+from aggregator.publish import formatting
+from aggregator.publish.formatting import FeedSpec
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
@@ -100,29 +100,29 @@ def build_feed(
     """A FeedGenerator for `spec`, entries newest first; `articles` are already ordered and limited."""
     fg = FeedGenerator()
     fg.register_extension(_EXT, _FeedExtension, _EntryExtension, atom=True, rss=True)
-    self_url = common.feed_url(output, spec.slug, fmt)
-    fg.id(common.feed_url(output, spec.slug, "atom"))  # one identity whatever the format
-    fg.title(common.feed_title(spec))
-    subtitle = common.text(spec.subtitle, common.MAX_TITLE)
+    self_url = formatting.feed_url(output, spec.slug, fmt)
+    fg.id(formatting.feed_url(output, spec.slug, "atom"))  # one identity whatever the format
+    fg.title(formatting.feed_title(spec))
+    subtitle = formatting.text(spec.subtitle, formatting.MAX_TITLE)
     if subtitle or fmt == "rss":  # RSS requires a channel description
-        fg.subtitle(subtitle or common.feed_title(spec))
+        fg.subtitle(subtitle or formatting.feed_title(spec))
     fg.link(href=self_url, rel="self", type=_MEDIA_TYPES[fmt])
-    hub = common.web_iri(output.websub_hub)
+    hub = formatting.web_iri(output.websub_hub)
     if hub and fmt == "atom":
         fg.link(href=hub, rel="hub")
     elif hub:
         getattr(fg, _EXT).hub = hub
     # Last: feedgen uses the last link as RSS's channel <link>.
-    fg.link(href=common.base_url(output), rel="alternate", type="text/html")
-    fg.author({"name": common.text(output.author, common.MAX_NAME) or "aggregator"})
+    fg.link(href=formatting.base_url(output), rel="alternate", type="text/html")
+    fg.author({"name": formatting.text(output.author, formatting.MAX_NAME) or "aggregator"})
     fg.generator("aggregator", version=aggregator.__version__, uri=aggregator.PROJECT_URL)
     if fmt == "rss":
         fg.docs("https://www.rssboard.org/rss-specification")
     _feed_images(fg, output, spec)
-    lang = common.language(output.language)
+    lang = formatting.language(output.language)
     if lang:
         fg.language(lang)
-    updated = updated or common.feed_updated(articles)
+    updated = updated or formatting.feed_updated(articles)
     fg.updated(updated)
     fg.lastBuildDate(updated)
     for article in articles:
@@ -134,48 +134,48 @@ _MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
 
 
 def _feed_images(fg: FeedGenerator, output: OutputConfig, spec: FeedSpec) -> None:
-    icon, logo = common.web_iri(output.icon), common.web_iri(output.logo)
+    icon, logo = formatting.web_iri(output.icon), formatting.web_iri(output.logo)
     if icon:
         fg.icon(icon)
     if logo:
         # In RSS feedgen writes <image>, which needs the channel's title and link.
         fg.logo(logo)
-        fg.image(url=logo, title=common.feed_title(spec), link=common.base_url(output))
+        fg.image(url=logo, title=formatting.feed_title(spec), link=formatting.base_url(output))
 
 
 def _add_entry(fe: FeedEntry, article: Article, categories_of: Mapping[str, Sequence[str]], fmt: str) -> None:
-    fe.id(common.entry_id(article))
-    fe.guid(common.entry_id(article), permalink=False)
-    fe.title(common.entry_title(article))
+    fe.id(formatting.entry_id(article))
+    fe.guid(formatting.entry_id(article), permalink=False)
+    fe.title(formatting.entry_title(article))
     ext: _EntryExtension = getattr(fe, _EXT)
-    link = common.web_iri(article.link)
+    link = formatting.web_iri(article.link)
     if link:
         fe.link(href=link, rel="alternate")  # for feedgen's checks and RSS; Atom: ext.links
         ext.links.append({"rel": "alternate", "href": link})
-    fe.published(common.published_of(article))
-    fe.updated(common.updated_of(article))
-    names = common.authors(article)
+    fe.published(formatting.published_of(article))
+    fe.updated(formatting.updated_of(article))
+    names = formatting.authors(article)
     if fmt == "atom":
         for name in names:
             fe.author({"name": name})
     else:
         ext.creators = names  # RSS <author> must be an e-mail address: use dc:creator
-    for term in common.categories(article, categories_of):
+    for term in formatting.categories(article, categories_of):
         fe.category({"term": term})
     _add_text(fe, article, link, fmt)
     _add_enclosures(fe, ext, article, fmt)
-    ext.image = common.web_iri(article.image)
+    ext.image = formatting.web_iri(article.image)
     ext.source = _source(article)
     if fmt == "rss":
-        source_url = common.public_source_url(article.source_url)
+        source_url = formatting.public_source_url(article.source_url)
         if source_url:  # <source> requires its url: left out for a private one
-            title = common.about_source(article.feed.title, article, common.MAX_TITLE) or common.source_name(article)
+            title = formatting.about_source(article.feed.title, article, formatting.MAX_TITLE) or formatting.source_name(article)
             fe.source(url=source_url, title=title or source_url)
 
 
 def _add_text(fe: FeedEntry, article: Article, link: str, fmt: str) -> None:
-    summary = common.text(article.summary)
-    content = common.html(article.content_html)
+    summary = formatting.text(article.summary)
+    content = formatting.html(article.content_html)
     if summary and fmt == "rss":
         # RSS <description> is HTML: plain text must be escaped, or "a < b" reads as markup.
         fe.summary(escape(summary, quote=False))
@@ -185,7 +185,7 @@ def _add_text(fe: FeedEntry, article: Article, link: str, fmt: str) -> None:
         fe.content(content, type="html")
     elif not link and not summary:
         # Atom: an entry without an alternate link needs content (RFC 4287 4.1.1.1).
-        fe.content(common.entry_title(article), type="text")
+        fe.content(formatting.entry_title(article), type="text")
     elif not link and fmt == "atom":
         fe.content(summary, type="text")
 
@@ -193,11 +193,11 @@ def _add_text(fe: FeedEntry, article: Article, link: str, fmt: str) -> None:
 def _add_enclosures(fe: FeedEntry, ext: _EntryExtension, article: Article, fmt: str) -> None:
     seen: set[str] = set()
     for enclosure in article.enclosures:
-        url = common.web_iri(enclosure.url)
+        url = formatting.web_iri(enclosure.url)
         if not url or url in seen:
             continue
         seen.add(url)
-        mime = common.text(enclosure.type) or "application/octet-stream"
+        mime = formatting.text(enclosure.type) or "application/octet-stream"
         if "/" not in mime or " " in mime:
             mime = "application/octet-stream"
         length = str(max(enclosure.length, 0))
@@ -209,16 +209,16 @@ def _add_enclosures(fe: FeedEntry, ext: _EntryExtension, article: Article, fmt: 
 
 def _source(article: Article) -> dict[str, str]:
     """atom:source: the original feed's id, title, links and updated, so provenance survives; none of
-    them reveals a private source URL's userinfo or query (common.source_secrets)."""
+    them reveals a private source URL's userinfo or query (formatting.source_secrets)."""
     meta = article.feed
-    source_url = common.public_source_url(article.source_url)
-    alternate = common.about_source(common.web_iri(meta.link), article, 0, is_url=True)
-    feed_id = common.about_source(common.web_iri(meta.id) or _urn_or_tag(meta.id), article, 0, is_url=True)
+    source_url = formatting.public_source_url(article.source_url)
+    alternate = formatting.about_source(formatting.web_iri(meta.link), article, 0, is_url=True)
+    feed_id = formatting.about_source(formatting.web_iri(meta.id) or _urn_or_tag(meta.id), article, 0, is_url=True)
     # A source without its own date: the article's updated is a true lower bound for it.
-    updated = common.utc(meta.updated) or common.updated_of(article)
+    updated = formatting.utc(meta.updated) or formatting.updated_of(article)
     values = {
         "id": feed_id or source_url or alternate or _private_id(article.source_url),
-        "title": common.about_source(meta.title, article, common.MAX_TITLE) or common.source_name(article),
+        "title": formatting.about_source(meta.title, article, formatting.MAX_TITLE) or formatting.source_name(article),
         "alternate": alternate,
         "self": source_url,
         "updated": updated.isoformat() if updated else "",
@@ -229,10 +229,10 @@ def _source(article: Article) -> dict[str, str]:
 def _private_id(source_url: str) -> str:
     """A stable id for a source whose URL is not published: a name-based UUID of it (SHA-1: the URL,
     and the token in it, cannot be read back)."""
-    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, common.text(source_url))) if source_url else ""
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, formatting.text(source_url))) if source_url else ""
 
 
 def _urn_or_tag(value: str) -> str:
     """urn:/tag: ids are IRIs too; other schemes (yt:channel:...) the validator flags, so skip them."""
-    value = common.text(value)
+    value = formatting.text(value)
     return value if re.match(r"^(urn:[a-z0-9][a-z0-9-]{0,31}|tag):\S+$", value, re.IGNORECASE) else ""

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common
-from aggregator.publish.common import FeedSpec
+from aggregator.publish import formatting
+from aggregator.publish.formatting import FeedSpec
 
 
 def render_atom(
@@ -22,6 +22,6 @@ def render_atom(
     `updated`: the feed's date when the articles are only some of it (default: their newest)."""
     from aggregator.publish._feedgen import build_feed  # feedgen: imported while fetching (see pipeline)
 
-    ordered = common.order_articles(articles, output.max_entries)
+    ordered = formatting.order_articles(articles, output.max_entries)
     fg = build_feed(spec, ordered, output, categories_of, fmt="atom", updated=updated)
     return bytes(fg.atom_str(pretty=True, encoding="UTF-8"))

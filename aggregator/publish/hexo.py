@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from aggregator.model import Article
-from aggregator.publish import common
+from aggregator.publish import formatting
 
 POST_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-(?:[a-z0-9-]+-)?[0-9a-f]{12}\.md$")
 _NUNJUCKS_OPEN = re.compile(r"\{(?=[{%#])")
@@ -88,9 +88,9 @@ def hexo_options(raw: Mapping[str, object]) -> HexoOptions | None:
 
 def post_name(article: Article) -> str:
     """`YYYY-MM-DD-<ascii title slug>-<12 hex of the id>.md`: the id hash keeps it collision-free."""
-    date = common.published_of(article).strftime("%Y-%m-%d")
+    date = formatting.published_of(article).strftime("%Y-%m-%d")
     ascii_title = (
-        unicodedata.normalize("NFKD", common.entry_title(article)).encode("ascii", "ignore").decode()
+        unicodedata.normalize("NFKD", formatting.entry_title(article)).encode("ascii", "ignore").decode()
     )
     slug = _SLUG_CHARS.sub("-", ascii_title.lower()).strip("-")[:SLUG_WORDS].strip("-")
     digest = hashlib.sha256(article.id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -104,18 +104,18 @@ def post_digest(name: str) -> str:
 def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     """One Markdown post: YAML front matter (a real serializer: quotes, colons, # survive) + body."""
     front: dict[str, Any] = {
-        "title": _Quoted(common.entry_title(article)),
-        "categories": [_Quoted(name) for name in common.unique(
-            [common.text(category), common.source_name(article),
-             common.about_source(article.feed.title, article, common.MAX_TITLE)]
+        "title": _Quoted(formatting.entry_title(article)),
+        "categories": [_Quoted(name) for name in formatting.unique(
+            [formatting.text(category), formatting.source_name(article),
+             formatting.about_source(article.feed.title, article, formatting.MAX_TITLE)]
         )],
     }
-    image = _Quoted(common.web_iri(article.image))
+    image = _Quoted(formatting.web_iri(article.image))
     if image:
         front["headimg"] = image
-    front["author"] = _Quoted(", ".join(common.authors(article)))
+    front["author"] = _Quoted(", ".join(formatting.authors(article)))
     front["comments"] = False
-    when = common.published_of(article)
+    when = formatting.published_of(article)
     front["date"] = (
         format_datetime(when, usegmt=True) if options.date_format == "rfc1123" else when.isoformat()
     )
@@ -125,7 +125,7 @@ def render_post(article: Article, category: str, options: HexoOptions) -> bytes:
     header = yaml.dump(
         front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1 << 20
     )
-    body = escape_nunjucks(common.html(article.content_html) or common.html(_paragraph(article.summary)))
+    body = escape_nunjucks(formatting.html(article.content_html) or formatting.html(_paragraph(article.summary)))
     return f"---\n{header}---\n\n{body}\n".encode()
 
 
@@ -135,7 +135,7 @@ def escape_nunjucks(body: str) -> str:
 
 
 def _paragraph(summary: str) -> str:
-    text = common.text(summary)
+    text = formatting.text(summary)
     return f"<p>{escape(text)}</p>" if text else ""
 
 
@@ -154,7 +154,7 @@ def posts(
     """File name -> post bytes for every distinct article (first category wins)."""
     result: dict[str, bytes] = {}
     seen: set[str] = set()
-    for article in common.order_articles(articles, 0):
+    for article in formatting.order_articles(articles, 0):
         if article.id in seen:
             continue
         seen.add(article.id)

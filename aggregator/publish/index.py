@@ -9,8 +9,8 @@ from string import Template
 
 import aggregator
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common
-from aggregator.publish.common import FeedSpec
+from aggregator.publish import formatting
+from aggregator.publish.formatting import FeedSpec
 
 LATEST = 5  # titles shown per feed
 _TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": "application/feed+json"}
@@ -25,9 +25,9 @@ def render_index(output: OutputConfig, feeds: Sequence[tuple[FeedSpec, Sequence[
     ids = {spec.slug: [a.id for a in articles] for spec, articles in feeds}
     entries = len({i for feed_ids in ids.values() for i in feed_ids})
     page = template.substitute(
-        lang=_attr(common.language(output.language) or "en"),
+        lang=_attr(formatting.language(output.language) or "en"),
         generator=_attr(f"aggregator {aggregator.__version__}"),
-        title=_text(common.site_title(output)),
+        title=_text(formatting.site_title(output)),
         discovery="\n".join(_discovery(spec, formats) for spec, _ in feeds)
         + '\n<link rel="outline" type="text/x-opml" title="All feeds (OPML)" href="feeds.opml">',
         css=package.joinpath("index.css").read_text(encoding="utf-8"),
@@ -43,23 +43,23 @@ def feed_formats(output: OutputConfig) -> list[str]:
 
 def _discovery(spec: FeedSpec, formats: Sequence[str]) -> str:
     return "\n".join(
-        f'<link rel="alternate" type="{_TYPES[fmt]}" title="{_attr(common.feed_title(spec))}"'
-        f' href="{_attr(common.check_slug(spec.slug))}.{fmt}">'
+        f'<link rel="alternate" type="{_TYPES[fmt]}" title="{_attr(formatting.feed_title(spec))}"'
+        f' href="{_attr(formatting.check_slug(spec.slug))}.{fmt}">'
         for fmt in formats
     )
 
 
 def _section(spec: FeedSpec, articles: Sequence[Article], formats: Sequence[str], count: int) -> str:
-    slug = common.check_slug(spec.slug)
-    lines = [f'<section class="feed" id="feed-{slug}">', f"<h2>{_text(common.feed_title(spec))}</h2>"]
-    subtitle = common.text(spec.subtitle, common.MAX_TITLE)
+    slug = formatting.check_slug(spec.slug)
+    lines = [f'<section class="feed" id="feed-{slug}">', f"<h2>{_text(formatting.feed_title(spec))}</h2>"]
+    subtitle = formatting.text(spec.subtitle, formatting.MAX_TITLE)
     if subtitle:
         lines.append(f'<p class="subtitle">{_text(subtitle)}</p>')
     links = "".join(
         f'<li><a href="{slug}.{fmt}" type="{_TYPES[fmt]}">{_LABELS[fmt]}</a></li>' for fmt in formats
     )
     lines.append(f'<ul class="subscribe">{links}</ul>')
-    updated = common.feed_updated(articles)
+    updated = formatting.feed_updated(articles)
     last = (
         f'last updated <time datetime="{updated.isoformat()}">{updated:%Y-%m-%d %H:%M} UTC</time>'
         if articles
@@ -75,9 +75,9 @@ def _section(spec: FeedSpec, articles: Sequence[Article], formats: Sequence[str]
 
 
 def _latest(article: Article) -> str:
-    title = _text(common.text(common.entry_title(article), 200))
-    link = common.web_iri(article.link)
-    when = common.updated_of(article)
+    title = _text(formatting.text(formatting.entry_title(article), 200))
+    link = formatting.web_iri(article.link)
+    when = formatting.updated_of(article)
     label = f'<a href="{_attr(link)}">{title}</a>' if link else title
     return f'<li>{label} <time datetime="{when.isoformat()}">{when:%Y-%m-%d}</time></li>'
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common
-from aggregator.publish.common import FeedSpec
+from aggregator.publish import formatting
+from aggregator.publish.formatting import FeedSpec
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -20,23 +20,23 @@ def render_json_feed(
     categories_of: Mapping[str, Sequence[str]],
 ) -> bytes:
     """The JSON Feed for `spec`: same entries and order as the Atom feed."""
-    ordered = common.order_articles(articles, output.max_entries)
+    ordered = formatting.order_articles(articles, output.max_entries)
     feed: dict[str, Any] = {
         "version": VERSION,
-        "title": common.feed_title(spec),
-        "home_page_url": common.base_url(output),
-        "feed_url": common.feed_url(output, spec.slug, "json"),
+        "title": formatting.feed_title(spec),
+        "home_page_url": formatting.base_url(output),
+        "feed_url": formatting.feed_url(output, spec.slug, "json"),
     }
-    subtitle = common.text(spec.subtitle, common.MAX_TITLE)
+    subtitle = formatting.text(spec.subtitle, formatting.MAX_TITLE)
     if subtitle:
         feed["description"] = subtitle
     for key, url in (("icon", output.logo), ("favicon", output.icon)):
-        if common.web_iri(url):
-            feed[key] = common.web_iri(url)
-    feed["authors"] = [{"name": common.text(output.author, common.MAX_NAME) or "aggregator"}]
-    if common.language(output.language):
-        feed["language"] = common.language(output.language)
-    hub = common.web_iri(output.websub_hub)
+        if formatting.web_iri(url):
+            feed[key] = formatting.web_iri(url)
+    feed["authors"] = [{"name": formatting.text(output.author, formatting.MAX_NAME) or "aggregator"}]
+    if formatting.language(output.language):
+        feed["language"] = formatting.language(output.language)
+    hub = formatting.web_iri(output.websub_hub)
     if hub:
         feed["hubs"] = [{"type": "WebSub", "url": hub}]
     feed["items"] = [_item(article, categories_of) for article in ordered]
@@ -44,13 +44,13 @@ def render_json_feed(
 
 
 def _item(article: Article, categories_of: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": common.entry_id(article)}
-    link = common.web_iri(article.link)
+    item: dict[str, Any] = {"id": formatting.entry_id(article)}
+    link = formatting.web_iri(article.link)
     if link:
         item["url"] = link
-    item["title"] = common.entry_title(article)
-    content = common.html(article.content_html)
-    summary = common.text(article.summary)
+    item["title"] = formatting.entry_title(article)
+    content = formatting.html(article.content_html)
+    summary = formatting.text(article.summary)
     # 1.1 requires content_html or content_text on every item.
     if content:
         item["content_html"] = content
@@ -58,20 +58,20 @@ def _item(article: Article, categories_of: Mapping[str, Sequence[str]]) -> dict[
         item["content_text"] = summary or item["title"]
     if summary:
         item["summary"] = summary
-    image = common.web_iri(article.image)
+    image = formatting.web_iri(article.image)
     if image:
         item["image"] = image
-    item["date_published"] = common.published_of(article).isoformat()
-    item["date_modified"] = common.updated_of(article).isoformat()
-    item["authors"] = [{"name": name} for name in common.authors(article)]
-    tags = common.categories(article, categories_of)
+    item["date_published"] = formatting.published_of(article).isoformat()
+    item["date_modified"] = formatting.updated_of(article).isoformat()
+    item["authors"] = [{"name": name} for name in formatting.authors(article)]
+    tags = formatting.categories(article, categories_of)
     if tags:
         item["tags"] = tags
     attachments = _attachments(article)
     if attachments:
         item["attachments"] = attachments
-    if common.language(article.language):
-        item["language"] = common.language(article.language)
+    if formatting.language(article.language):
+        item["language"] = formatting.language(article.language)
     return item
 
 
@@ -79,13 +79,13 @@ def _attachments(article: Article) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
     for enclosure in article.enclosures:
-        url = common.web_iri(enclosure.url)
+        url = formatting.web_iri(enclosure.url)
         if not url or url in seen:
             continue
         seen.add(url)
         attachment: dict[str, Any] = {
             "url": url,
-            "mime_type": common.text(enclosure.type) or "application/octet-stream",
+            "mime_type": formatting.text(enclosure.type) or "application/octet-stream",
         }
         if enclosure.length > 0:
             attachment["size_in_bytes"] = enclosure.length

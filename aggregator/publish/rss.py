@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import common
-from aggregator.publish.common import FeedSpec
+from aggregator.publish import formatting
+from aggregator.publish.formatting import FeedSpec
 
 
 def render_rss(
@@ -18,6 +18,6 @@ def render_rss(
     """The RSS 2.0 document for `spec`: same entries and order as the Atom feed."""
     from aggregator.publish._feedgen import build_feed  # feedgen: imported while fetching (see pipeline)
 
-    ordered = common.order_articles(articles, output.max_entries)
+    ordered = formatting.order_articles(articles, output.max_entries)
     fg = build_feed(spec, ordered, output, categories_of, fmt="rss")
     return bytes(fg.rss_str(pretty=True, encoding="UTF-8"))

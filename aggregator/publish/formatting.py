@@ -1,4 +1,4 @@
-"""Shared rendering helpers for every output format: safe text, IRIs, ordering; no I/O."""
+"""Helpers every output format shares: safe text, IRIs, slugs, language, ordering and ageing of articles; no I/O."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from aggregator.model import Article, OutputConfig
 from aggregator.text import collapse_whitespace, strip_bidi_controls, strip_invalid_xml_chars
 
-SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
+SLUG = re.compile(r"[a-z0-9_-]{1,100}")  # fullmatch only: "$" would let "news\n" through
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TITLE = 1000  # hostile/xml very_long_title: bounded output titles
 MAX_CATEGORIES = 20  # hostile/xml many_categories: bounded per entry
@@ -234,7 +234,7 @@ def feed_url(output: OutputConfig, slug: str, extension: str) -> str:
 
 def check_slug(slug: str) -> str:
     """Only [a-z0-9_-]: a slug becomes a file name and must never leave the output folder."""
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise ValueError(f"unsafe feed slug {slug!r}: only [a-z0-9_-] allowed")
     return slug
 
