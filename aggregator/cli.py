@@ -220,7 +220,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.online:
         from aggregator.report import check_online
 
-        print(check_online(config))
+        print(check_online(config, args.now))
     return EXIT_OK
 
 

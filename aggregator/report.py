@@ -5,7 +5,6 @@ Formats values only; the CLI decides what to print.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -193,28 +192,18 @@ def _prometheus(health: dict[str, Any]) -> str:
 # --- check --online ------------------------------------------------------------------------------
 
 
-def check_online(config: Config) -> str:
-    """Fetch every source once (state untouched) and say what each returned."""
-    from aggregator.errors import ParseError
-    from aggregator.fetch import fetch_sources
-    from aggregator.parse import parse_feed
+def check_online(config: Config, now: datetime) -> str:
+    """Fetch every source once (state untouched), process it as a run would, and say what each gave."""
+    from aggregator.pipeline.probe import probe_sources
 
-    now = datetime.now(UTC)
-    outcomes = asyncio.run(fetch_sources(config.sources, config.fetch, {}, now, force=True))
     lines = []
-    for outcome in outcomes:
-        label = f"{outcome.source.label} ({outcome.source.url})"
-        if outcome.kind != "fetched":
-            lines.append(f"FAIL  {label}: {outcome.error or outcome.kind}")
+    for probe in probe_sources(config, now):
+        label = f"{probe.source.label} ({probe.source.url})"
+        if probe.error:
+            lines.append(f"FAIL  {label}: {probe.error}")
             continue
-        try:
-            feed = parse_feed(outcome.body, outcome.headers, outcome.source.url, outcome.source.name,
-                              outcome.final_url or outcome.source.url)
-        except ParseError as exc:
-            lines.append(f"FAIL  {label}: {exc}")
-            continue
-        status = outcome.state.to_dict().get("last_status", "")
-        problems = f"; {len(feed.warnings)} warnings: {feed.warnings[0]}" if feed.warnings else ""
-        lines.append(f"OK    {label}: HTTP {status or '-'}, {feed.meta.format or '?'}, "
-                     f"{len(feed.articles)} items{problems}")
+        dropped = f" ({probe.dropped} dropped by filters)" if probe.dropped else ""
+        problems = f"; {len(probe.warnings)} warnings: {probe.warnings[0]}" if probe.warnings else ""
+        lines.append(f"OK    {label}: HTTP {probe.status or '-'}, {probe.format or '?'}, "
+                     f"{probe.items} items{dropped}{problems}")
     return "\n".join(lines)

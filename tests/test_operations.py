@@ -134,6 +134,22 @@ def test_check_online_reports_each_source(tmp_path: Path, http_server: Recording
     assert not (tmp_path / "state").exists()  # state untouched
 
 
+def test_check_online_processes_each_body_as_a_run_would(tmp_path: Path, http_server: RecordingServer,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The probe runs the run's own parse, clean and filter step: the config's filters count, and the
+    items it reports are those a run would see; nothing is stored."""
+    config = config_with(tmp_path, http_server)
+    plain = main(["check", "--config", str(config), "--online"])
+    listed = capsys.readouterr().out
+    config.write_text(config.read_text(encoding="utf-8") + "filters:\n  - drop: {title: '.'}\n", encoding="utf-8")
+    assert plain == main(["check", "--config", str(config), "--online"]) == 0
+    filtered = capsys.readouterr().out
+    items = listed.split("OK    good", 1)[1].split(" items", 1)[0].rsplit(", ", 1)[1]
+    assert int(items) > 0
+    assert f"{items} items ({items} dropped by filters)" in filtered
+    assert not (tmp_path / "state").exists() and not (tmp_path / "out").exists()
+
+
 def test_sources_table_and_json(tmp_path: Path, http_server: RecordingServer,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     config = config_with(tmp_path, http_server)
