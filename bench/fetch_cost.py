@@ -30,7 +30,9 @@ def httpx_own_pool_client(concurrency: int) -> Client:
     return Client(transport=transport, timeout=httpx.Timeout(30.0), follow_redirects=False, trust_env=False)
 
 
-async def fetch_all(client, urls: list[str], slots: asyncio.Semaphore, etags: dict[str, str] | None) -> None:
+async def fetch_all(client: Client, urls: list[str], slots: asyncio.Semaphore,
+                    etags: dict[str, str] | None) -> dict[str, str]:
+    """GET every URL (conditional when `etags` is given); the ETags learned on unconditional GETs."""
     async def one(url: str) -> None:
         headers = {"accept-encoding": "gzip"}
         if etags is not None and url in etags:
@@ -47,9 +49,7 @@ async def fetch_all(client, urls: list[str], slots: asyncio.Semaphore, etags: di
 
     learned: dict[str, str] = {}
     await asyncio.gather(*(one(u) for u in urls))
-    if etags is not None and not etags:
-        etags.update(learned)
-    fetch_all.learned = learned  # type: ignore[attr-defined]
+    return learned
 
 
 async def main(urls: list[str], reps: int, concurrency: int, backends: list[str]) -> None:
@@ -59,8 +59,7 @@ async def main(urls: list[str], reps: int, concurrency: int, backends: list[str]
     clients = {b: makers[b]() for b in backends}
     etags: dict[str, dict[str, str]] = {}
     for backend, client in clients.items():
-        await fetch_all(client, urls, slots, None)
-        etags[backend] = fetch_all.learned  # type: ignore[attr-defined]
+        etags[backend] = await fetch_all(client, urls, slots, None)
     for rep in range(reps):
         for kind in ("200", "304"):
             for backend, client in clients.items():

@@ -10,15 +10,11 @@ import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aggregator.errors import StateError
 from aggregator.model import Article, Config
 from aggregator.pipeline.publishing import feed_contents
 from aggregator.store import Store
-
-if TYPE_CHECKING:
-    pass
 
 
 def copy_state(path: str, folder: Path) -> str:

@@ -9,19 +9,15 @@ from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from aggregator.fetch import (
     FetchOutcome,
     fetch_sources,
 )
-from aggregator.model import Config, Source
+from aggregator.model import Article, Config, Source
 from aggregator.pipeline.results import SourceReport
 from aggregator.store import Store
 from aggregator.worker_jobs import Processed
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -57,13 +53,18 @@ async def add_full_text(config: Config, store: Store, deferred: Sequence[Deferre
         feed = item.processed.feed
         assert feed is not None
         for index, article in enumerate(feed.articles):
-            is_new = article.id not in known_ids and article.link not in known_links
-            if article.link and (is_new or article.id in retrying):
+            if article.link and _wants_full_text(article, known_ids, known_links, retrying):
                 wanted.setdefault(article.link, []).append((item, index))  # cached by URL within the run
     if wanted:
         await _fetch_full_texts(config, wanted, failures, executor, now)
     for item in deferred:
         item.retries = _next_retries(item, failures[id(item)])
+
+
+def _wants_full_text(article: Article, known_ids: Collection[str], known_links: Collection[str],
+                     retrying: Collection[str]) -> bool:
+    """New to the store, or a teaser due a retry."""
+    return article.id in retrying or (article.id not in known_ids and article.link not in known_links)
 
 
 def _only_new_and_retried(processed: Processed, known_ids: Collection[str], known_links: Collection[str],
@@ -73,7 +74,7 @@ def _only_new_and_retried(processed: Processed, known_ids: Collection[str], know
     assert processed.feed is not None
     keep, seen = [], list(processed.seen)
     for article in processed.feed.articles:
-        if article.id in retrying or (article.id not in known_ids and article.link not in known_links):
+        if _wants_full_text(article, known_ids, known_links, retrying):
             keep.append(article)
         elif article.fingerprint:
             seen.append(article.fingerprint)

@@ -9,15 +9,11 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aggregator.errors import AggregatorError
 from aggregator.model import Config
 from aggregator.pipeline.publishing import feed_rows, publish_marker
 from aggregator.store import Store
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("aggregator")
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from aggregator.fetch import (
     SourceState,
@@ -15,8 +14,6 @@ from aggregator.fetch import (
 from aggregator.model import Source
 from aggregator.publish import PublishReport
 
-if TYPE_CHECKING:
-    pass
 
 @dataclass(frozen=True)
 class RunOptions:

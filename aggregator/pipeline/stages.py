@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aggregator.model import Config, Source
 from aggregator.pipeline.dry_run import changes_between, copy_state, snapshot
@@ -32,9 +31,6 @@ from aggregator.pipeline.workers import LazyPool
 from aggregator.publish import PublishReport
 from aggregator.store import Store
 from aggregator.store.db import refuse_fresh
-
-if TYPE_CHECKING:
-    pass
 
 
 def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from aggregator.pool import PipePool
-
-if TYPE_CHECKING:
-    pass
-
 
 # Parsing, cleaning and filtering run in the workers (each imports them at start): the run's own
 # process imports them only when it parses in-process, so a run where nothing changed never pays for
