@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pg
 import pytest
 from hypothesis import settings
 
@@ -104,12 +105,53 @@ def yaml_config(folder: Path, lines: list[str]) -> Path:
     return path
 
 
-def integrity_problems(state: Path) -> list[str]:
+_INVARIANTS = {  # a state that breaks none of these is whole, whatever its engine
+    "bodies without an entry": "SELECT count(*) FROM bodies WHERE entry NOT IN (SELECT key FROM entries)",
+    "published entries without a body": "SELECT count(*) FROM entries WHERE status = 'published' "
+                                        "AND key NOT IN (SELECT entry FROM bodies)",
+    "keys of missing entries": "SELECT count(*) FROM keys WHERE entry IS NOT NULL "
+                               "AND entry NOT IN (SELECT key FROM entries)",
+    "entries of unknown sources": "SELECT count(*) FROM entries WHERE source_url NOT IN (SELECT url FROM sources)",
+}
+
+
+def integrity_problems(state: Path | str) -> list[str]:
     """PRAGMA integrity_check's complaints about the SQLite file `state`, read on a connection of its
-    own (read-only); [] for a sound file."""
+    own (read-only); [] for a sound file. For a PostgreSQL URL: the rows that break the store's
+    invariants (the server checks its own pages)."""
+    if isinstance(state, str):
+        import psycopg
+
+        with psycopg.connect(state) as pg_conn:
+            counts = {what: pg_conn.execute(sql).fetchone() for what, sql in _INVARIANTS.items()}
+        return [f"{what}: {row[0]}" for what, row in counts.items() if row and row[0]]
     conn = sqlite3.connect(state.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
     finally:
         conn.close()
     return [] if rows == ["ok"] else rows
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg.PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py); skipped without one, unless
+    AGGREGATOR_REQUIRE_POSTGRES=1."""
+    yield from pg.server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: pg.PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's state lives, once per backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "state.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -23,6 +23,7 @@ from typing import Any
 
 from aggregator.errors import ConfigError
 from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
+from aggregator.store.location import is_database_url, local_base
 
 from .rules import check_clean_rules, rule_list
 from .schema import config_schema
@@ -57,8 +58,9 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     output = section(root, "output", OutputConfig, base, problems)
     fetch = section(root, "fetch", FetchConfig, base, problems)
     clean = section(root, "clean", CleanConfig, base, problems)
-    state = path_value(root, ("state",), base, problems, default="state/state.db")
-    health = path_value(root, ("health",), base, problems, default=str(Path(state).with_name("health.json")))
+    state = _state(root, base, problems)
+    health = path_value(root, ("health",), base, problems, default=str(Path(local_base(state, str(config_path)))
+                                                                        .with_name("health.json")))
     metrics = path_value(root, ("metrics",), base, problems, default="") if "metrics" in root.data else ""
     retention = convert(root, ("retention",), root.data.get("retention", "180d"), "duration", base, problems)
     burst = convert(root, ("burst_threshold",), root.data.get("burst_threshold", 20), "int", base, problems)
@@ -93,6 +95,14 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
 
 
 # --- includes ----------------------------------------------------------------------------
+
+
+def _state(root: Doc, base: Path, problems: Problems) -> str:
+    """The state: a SQLite file (a path, relative to the config) or a PostgreSQL URL, kept as written."""
+    raw = root.data.get("state")
+    if isinstance(raw, str) and is_database_url(raw.strip()):
+        return raw.strip()
+    return path_value(root, ("state",), base, problems, default="state/state.db")
 
 
 def _read_includes(root: Doc, reader: Reader) -> list[Doc]:

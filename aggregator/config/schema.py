@@ -46,7 +46,7 @@ def config_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             **{name: section(cls) for name, cls in SECTIONS.items()},
-            "state": {"type": "string", "description": "the SQLite state file"},
+            "state": {"type": "string", "description": "the SQLite state file, or a postgresql:// URL of the database to keep it in"},
             "categories": {"type": "object", "propertyNames": {"pattern": SLUG.pattern},
                            "additionalProperties": category},
             "sources": {"type": "array", "items": source},

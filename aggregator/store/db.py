@@ -148,7 +148,7 @@ class Store(StateFile):
         the items the fast path skipped as seen: their fingerprints and, through fingerprints.entry,
         their entries, which prune keeps while the source's last listing holds them (issue 20)."""
         now_us = to_micros(now)
-        self._conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (source_url,))
+        self._conn.execute("INSERT INTO sources (url) VALUES (?) ON CONFLICT DO NOTHING", (source_url,))
         self._conn.executemany(
             "INSERT INTO fingerprints (source_url, value, last_seen, entry) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (source_url, value) DO UPDATE SET last_seen = excluded.last_seen, entry = excluded.entry",
@@ -221,7 +221,7 @@ class Store(StateFile):
             self._conn.executemany(f"UPDATE bodies SET {sets} WHERE entry = ?",
                                    [(*body_values(article), key) for article, _hashes, key, _source in found])
             # the cleaned content identifies it from now on too (a guid-less article is known by it)
-            self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
+            self._conn.executemany("INSERT INTO keys VALUES (?, 'hash', ?, ?) ON CONFLICT DO NOTHING",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
 
     # --- retention --------------------------------------------------------------------

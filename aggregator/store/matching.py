@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from aggregator.store.connection import Connection
 from aggregator.store.dedup import Candidate, article_date, is_near_duplicate
 from aggregator.store.rows import aware, from_micros, select_in
 
@@ -48,7 +48,7 @@ def plausible_date(moment: datetime | None, now: datetime) -> datetime | None:
     return None if moment > now + FUTURE_SLACK else moment
 
 
-def match_batch(conn: sqlite3.Connection, source_url: str, now: datetime,
+def match_batch(conn: Connection, source_url: str, now: datetime,
                 candidates: Sequence[Candidate]) -> Matching:
     """Each candidate's stored entry in this source (store.dedup's identity rules, in their order)."""
     return _Matcher(conn, source_url, now, candidates).run()
@@ -57,7 +57,7 @@ def match_batch(conn: sqlite3.Connection, source_url: str, now: datetime,
 class _Matcher:
     """One batch's matching: each rule claims entries the earlier rules left unclaimed."""
 
-    def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
+    def __init__(self, conn: Connection, source_url: str, now: datetime,
                  candidates: Sequence[Candidate]) -> None:
         self.conn = conn
         self.source_url = source_url

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from aggregator.store.connection import Connection
 from aggregator.store.rows import to_micros
 from aggregator.store.upsert import LAST_SEEN_STEP
 
 MIN_IDENTITY_KEEP = timedelta(days=1)  # > upsert.LAST_SEEN_STEP: an identity in a feed is never pruned
 
 
-def prune(conn: sqlite3.Connection, *, keep_days: float, now: datetime, active_source_urls: Collection[str],
+def prune(conn: Connection, *, keep_days: float, now: datetime, active_source_urls: Collection[str],
           keep_ids: Collection[str] = ()) -> int:
     """Remove what retention no longer needs; return the number of rows removed. `now` is aware.
 
@@ -37,14 +37,14 @@ def prune(conn: sqlite3.Connection, *, keep_days: float, now: datetime, active_s
     return removed
 
 
-def _fill_temp(conn: sqlite3.Connection, table: str, column: str, values: Collection[str]) -> None:
+def _fill_temp(conn: Connection, table: str, column: str, values: Collection[str]) -> None:
     """The temporary one-column table `table` holding exactly `values` (created when missing)."""
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
     conn.execute(f"DELETE FROM {table}")
-    conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", [(v,) for v in values])
+    conn.executemany(f"INSERT INTO {table} VALUES (?) ON CONFLICT DO NOTHING", [(v,) for v in values])
 
 
-def _drop_old_bodies(conn: sqlite3.Connection, cut: int, keep_ids: Collection[str]) -> int:
+def _drop_old_bodies(conn: Connection, cut: int, keep_ids: Collection[str]) -> int:
     """Articles updated before `cut` and not in keep_ids lose their body and become 'pruned'."""
     _fill_temp(conn, "keep_ids", "id", keep_ids)
     old = "status != 'pruned' AND updated < ? AND id NOT IN (SELECT id FROM keep_ids)"
@@ -55,7 +55,7 @@ def _drop_old_bodies(conn: sqlite3.Connection, cut: int, keep_ids: Collection[st
     return removed
 
 
-def _drop_unlisted_identities(conn: sqlite3.Connection, identity_cut: int) -> int:
+def _drop_unlisted_identities(conn: Connection, identity_cut: int) -> int:
     """Pruned entries and fingerprints last seen before `identity_cut` that their source's last listing
     left out (or whose source is not in the temporary active_sources table)."""
     step = LAST_SEEN_STEP // timedelta(microseconds=1)
@@ -75,7 +75,7 @@ def _drop_unlisted_identities(conn: sqlite3.Connection, identity_cut: int) -> in
     return removed
 
 
-def _drop_inactive_sources(conn: sqlite3.Connection) -> int:
+def _drop_inactive_sources(conn: Connection) -> int:
     """Sources not in the temporary active_sources table and without entries left."""
     empty = ("url NOT IN (SELECT url FROM active_sources) "
              "AND url NOT IN (SELECT DISTINCT source_url FROM entries)")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from aggregator.store.connection import Connection
 from aggregator.model import Article, Enclosure, FeedMeta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,7 +112,7 @@ def headline_from_row(entry_id: str, source_url: str, published: int, updated: i
                    content_html=content)
 
 
-def select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object],
+def select_in(conn: Connection, sql: str, values: Sequence[object],
                prefix: tuple[object, ...] = (), suffix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows. prefix and suffix: the
     parameters before and after the IN list."""

@@ -17,10 +17,14 @@ Tables:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 
+from aggregator.store.connection import Connection
 from aggregator.store.dedup import title_key
 
 DATE_SAMPLES = "tz_samples"  # the state key stored in sources.date_samples
@@ -108,7 +112,7 @@ CREATE INDEX entries_needing_cleaning ON entries(key) WHERE needs_cleaning = 1;
 
 
 # v6: date samples move out of the state JSON, which every run reads and rewrites for every source.
-def _v6(conn: sqlite3.Connection) -> None:
+def _v6(conn: Connection) -> None:
     conn.execute("ALTER TABLE sources ADD COLUMN date_samples TEXT NOT NULL DEFAULT '{}'")
     for url, text in conn.execute("SELECT url, state FROM sources").fetchall():
         state = json.loads(text)
@@ -149,19 +153,19 @@ DROP INDEX IF EXISTS entries_by_source_published;
 # identity seen at (or within LAST_SEEN_STEP before) its source's listed_at. Fingerprints from before
 # have no entry: they are dropped, so each source's next changed feed is parsed whole once and records
 # them; listed_at 0 (never listed since) keeps every identity of the source until then.
-def _v10(conn: sqlite3.Connection) -> None:
+def _v10(conn: Connection) -> None:
     conn.execute("ALTER TABLE sources ADD COLUMN listed_at INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE fingerprints ADD COLUMN entry INTEGER")
     conn.execute("DELETE FROM fingerprints")
 
 
-def _backfill_title_keys(conn: sqlite3.Connection) -> None:
+def _backfill_title_keys(conn: Connection) -> None:
     rows = conn.execute("SELECT entry, title FROM bodies").fetchall()
     conn.executemany("UPDATE entries SET title_key = ? WHERE key = ?", [(title_key(t), k) for k, t in rows])
 
 
-def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
-    def run(conn: sqlite3.Connection) -> None:
+def _script(sql: str) -> Callable[[Connection], None]:
+    def run(conn: Connection) -> None:
         for statement in sql.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -169,7 +173,7 @@ def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     return run
 
 
-def _v2(conn: sqlite3.Connection) -> None:
+def _v2(conn: Connection) -> None:
     _script(_V2)(conn)
     _backfill_title_keys(conn)
 
@@ -180,14 +184,45 @@ _V11 = "DROP TABLE IF EXISTS source_versions"
 
 
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5), _v6, _script(_V7), _script(_V8),
     _script(_V9), _v10, _script(_V11))
 VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, current: int) -> None:
-    """Apply every step after `current`, each with its version bump in the caller's transaction."""
+def _set_user_version(conn: Connection, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {version}")
+
+
+def migrate(conn: Connection, current: int,
+            record: Callable[[Connection, int], None] = _set_user_version) -> None:
+    """Apply every step after `current`, each with its version bump (`record`: SQLite's user_version, or
+    store.postgres's table) in the caller's transaction."""
     for version in range(current, VERSION):
         MIGRATIONS[version](conn)
-        conn.execute(f"PRAGMA user_version = {version + 1}")
+        record(conn, version + 1)
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """The schema at VERSION as the migrations build it: every CREATE statement in creation order, each
+    table's columns, and the rows the migrations seed. A new PostgreSQL database is created from it
+    (store.postgres) and migrate-state copies its tables (store.transfer): a new table is one migration
+    step, and nothing else to change."""
+
+    statements: tuple[str, ...]
+    columns: Mapping[str, tuple[str, ...]]  # table -> its columns, tables in creation order
+    seeded: Mapping[str, tuple[tuple[object, ...], ...]]
+
+
+@lru_cache(maxsize=1)
+def blueprint() -> Blueprint:
+    with contextlib.closing(sqlite3.connect(":memory:", isolation_level=None)) as conn:
+        migrate(conn, 0)
+        master = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
+        rows = master.fetchall()
+        tables = [name for kind, name, _sql in rows if kind == "table"]
+        columns = {t: tuple(c[1] for c in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+        seeded = {t: tuple(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
+    return Blueprint(tuple(sql for _kind, _name, sql in rows), columns,
+                     {t: rows for t, rows in seeded.items() if rows})

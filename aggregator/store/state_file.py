@@ -9,27 +9,36 @@ file is on disk first.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from aggregator.errors import StateError
+from aggregator.store.connection import SQLITE, Connection, Dialect
+from aggregator.store.location import is_database_url, redacted
 from aggregator.store.lock import RunLock
 from aggregator.store.opening import connect, connect_read_only, refuse_fresh
+
+
+class Lock(Protocol):
+    """The run lock: a file lock (store.lock) or a PostgreSQL advisory lock (store.postgres)."""
+
+    def release(self) -> None: ...
 
 
 class StateFile:
     """The state file's connection and lock; store.db.Store adds what is kept in it. Open with :meth:`open`;
     one instance per process holds the run lock."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock: RunLock | None) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, conn: Connection, lock: Lock | None, dialect: Dialect = SQLITE) -> None:
+        self.path = path  # a Path, or a database URL (with its password: name it as self.where)
+        self.where = redacted(str(path))
         self._conn = conn
         self._lock = lock
+        self._dialect = dialect
         self._batch_s = 0.0  # > 0 inside batched(): units of work share transactions this long
         self._batch_started = 0.0
 
@@ -40,7 +49,13 @@ class StateFile:
         """Lock, open (creating folder and schema) and migrate the state file at `path`.
 
         earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
-        state file, or one no run ever wrote a source to, is refused rather than started afresh."""
+        state file, or one no run ever wrote a source to, is refused rather than started afresh.
+        A postgresql:// URL opens that database instead (store.postgres)."""
+        if isinstance(path, str) and is_database_url(path):
+            from aggregator.store import postgres  # psycopg is an extra: imported only when used
+
+            conn, lock = postgres.open_locked(path, lock_timeout_s, earlier_runs)
+            return cls(path, conn, lock, postgres.DIALECT)
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +74,10 @@ class StateFile:
         """For reports (`sources`): no lock, no migration, nothing written; works in a read-only folder.
 
         Raises StateError when the file is missing or unreadable."""
+        if isinstance(path, str) and is_database_url(path):
+            from aggregator.store import postgres
+
+            return cls(path, postgres.open_read_only(path), None, postgres.DIALECT)
         path = Path(path)
         if not path.is_file():
             raise StateError(f"state {path}: no such file (no run has stored anything yet)")
@@ -80,8 +99,9 @@ class StateFile:
 
     def sync(self) -> None:
         """Make every committed write durable (checkpoint the WAL with fsync); call before publishing."""
-        with self._guard():
-            self._conn.execute("PRAGMA wal_checkpoint(FULL)")
+        if self._dialect.sync:
+            with self._guard():
+                self._conn.execute(self._dialect.sync)
 
     # --- transactions -----------------------------------------------------------------
 
@@ -96,7 +116,7 @@ class StateFile:
             yield
             return
         with self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(self._dialect.begin)
         self._batch_s, self._batch_started = seconds, time.monotonic()
         try:
             yield
@@ -115,8 +135,7 @@ class StateFile:
         if self._batch_s:
             yield from self._savepoint()
             return
-        # IMMEDIATE: take the write lock up front, so a transaction never fails halfway on SQLITE_BUSY.
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute(self._dialect.begin)
         try:
             yield
         except BaseException:
@@ -135,15 +154,15 @@ class StateFile:
         self._conn.execute("RELEASE unit")
         if time.monotonic() - self._batch_started >= self._batch_s:
             self._conn.execute("COMMIT")
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(self._dialect.begin)
             self._batch_started = time.monotonic()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """Database failures (corruption, full disk, I/O) become StateError naming the file."""
+        """Database failures (corruption, full disk, I/O, a lost server) become StateError naming the state."""
         try:
             yield
-        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise  # our bugs, not the file's
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"state {self.path}: {exc}") from exc
+        except self._dialect.bug_errors:
+            raise  # our bugs, not the database's
+        except self._dialect.database_errors as exc:
+            raise StateError(f"state {self.where}: {exc}") from exc

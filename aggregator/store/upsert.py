@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from aggregator.store.connection import Connection
 from aggregator.ids import derive_id
 from aggregator.model import Article
 from aggregator.store.dedup import (
@@ -67,7 +67,7 @@ class _Tally:
 class _Upsert:
     """One source's batch against the store, inside the caller's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, source_url: str, now: datetime,
+    def __init__(self, conn: Connection, source_url: str, now: datetime,
                  burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
                  caps: Caps = NO_CAPS) -> None:
         self.conn = conn
@@ -85,7 +85,7 @@ class _Upsert:
         self.entry_of: dict[str, int] = {}
 
     def run(self, articles: Sequence[Article]) -> UpsertResult:
-        self.conn.execute("INSERT OR IGNORE INTO sources (url) VALUES (?)", (self.source_url,))
+        self.conn.execute("INSERT INTO sources (url) VALUES (?) ON CONFLICT DO NOTHING", (self.source_url,))
         batch = prepare_batch(self.source_url, articles, self._repeated_guids(), self.hashes)
         self.warnings.extend(batch.warnings)
         self._remember_repeated(batch.repeated_guids)
@@ -176,7 +176,7 @@ class _Upsert:
             if entry is not None and entry.raw_hash != c.raw_hash  # same raw article: same keys, known
             for kind, value in c.identity_keys() if (kind, value) not in found
         ]
-        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", rows)
+        self.conn.executemany("INSERT INTO keys VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
     # new articles --------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ class _Upsert:
         )
         marks = ", ".join("?" * (len(BODY_COLUMNS) + 1))
         self.conn.executemany(f"INSERT INTO bodies (entry, {', '.join(BODY_COLUMNS)}) VALUES ({marks})", bodies)
-        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?, ?, ?)", keys)
+        self.conn.executemany("INSERT INTO keys VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", keys)
         self.tally.new += len(fresh) - len(held)
         self.tally.held_back += len(held)
 
@@ -315,7 +315,7 @@ class _Upsert:
         return frozenset(r[0] for r in rows)
 
     def _remember_repeated(self, guids: Iterable[str]) -> None:
-        self.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'repeated', ?, NULL)",
+        self.conn.executemany("INSERT INTO keys VALUES (?, 'repeated', ?, NULL) ON CONFLICT DO NOTHING",
                               [(self.source_url, g) for g in sorted(guids)])
         # an untrusted guid must not keep matching its first article
         self.conn.executemany("DELETE FROM keys WHERE source_url = ? AND kind = 'guid' AND value = ?",
@@ -328,7 +328,7 @@ class _Upsert:
         return count > 0, newest
 
 
-def apply_upsert(conn: sqlite3.Connection, source_url: str, articles: Sequence[Article], now: datetime,
+def apply_upsert(conn: Connection, source_url: str, articles: Sequence[Article], now: datetime,
                  burst_threshold: int, accept_burst: bool, hashes: Mapping[str, Hashes] | None = None,
                  caps: Caps = NO_CAPS) -> UpsertResult:
     """Store.upsert_articles's work, inside its transaction."""

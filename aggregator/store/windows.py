@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from aggregator.store.connection import Connection
 from aggregator.model import Article
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, headline_from_row, select_in
 
@@ -51,7 +51,7 @@ def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str
     return {link: source for link, (_seen, source) in first.items()}
 
 
-def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
+def read_feed_rows(conn: Connection, urls: Sequence[str], limit: int,
                    cutoff: int | None) -> list[FeedRow]:
     """Store.feed_rows's rows of these (sorted, distinct) sources: the newest `limit` (0: all) updated at or
     after `cutoff` (microseconds; None: any)."""
@@ -59,13 +59,13 @@ def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
     return [FeedRow(*r) for r in rows]
 
 
-def read_rows_by_key(conn: sqlite3.Connection, keys: Sequence[int]) -> list[FeedRow]:
+def read_rows_by_key(conn: Connection, keys: Sequence[int]) -> list[FeedRow]:
     """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""
     rows = {r[0]: r for r in select_in(conn, _ROWS_BY_KEY_SQL, list(keys))}
     return [FeedRow(*rows[k]) for k in keys if k in rows]
 
 
-def read_articles(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Article]:
+def read_articles(conn: Connection, rows: Sequence[FeedRow]) -> list[Article]:
     """The articles of these rows, in their order."""
     bodies = {b[0]: b[1:] for b in select_in(
         conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})",
@@ -74,7 +74,7 @@ def read_articles(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Art
                              needs_cleaning=bool(r.needs_cleaning)) for r in rows]
 
 
-def read_headlines(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Article]:
+def read_headlines(conn: Connection, rows: Sequence[FeedRow]) -> list[Article]:
     """Store.headlines_of's articles of these rows: only what a listing shows, in their order."""
     heads = {h[0]: h[1:] for h in select_in(
         conn, "SELECT entry, source_name, title, link, CASE WHEN title = '' THEN summary ELSE '' END, "
@@ -83,7 +83,7 @@ def read_headlines(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Ar
     return [headline_from_row(r.id, r.source_url, r.published, r.updated, heads[r.key]) for r in rows]
 
 
-def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
+def _all_newest_first(conn: Connection, urls: Sequence[str],
                       cutoff: int | None) -> list[tuple[Any, ...]]:
     rows = select_in(conn, _ROWS_SQL, urls)
     rows.sort(key=_newest_first)
@@ -91,7 +91,7 @@ def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
     return [r for r in rows if r[6] >= cutoff] if cutoff is not None else rows
 
 
-def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
+def _newest(conn: Connection, urls: Sequence[str], limit: int,
             cutoff: int | None) -> list[tuple[Any, ...]]:
     """The newest `limit` rows, as _all_newest_first would give, reading only a window of rows
     (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
@@ -111,7 +111,7 @@ def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
         window *= 4
 
 
-def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
+def _first_seen_copies(conn: Connection, rows: list[tuple[Any, ...]],
                        urls: Sequence[str]) -> list[tuple[Any, ...]]:
     """rows without the copies of a link that another of these sources saw first (among all
     their published articles, dates aside: as _drop_cross_source_duplicates over every row)."""
