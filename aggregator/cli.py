@@ -22,6 +22,7 @@ from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
+from aggregator.store.location import redacted
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 log = logging.getLogger("aggregator")
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
+    migrate = command("migrate-state", "copy the state into a new SQLite file or PostgreSQL database",
+                      "aggregator migrate-state --to 'postgresql://aggregator@db.example/feeds'")
+    migrate.add_argument("--to", required=True, metavar="PATH_OR_URL",
+                         help="a new SQLite file, or a postgresql:// URL of a database without aggregator state")
     return parser
 
 
@@ -216,7 +221,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = load_config(args.config)
     print(f"{args.config}: OK — {len(config.categories)} categories, {len(config.sources)} sources; "
-          f"output to {config.output.dir}, state in {config.state}")
+          f"output to {config.output.dir}, state in {redacted(config.state)}")
     if args.online:
         from aggregator.report import check_online
 
@@ -264,13 +269,24 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise ConfigError(f"--older-than: {exc}") from exc
     with open_store(config) as store:
         removed = prune(config, store, args.now, keep_s)
-    print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {config.state}")
+    print(f"pruned {removed} rows older than {keep_s / 86400:g} days from {redacted(config.state)}")
+    return EXIT_OK
+
+
+def cmd_migrate_state(args: argparse.Namespace) -> int:
+    from aggregator.pipeline import migrate_state
+
+    config = load_config(args.config)
+    copied = migrate_state(config, args.to)
+    counts = ", ".join(f"{rows} {table}" for table, rows in copied.rows.items())
+    print(f"copied the state from {redacted(config.state)} to {redacted(copied.target)}: {counts}; "
+          f"set `state: {redacted(copied.target)}` in {args.config} to use it")
     return EXIT_OK
 
 
 _COMMANDS = {
     "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml,
-    "export-opml": cmd_export_opml, "prune": cmd_prune,
+    "export-opml": cmd_export_opml, "prune": cmd_prune, "migrate-state": cmd_migrate_state,
 }
 
 if __name__ == "__main__":  # pragma: no cover

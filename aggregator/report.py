@@ -82,10 +82,11 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
     from aggregator.errors import StateError
     from aggregator.store import Store
+    from aggregator.store.location import is_database_url
 
     states: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
-    if Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
+    if is_database_url(config.state) or Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
         try:
             store = Store.open_read_only(config.state)
         except StateError:  # e.g. an older schema: opened as a run would (locked, migrated)

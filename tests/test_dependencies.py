@@ -39,8 +39,8 @@ def _imported_top_level_modules() -> set[str]:
 
 
 def test_every_import_is_declared() -> None:
-    declared = _names(PYPROJECT["project"]["dependencies"]) | _names(
-        PYPROJECT["project"]["optional-dependencies"]["fulltext"])
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    declared = _names(PYPROJECT["project"]["dependencies"]) | _names(extras["fulltext"]) | _names(extras["postgres"])
     for module in _imported_top_level_modules():
         assert _distributions_of({module}) & declared, f"aggregator imports {module!r}, which no dependency declares"
 
@@ -68,6 +68,20 @@ def test_full_text_extra_is_optional() -> None:
         "for info in pkgutil.walk_packages(aggregator.__path__, 'aggregator.'):\n"
         "    importlib.import_module(info.name)\n"
         "print(json.dumps('trafilatura' in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert json.loads(out.stdout) is False
+
+
+def test_postgres_extra_is_optional() -> None:
+    """Only store.postgres imports psycopg (a SQLite state never loads it), and a run opens it only for
+    a postgresql:// state."""
+    script = (
+        "import importlib, json, pkgutil, sys, aggregator\n"
+        "for info in pkgutil.walk_packages(aggregator.__path__, 'aggregator.'):\n"
+        "    if info.name != 'aggregator.store.postgres':\n"
+        "        importlib.import_module(info.name)\n"
+        "print(json.dumps('psycopg' in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout) is False

@@ -3,7 +3,7 @@ part of a run named for what it does (ingest, full_text, workers, deferred_clean
 housekeeping, dry_run); results.py holds the values a run takes and gives."""
 
 from aggregator.errors import AggregatorError
-from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, open_store, prune
+from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, migrate_state, open_store, prune
 from aggregator.pipeline.publishing import categories_by_source, feed_contents, feed_rows, feed_specs, publish
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
 from aggregator.pipeline.stages import run, select_sources
@@ -11,6 +11,6 @@ from aggregator.pipeline.workers import POOL_THRESHOLD
 
 __all__ = [
     "POOL_THRESHOLD", "AggregatorError", "RunOptions", "RunSummary", "SourceReport", "categories_by_source",
-    "check_output_dir", "earlier_runs", "feed_contents", "feed_rows", "feed_specs", "open_store", "prune",
+    "check_output_dir", "earlier_runs", "feed_contents", "feed_rows", "feed_specs", "migrate_state", "open_store", "prune",
     "publish", "run", "select_sources",
 ]

@@ -15,10 +15,15 @@ from aggregator.errors import StateError
 from aggregator.model import Article, Config
 from aggregator.pipeline.publishing import feed_contents
 from aggregator.store import Store
+from aggregator.store.location import is_database_url
 
 
 def copy_state(path: str, folder: Path) -> str:
     copy = folder / "state.db"
+    if is_database_url(path):  # a database's state is copied into a SQLite file: nothing touches the database
+        with Store.open_read_only(path) as source, Store.open(copy) as target:
+            source.copy_to(target)
+        return str(copy)
     if Path(path).exists():
         try:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src, \

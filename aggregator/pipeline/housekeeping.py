@@ -1,5 +1,6 @@
 """Around a run: the state opened (refusing a lost one), the output and state folders checked, and
-retention applied (automatically once a day, or by `aggregator prune`).
+retention applied (automatically once a day, or by `aggregator prune`), the state copied elsewhere
+(`aggregator migrate-state`).
 """
 
 from __future__ import annotations
@@ -7,13 +8,16 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, StateError
 from aggregator.model import Config
 from aggregator.pipeline.publishing import feed_rows, publish_marker
 from aggregator.store import Store
+from aggregator.store.location import is_database_url, local_base, redacted
 
 log = logging.getLogger("aggregator")
 
@@ -23,7 +27,7 @@ PRUNE_EVERY_S = 86400
 
 def prune_daily(config: Config, store: Store, now: datetime) -> None:
     """Automatic pruning, at most once a day (it scans the whole store); a marker file keeps the time."""
-    marker = Path(config.state + ".pruned")
+    marker = Path(local_base(config.state, config.path) + ".pruned")
     try:
         if marker.exists() and now.timestamp() - marker.stat().st_mtime < PRUNE_EVERY_S:
             return
@@ -41,7 +45,8 @@ def prune_daily(config: Config, store: Store, now: datetime) -> None:
 def earlier_runs(config: Config) -> str:
     """A file that only earlier runs leave (the publish and prune markers beside the state, the combined
     feed), or "": with one, a missing or empty state file is refused, not silently started afresh."""
-    for path in (publish_marker(config), Path(config.state + ".pruned"), Path(config.output.dir) / "all.atom"):
+    for path in (publish_marker(config), Path(local_base(config.state, config.path) + ".pruned"),
+                 Path(config.output.dir) / "all.atom"):
         if path.exists():
             return str(path)
     return ""
@@ -53,6 +58,24 @@ def open_store(config: Config, *, lock_timeout_s: float | None = None, new_state
     state to lose (and its runs write none)."""
     return Store.open(config.state, lock_timeout_s=config.lock_timeout if lock_timeout_s is None else lock_timeout_s,
                       earlier_runs="" if new_state or not config.sources else earlier_runs(config))
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """Where migrate_state copied the state, and how many rows of each table."""
+
+    target: str
+    rows: Mapping[str, int]
+
+
+def migrate_state(config: Config, to: str) -> Migrated:
+    """Copy the config's state (under its run lock: no run changes it meanwhile) into `to`: a new SQLite
+    file (a path, from the current folder) or a PostgreSQL database without aggregator state."""
+    target = to if is_database_url(to) else str(Path(to).absolute())
+    if target == config.state:
+        raise StateError(f"migrate-state --to {redacted(to)}: that is the config's state itself")
+    with open_store(config) as source, Store.open(target, lock_timeout_s=config.lock_timeout) as copy:
+        return Migrated(target, source.copy_to(copy))
 
 
 def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:

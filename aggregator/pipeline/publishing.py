@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aggregator.store.location import local_base
 from aggregator.errors import AggregatorError, naming
 from aggregator.model import Article, Config
 from aggregator.pipeline.deferred_cleaning import clean_waiting
@@ -162,7 +163,7 @@ def publish_key(config: Config, generation: int) -> str:
 
 
 def publish_marker(config: Config) -> Path:
-    return Path(config.state + ".published")
+    return Path(local_base(config.state, config.path) + ".published")
 
 
 def _marker_lines(config: Config, count: int) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from aggregator.pipeline.workers import LazyPool
 from aggregator.publish import PublishReport
 from aggregator.store import Store
 from aggregator.store.db import refuse_fresh
+from aggregator.store.location import is_database_url, local_base
 
 
 def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:
@@ -51,13 +52,14 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     summary = RunSummary(started=now, dry_run=options.dry_run)
     sources = select_sources(config, options.only)
     # a dry run writes only a throwaway copy, but previews a run that could not store anything: refused too
-    check_output_dir(str(Path(config.state).parent), "state folder")
+    check_output_dir(str(Path(local_base(config.state, config.path)).parent), "state folder")
     if not options.dry_run:
         check_output_dir(config.output.dir)
     with contextlib.ExitStack() as stack:
         wait_s = config.lock_timeout if options.lock_timeout_s is None else options.lock_timeout_s
         if options.dry_run:  # work on a throwaway copy: the real state and outputs stay untouched
-            refuse_fresh(Path(config.state), "" if options.new_state else earlier_runs(config))
+            if not is_database_url(config.state):  # (a database without state cannot be copied: refused there)
+                refuse_fresh(Path(config.state), "" if options.new_state else earlier_runs(config))
             copy = copy_state(config.state, Path(stack.enter_context(tempfile.TemporaryDirectory())))
             store = stack.enter_context(Store.open(copy, lock_timeout_s=wait_s))
         else:

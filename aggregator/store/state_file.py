@@ -10,13 +10,14 @@ file is on disk first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
 from aggregator.errors import StateError
+from aggregator.store import transfer
 from aggregator.store.connection import SQLITE, Connection, Dialect
 from aggregator.store.location import is_database_url, redacted
 from aggregator.store.lock import RunLock
@@ -54,8 +55,8 @@ class StateFile:
         if isinstance(path, str) and is_database_url(path):
             from aggregator.store import postgres  # psycopg is an extra: imported only when used
 
-            conn, lock = postgres.open_locked(path, lock_timeout_s, earlier_runs)
-            return cls(path, conn, lock, postgres.DIALECT)
+            conn, advisory = postgres.open_locked(path, lock_timeout_s, earlier_runs)
+            return cls(path, conn, advisory, postgres.DIALECT)
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,13 @@ class StateFile:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def copy_to(self, target: StateFile) -> Mapping[str, int]:
+        """Copy this whole state into `target`, a new, empty store (migrate-state); rows copied per table."""
+        with target._guard():
+            transfer.check_empty(target._conn, target.where)
+            with target._transaction(), self._guard():
+                return transfer.copy_tables(self._conn, target._conn)
 
     def sync(self) -> None:
         """Make every committed write durable (checkpoint the WAL with fsync); call before publishing."""
