@@ -16,6 +16,8 @@ import pg
 import pytest
 from hypothesis import settings
 
+from aggregator.store.location import is_database_url
+
 # CI explores the same examples every time (a red CI run must be reproducible); set
 # HYPOTHESIS_PROFILE=explore locally to search fresh random inputs.
 settings.register_profile("ci", derandomize=True, database=None)
@@ -119,13 +121,13 @@ def integrity_problems(state: Path | str) -> list[str]:
     """PRAGMA integrity_check's complaints about the SQLite file `state`, read on a connection of its
     own (read-only); [] for a sound file. For a PostgreSQL URL: the rows that break the store's
     invariants (the server checks its own pages)."""
-    if isinstance(state, str):
+    if is_database_url(str(state)):
         import psycopg
 
         with psycopg.connect(state) as pg_conn:
             counts = {what: pg_conn.execute(sql).fetchone() for what, sql in _INVARIANTS.items()}
         return [f"{what}: {row[0]}" for what, row in counts.items() if row and row[0]]
-    conn = sqlite3.connect(state.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = sqlite3.connect(Path(state).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
     finally:

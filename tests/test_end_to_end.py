@@ -61,9 +61,9 @@ def expected_ids(path: Path, url: str) -> list[str]:
 
 
 def write_config(tmp_path: Path, server: RecordingServer, feeds: list[tuple[Path, list[str]]],
-                 extra_sources: str = "") -> Path:
+                 extra_sources: str = "", state: str = "") -> Path:
     lines = ["output:", f"  dir: {tmp_path / 'out'}", "  base_url: https://news.example.org/feeds/",
-             "  max_entries: 0", f"state: {tmp_path / 'state.db'}", "fetch: {per_host: 8, concurrency: 16}",
+             "  max_entries: 0", f"state: '{state or tmp_path / 'state.db'}'", "fetch: {per_host: 8, concurrency: 16}",
              "categories:"]
     lines += [f"  {slug}: {{title: {slug.title()}}}" for slug in CATEGORIES]
     lines.append("sources:")
@@ -91,9 +91,10 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple[Path, lis
 
 def test_every_item_is_published_exactly_once_and_reruns_rewrite_nothing(
         tmp_path: Path, http_server: RecordingServer, farm: tuple[list[tuple[Path, list[str]]], int],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], state_location: str) -> None:
+    """With the state in SQLite and in PostgreSQL."""
     feeds, total = farm
-    config = write_config(tmp_path, http_server, feeds)
+    config = write_config(tmp_path, http_server, feeds, state=state_location)
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     summary = capsys.readouterr().out
     assert f"{len(feeds)} fetched" in summary and " 0 failed" in summary, summary

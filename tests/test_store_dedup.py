@@ -137,14 +137,14 @@ def test_known_repeated_guid_stays_untrusted() -> None:
     assert batch.candidates[0].guid == "" and batch.warnings == ()
 
 
-def test_a_feeds_window_equals_sorting_every_article(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_feeds_window_equals_sorting_every_article(state_location: str) -> None:
     """articles_for reads only the newest rows when it has a limit; it must give exactly what sorting
     and deduplicating every stored article gives, also when a link's first-seen copy is old."""
     from aggregator.store import Store
 
     base = datetime(2026, 1, 1, tzinfo=UTC)
     sources = [f"https://s{i}.example/feed" for i in range(3)]
-    with Store.open(tmp_path / "state.db") as store:
+    with Store.open(state_location) as store:
         for turn, url in enumerate(reversed(sources)):  # s2 is seen first, then s1, then s0
             articles = [
                 Article(id=f"urn:x:{url}:{n}", source_url=url, source_name=url, original_id=f"{url}#{n}",

@@ -126,7 +126,7 @@ def open_locked(url: str, lock_timeout_s: float, earlier_runs: str) -> tuple[Con
     try:
         lock = AdvisoryLock.acquire(conn, lock_timeout_s, what=f"state {where}")
         _refuse_fresh(conn, where, earlier_runs)
-        _prepare(conn, where)
+        prepare(conn, where)
     except psycopg.Error as exc:
         conn.close()
         raise StateError(f"state {where}: {exc}") from exc
@@ -155,10 +155,17 @@ def open_read_only(url: str) -> Connection:
 
 def _version(conn: PgConnection) -> int | None:
     """The schema version, or None when the database holds no aggregator state."""
-    if conn.execute("SELECT to_regclass(?)", (_VERSION_TABLE,)).fetchone()[0] is None:
+    if not _has_table(conn, _VERSION_TABLE):
         return None
     row = conn.execute(f"SELECT version FROM {_VERSION_TABLE}").fetchone()
     return int(row[0]) if row else None
+
+
+def _has_table(conn: PgConnection, name: str) -> bool:
+    """Whether the search path shows a table `name`, as committed now: read from pg_tables (to_regclass
+    can answer from a cache that has not yet seen another process's schema)."""
+    return conn.execute("SELECT 1 FROM pg_tables WHERE tablename = ? AND schemaname = ANY(current_schemas(false))",
+                        (name,)).fetchone() is not None
 
 
 def _refuse_fresh(conn: PgConnection, where: str, earlier_runs: str) -> None:
@@ -171,7 +178,7 @@ def _refuse_fresh(conn: PgConnection, where: str, earlier_runs: str) -> None:
                          "or run `aggregator run --new-state` to start over")
 
 
-def _prepare(conn: PgConnection, where: str) -> None:
+def prepare(conn: PgConnection, where: str) -> None:
     """Create or upgrade the schema, once however many processes start at once."""
     if _version(conn) == schema.VERSION:
         return
@@ -194,7 +201,7 @@ def _prepare(conn: PgConnection, where: str) -> None:
 
 def _create(conn: PgConnection, where: str) -> None:
     blueprint = schema.blueprint()
-    taken = [t for t in blueprint.columns if conn.execute("SELECT to_regclass(?)", (t,)).fetchone()[0] is not None]
+    taken = [t for t in blueprint.columns if _has_table(conn, t)]
     if taken:
         raise StateError(f"state {where}: the database has tables named as the aggregator's "
                          f"({', '.join(taken)}) but no aggregator state; refusing to touch them")

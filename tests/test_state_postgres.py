@@ -1,0 +1,177 @@
+"""State on PostgreSQL (issue 23), against a real server (tests/pg.py): the same outputs as SQLite, the run
+lock, schema creation by many at once, migrate-state both ways without a new item, and errors that name
+the database but never its password."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import CORPUS, RecordingServer, Route, yaml_config
+from test_outputs_frozen import FROZEN_NOW, assert_recorded, fixed_server, output_digests  # noqa: F401
+
+from aggregator.cli import main
+from aggregator.config import load_config
+from aggregator.errors import LockError, StateError
+from aggregator.pipeline import RunOptions, run
+from aggregator.store import Store, postgres, schema
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FEEDS = ("feeds/feedjira/TechCrunch.xml", "feeds/feedjira/CRE.xml", "feeds/rodel-reader/v2ex.xml",
+         "feeds/miniflux/rdf_UTF8.xml", "hostile/xml/duplicate_guids.xml")
+
+
+def test_the_corpus_renders_to_the_recorded_bytes_on_postgresql(
+        tmp_path: Path, fixed_server: RecordingServer, postgres_url: str) -> None:  # noqa: F811
+    """The whole corpus, stored in PostgreSQL, publishes exactly the bytes SQLite does (the record of
+    test_outputs_frozen); a second run finds nothing new and changes no output."""
+    digests = output_digests(tmp_path, fixed_server, state=postgres_url)
+    assert len(digests) > 100
+    assert_recorded(digests)
+    again = run(load_config(tmp_path / "feeds.yaml"), RunOptions(force=True), now=FROZEN_NOW + timedelta(hours=1))
+    assert [r.kind for r in again.sources if r.kind == "failed"] == []
+    assert sum(r.new for r in again.sources) == 0
+    assert sum(r.updated for r in again.sources) == 0
+    assert_recorded(output_digests_of(tmp_path))
+
+
+def output_digests_of(tmp_path: Path) -> dict[str, str]:
+    import hashlib
+
+    return {path.relative_to(tmp_path).as_posix():
+            hashlib.sha256(path.read_bytes().replace(str(tmp_path).encode(), b"/TMP")).hexdigest()
+            for folder in ("out", "posts") for path in sorted((tmp_path / folder).rglob("*")) if path.is_file()}
+
+
+def _serve(server: RecordingServer) -> list[str]:
+    """The corpus feeds with validators, and one source that fails (so it has a backoff to carry over)."""
+    lines = []
+    for n, name in enumerate(FEEDS):
+        server.routes[f"/{n}"] = Route(200, {"Content-Type": "application/xml", "ETag": f'"v{n}"',
+                                             "Last-Modified": "Sun, 01 Mar 2026 10:00:00 GMT"},
+                                       (CORPUS / name).read_bytes())
+        lines.append(f"  - {{url: '{server.url(f'/{n}')}', category: news}}")
+    server.routes["/broken"] = Route(500, {"Content-Type": "text/plain"}, b"down")
+    return [*lines, f"  - {{url: '{server.url('/broken')}', category: news}}"]
+
+
+def _config(folder: Path, state: str, sources: list[str]) -> Path:
+    return yaml_config(folder, ["output: {dir: out}", f"state: '{state}'", "categories: {news: {title: News}}",
+                                "sources:", *sources])
+
+
+def _states(state: str) -> tuple[dict[str, dict[str, object]], dict[str, int], int]:
+    with Store.open_read_only(state) as store:
+        return store.source_states(), store.article_counts(), store.generation()
+
+
+def test_migrate_state_to_postgresql_and_back_makes_nothing_new(
+        tmp_path: Path, http_server: RecordingServer, postgres_url: str) -> None:
+    sources = _serve(http_server)
+    config = _config(tmp_path, "state/state.db", sources)
+    assert main(["run", "-q", "-c", str(config)], clock=lambda: NOW) == 0
+    before = _states(str(tmp_path / "state" / "state.db"))
+    assert sum(before[1].values()) > 100 and len(before[0]) == len(FEEDS) + 1
+    feeds = (tmp_path / "out" / "news.atom").read_bytes()
+
+    assert main(["migrate-state", "-q", "-c", str(config), "--to", postgres_url]) == 0
+    assert _states(postgres_url) == before  # schedules, validators, backoff, articles, generation
+
+    config = _config(tmp_path, postgres_url, sources)
+    http_server.requests.clear()
+    later = NOW + timedelta(days=1)
+    assert main(["run", "-q", "-c", str(config)], clock=lambda: later) == 0
+    sent = {path: headers for path, headers in http_server.requests}
+    assert sent["/0"].get("if-none-match") == '"v0"'  # the validators came along
+    summary = run(load_config(config), RunOptions(force=True), now=later)
+    assert sum(r.new for r in summary.sources) == 0
+    assert (tmp_path / "out" / "news.atom").read_bytes() == feeds
+    on_postgres = _states(postgres_url)
+
+    back = tmp_path / "back.db"
+    assert main(["migrate-state", "-q", "-c", str(config), "--to", str(back)]) == 0
+    assert _states(str(back)) == on_postgres
+    config = _config(tmp_path, str(back), sources)
+    summary = run(load_config(config), RunOptions(force=True), now=later + timedelta(hours=1))
+    assert sum(r.new for r in summary.sources) == 0
+    assert (tmp_path / "out" / "news.atom").read_bytes() == feeds
+
+
+def test_migrate_state_refuses_a_target_that_holds_a_state(
+        tmp_path: Path, http_server: RecordingServer, postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "state.db", _serve(http_server)[:1])
+    assert main(["run", "-q", "-c", str(config)], clock=lambda: NOW) == 0
+    assert main(["migrate-state", "-q", "-c", str(config), "--to", postgres_url]) == 0
+    capsys.readouterr()
+    assert main(["migrate-state", "-q", "-c", str(config), "--to", postgres_url]) == 1
+    assert "already holds a state" in capsys.readouterr().err
+
+
+def test_the_run_lock_is_the_databases(postgres_url: str) -> None:
+    with Store.open(postgres_url):
+        with pytest.raises(LockError, match=r"run lock \(aggregator pid \d+"):
+            Store.open(postgres_url, lock_timeout_s=0.2)
+    Store.open(postgres_url, lock_timeout_s=0).close()  # released with the store
+
+
+def test_many_processes_starting_at_once_create_the_schema_once(postgres_url: str) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def prepare() -> None:
+        conn = postgres.connect(postgres_url)
+        try:
+            start.wait()
+            postgres.prepare(conn, "test")
+        except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=prepare) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM aggregator_schema").fetchall() == [(schema.VERSION,)]
+        assert conn.execute("SELECT name, value FROM counters").fetchall() == [("generation", 0)]
+
+
+def test_a_database_without_state_is_refused_when_earlier_runs_show(postgres_url: str) -> None:
+    with pytest.raises(StateError, match="holds no state, but out/all.atom shows earlier runs"):
+        Store.open(postgres_url, earlier_runs="out/all.atom")
+    Store.open(postgres_url).close()  # a new state on purpose
+
+
+def test_foreign_tables_are_left_alone(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE entries (x int)")
+    with pytest.raises(StateError, match="tables named as the aggregator's"):
+        Store.open(postgres_url)
+
+
+def test_errors_name_the_database_but_never_its_password(
+        postgres_server: object, postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = postgres_url.replace("postgresql://postgres@/", "postgresql://postgres:s3cret-pw@/")
+    missing = secret.replace("/t", "/nosuch_t", 1)
+    with pytest.raises(StateError) as caught:
+        Store.open(missing)
+    assert "s3cret-pw" not in str(caught.value) and "postgres:***@" in str(caught.value)
+    config = _config(tmp_path, secret, [])
+    assert main(["check", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret-pw" not in out and "postgres:***@" in out
+
+
+def test_a_lost_server_connection_is_a_state_error(postgres_url: str) -> None:
+    with Store.open(postgres_url) as store:
+        pid = store._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StateError, match=r"state postgresql://postgres@/t"):
+            store.source_states()
