@@ -175,3 +175,19 @@ def test_a_lost_server_connection_is_a_state_error(postgres_url: str) -> None:
             other.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StateError, match=r"state postgresql://postgres@/t"):
             store.source_states()
+
+
+def test_nul_characters_in_a_feed_cost_no_item(tmp_path: Path, http_server: RecordingServer,
+                                                state_location: str) -> None:
+    """PostgreSQL's text cannot hold U+0000, which a JSON Feed can carry anywhere: the item is stored and
+    published all the same, on both backends."""
+    feed = ('{"version": "https://jsonfeed.org/version/1.1", "title": "Nul\\u0000s", "items": ['
+            '{"id": "a\\u0000b", "url": "https://nul.example/1", "title": "Tit\\u0000le",'
+            ' "content_html": "<p>bo\\u0000dy</p>", "tags": ["t\\u0000ag"], "authors": [{"name": "A\\u0000B"}],'
+            ' "date_published": "2026-02-28T10:00:00Z"}]}')
+    http_server.routes["/nul.json"] = Route(200, {"Content-Type": "application/feed+json"}, feed.encode())
+    config = _config(tmp_path, state_location, [f"  - {{url: '{http_server.url('/nul.json')}', category: news}}"])
+    summary = run(load_config(config), RunOptions(), now=NOW)
+    assert [(r.kind, r.error, r.new) for r in summary.sources] == [("fetched", "", 1)]
+    atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
+    assert "Title" in atom and "body" in atom
