@@ -52,7 +52,7 @@ class PostgresServer:
         self._as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=120, cwd=self.folder)
         if result.returncode:
             raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr or result.stdout}")
 
