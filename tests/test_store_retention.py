@@ -1,6 +1,6 @@
 """Issue 20, item 1: an item keeps its identity while its source's last successful fetch listed it,
 however that fetch was answered, so `retention` never brings old items back as new. Real CLI, real
-SQLite file, a real server on loopback, a moved clock."""
+SQLite file and a real PostgreSQL database, a real server on loopback, a moved clock."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from year_sim import FeedModel, Simulation
 
 @pytest.mark.parametrize("how", ["304", "same bytes", "known items skipped", "items parsed again", "failing"])
 def test_old_items_never_come_back_as_new_after_retention(tmp_path: Path, http_server: RecordingServer,
-                                                          how: str) -> None:
+                                                          how: str, state_location: str) -> None:
     """The issue's reproduction: retention 1d, max_entries 2, a 5-item feed that then lists the same items
     for 19 days (answered as `how`), daily automatic and a manual prune, then one new item: 1 new, not 4."""
     quiet = ((1, 20),)
@@ -26,7 +26,8 @@ def test_old_items_never_come_back_as_new_after_retention(tmp_path: Path, http_s
                                         churn="item"),
         "failing": FeedModel("blog", every=1, first=-4, keep=6, quiet=quiet, down=((1, 20),)),
     }[how]
-    sim = Simulation(http_server, tmp_path, [model], retention="1d", max_entries=2, prune_every=10)
+    state = state_location if state_location.startswith("postgresql:") else ""  # (SQLite: the default file)
+    sim = Simulation(http_server, tmp_path, [model], retention="1d", max_entries=2, prune_every=10, state=state)
     assert sim.run_day(0).new == 5
     for day in range(1, 20):
         record = sim.run_day(day)

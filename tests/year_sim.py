@@ -165,6 +165,7 @@ class Simulation:
     retention: str = "3d"
     max_entries: int = 4
     prune_every: int = 30  # a manual `aggregator prune` every this many days (0: never)
+    state: str = ""  # a postgresql:// URL; "" for the SQLite file state/state.db
     known: dict[str, set[int]] = field(default_factory=dict)  # items listed to a successful fetch
     first_seen: dict[tuple[str, int], datetime] = field(default_factory=dict)
     days: list[Day] = field(default_factory=list)
@@ -182,7 +183,7 @@ output:
   max_entries: {self.max_entries}
   index: false
   hexo: {{dir: {self.folder / 'posts'}}}
-state: {self.folder / 'state' / 'state.db'}
+state: '{self.state or self.folder / 'state' / 'state.db'}'
 retention: {self.retention}
 fetch: {{interval: 12h, retries: 0, max_backoff: 12h}}
 categories:
@@ -226,9 +227,14 @@ categories:
         return path.stat().st_size if path.exists() else 0
 
     def rows(self) -> dict[str, int]:
+        tables = ("entries", "bodies", "keys", "fingerprints")
+        if self.state:
+            import psycopg
+
+            with psycopg.connect(self.state) as pg:
+                return {table: _count(pg.execute(f"SELECT count(*) FROM {table}").fetchone()) for table in tables}
         with contextlib.closing(sqlite3.connect(self.folder / "state" / "state.db")) as db:
-            return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                    for table in ("entries", "bodies", "keys", "fingerprints")}
+            return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
 
     def feeds(self) -> dict[str, list[str]]:
         return {path.stem: re.findall(r"<entry>.*?<title>(.*?)</title>", path.read_text(encoding="utf-8"), re.S)
@@ -247,3 +253,7 @@ categories:
         if model.dated:
             return model.date(item)
         return self.first_seen[(model.name, item)]
+
+
+def _count(row: tuple[int] | None) -> int:
+    return row[0] if row else 0

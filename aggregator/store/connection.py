@@ -18,6 +18,9 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
+    @property
+    def description(self) -> Any: ...  # None for a statement that returns no rows
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...

@@ -114,12 +114,14 @@ def headline_from_row(entry_id: str, source_url: str, published: int, updated: i
 
 def select_in(conn: Connection, sql: str, values: Sequence[object],
                prefix: tuple[object, ...] = (), suffix: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows. prefix and suffix: the
-    parameters before and after the IN list."""
+    """Run `sql` (with one `IN ({})`) over `values` in chunks; all rows (none for an UPDATE or DELETE).
+    prefix and suffix: the parameters before and after the IN list."""
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(values), CHUNK):
         chunk = values[start:start + CHUNK]
-        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), (*prefix, *chunk, *suffix)).fetchall())
+        cursor = conn.execute(sql.format(", ".join("?" * len(chunk))), (*prefix, *chunk, *suffix))
+        if cursor.description is not None:  # a statement without rows: PostgreSQL's cursor has none to fetch
+            rows.extend(cursor.fetchall())
     return rows
 
 
