@@ -191,3 +191,20 @@ def test_nul_characters_in_a_feed_cost_no_item(tmp_path: Path, http_server: Reco
     assert [(r.kind, r.error, r.new) for r in summary.sources] == [("fetched", "", 1)]
     atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
     assert "Title" in atom and "body" in atom
+
+
+def test_dry_run_and_sources_report_read_a_database_state_without_changing_it(
+        tmp_path: Path, http_server: RecordingServer, postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sources = _serve(http_server)[:2]
+    config = _config(tmp_path, postgres_url, sources)
+    assert main(["run", "-q", "-c", str(config)], clock=lambda: NOW) == 0
+    before = _states(postgres_url)
+    http_server.routes["/1"] = Route(200, {"Content-Type": "application/xml"}, (CORPUS / FEEDS[2]).read_bytes())
+    capsys.readouterr()
+    assert main(["run", "--dry-run", "--force", "-c", str(config)], clock=lambda: NOW + timedelta(hours=1)) == 0
+    out = capsys.readouterr().out
+    assert "new" in out and "news" in out
+    assert _states(postgres_url) == before  # the dry run worked on a copy
+    assert main(["sources", "--json", "-c", str(config)], clock=lambda: NOW) == 0
+    report = capsys.readouterr().out
+    assert http_server.url("/0") in report and '"items": ' in report
