@@ -82,7 +82,7 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
     from aggregator.errors import StateError
     from aggregator.store import Store
-    from aggregator.store.location import is_database_url
+    from aggregator.state_location import is_database_url
 
     states: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}

@@ -16,7 +16,7 @@ import pg
 import pytest
 from hypothesis import settings
 
-from aggregator.store.location import is_database_url
+from aggregator.state_location import is_database_url
 
 # CI explores the same examples every time (a red CI run must be reproducible); set
 # HYPOTHESIS_PROFILE=explore locally to search fresh random inputs.

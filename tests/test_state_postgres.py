@@ -208,3 +208,24 @@ def test_dry_run_and_sources_report_read_a_database_state_without_changing_it(
     assert main(["sources", "--json", "-c", str(config)], clock=lambda: NOW) == 0
     report = capsys.readouterr().out
     assert http_server.url("/0") in report and '"items": ' in report
+
+
+@pytest.mark.parametrize(("state", "shown"), [
+    ("postgresql://feeds:pa:ss@db.example:5432/feeds", "postgresql://feeds:***@db.example:5432/feeds"),
+    ("postgres://feeds@db.example/feeds?password=x&sslmode=require",
+     "postgres://feeds@db.example/feeds?password=***&sslmode=require"),
+    ("POSTGRESQL://u:p@h/d", "postgresql://u:***@h/d"),
+    ("/var/lib/aggregator/state.db", "/var/lib/aggregator/state.db"),
+    ("state/postgresql://not-a-url", "state/postgresql://not-a-url"),
+])
+def test_a_state_is_named_without_its_password(state: str, shown: str) -> None:
+    from aggregator.state_location import redacted
+
+    assert redacted(state) == shown
+
+
+def test_config_keeps_a_database_url_and_puts_local_files_beside_the_config(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, "postgresql://feeds:${PW}@db.example/feeds", []), env={"PW": "pw"})
+    assert config.state == "postgresql://feeds:pw@db.example/feeds"
+    assert config.health == str(tmp_path.resolve() / "state" / "health.json")
+    assert load_config(_config(tmp_path, "s/state.db", [])).state == str(tmp_path / "s" / "state.db")

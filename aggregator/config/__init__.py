@@ -23,7 +23,7 @@ from typing import Any
 
 from aggregator.errors import ConfigError
 from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
-from aggregator.store.location import is_database_url, local_base
+from aggregator.state_location import is_database_url, local_base
 
 from .rules import check_clean_rules, rule_list
 from .schema import config_schema

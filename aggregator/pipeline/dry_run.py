@@ -15,7 +15,7 @@ from aggregator.errors import StateError
 from aggregator.model import Article, Config
 from aggregator.pipeline.publishing import feed_contents
 from aggregator.store import Store
-from aggregator.store.location import is_database_url
+from aggregator.state_location import is_database_url
 
 
 def copy_state(path: str, folder: Path) -> str:

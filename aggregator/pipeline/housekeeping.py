@@ -17,7 +17,7 @@ from aggregator.errors import AggregatorError, StateError
 from aggregator.model import Config
 from aggregator.pipeline.publishing import feed_rows, publish_marker
 from aggregator.store import Store
-from aggregator.store.location import is_database_url, local_base, redacted
+from aggregator.state_location import is_database_url, local_base, redacted
 
 log = logging.getLogger("aggregator")
 

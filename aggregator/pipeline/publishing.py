@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aggregator.store.location import local_base
+from aggregator.state_location import local_base
 from aggregator.errors import AggregatorError, naming
 from aggregator.model import Article, Config
 from aggregator.pipeline.deferred_cleaning import clean_waiting

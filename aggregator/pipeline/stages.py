@@ -31,7 +31,7 @@ from aggregator.pipeline.workers import LazyPool
 from aggregator.publish import PublishReport
 from aggregator.store import Store
 from aggregator.store.db import refuse_fresh
-from aggregator.store.location import is_database_url, local_base
+from aggregator.state_location import is_database_url, local_base
 
 
 def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:

@@ -26,7 +26,7 @@ from psycopg import pq
 from aggregator.errors import LockError, StateError
 from aggregator.store import schema
 from aggregator.store.connection import Connection, Cursor, Dialect
-from aggregator.store.location import redacted
+from aggregator.state_location import redacted
 
 DIALECT = Dialect("postgresql", begin="BEGIN", sync="",  # every commit is durable (synchronous_commit)
                   bug_errors=(psycopg.IntegrityError, psycopg.ProgrammingError),

@@ -19,7 +19,7 @@ from typing import Protocol, Self
 from aggregator.errors import StateError
 from aggregator.store import transfer
 from aggregator.store.connection import SQLITE, Connection, Dialect
-from aggregator.store.location import is_database_url, redacted
+from aggregator.state_location import is_database_url, redacted
 from aggregator.store.lock import RunLock
 from aggregator.store.opening import connect, connect_read_only, refuse_fresh
 

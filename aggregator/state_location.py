@@ -1,4 +1,6 @@
-"""Where the state lives: a SQLite file path or a PostgreSQL URL (issue 23); naming it without its password."""
+"""Where the state lives: a SQLite file path or a PostgreSQL URL (issue 23); naming it without its password.
+
+Outside store/ so that reading a config does not import the store."""
 
 from __future__ import annotations
 
