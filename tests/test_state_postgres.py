@@ -229,3 +229,29 @@ def test_config_keeps_a_database_url_and_puts_local_files_beside_the_config(tmp_
     assert config.state == "postgresql://feeds:pw@db.example/feeds"
     assert config.health == str(tmp_path.resolve() / "state" / "health.json")
     assert load_config(_config(tmp_path, "s/state.db", [])).state == str(tmp_path / "s" / "state.db")
+
+
+def test_copying_pages_through_every_table_in_key_order(tmp_path: Path, postgres_url: str) -> None:
+    """migrate-state reads each table a page at a time after the last key read: small pages (several per
+    table, composite keys included) copy everything, both ways."""
+    from test_store import CRE, TECHCRUNCH, load
+
+    from aggregator.store import transfer
+
+    urls = ["https://tc.example/feed", "https://cre.example/feed"]
+    with Store.open(tmp_path / "a.db") as first:
+        for url, path in zip(urls, (TECHCRUNCH, CRE)):
+            first.upsert_articles(url, load(path, url), NOW)
+        first.save_source_states({url: {"etag": f'"{n}"'} for n, url in enumerate(urls)})
+        expected = first.articles_for(urls, now=NOW), first.source_states()
+        with Store.open(postgres_url) as second:
+            second._conn.execute("BEGIN")
+            copied = transfer.copy_tables(first._conn, second._conn, batch=7)
+            second._conn.execute("COMMIT")
+            assert copied["entries"] == 50 and copied["keys"] > 50
+            assert (second.articles_for(urls, now=NOW), second.source_states()) == expected
+            with Store.open(tmp_path / "b.db") as third:
+                third._conn.execute("BEGIN")
+                assert transfer.copy_tables(second._conn, third._conn, batch=3) == copied
+                third._conn.execute("COMMIT")
+                assert (third.articles_for(urls, now=NOW), third.source_states()) == expected

@@ -212,6 +212,7 @@ class Blueprint:
 
     statements: tuple[str, ...]
     columns: Mapping[str, tuple[str, ...]]  # table -> its columns, tables in creation order
+    keys: Mapping[str, tuple[str, ...]]  # table -> its primary key's columns
     seeded: Mapping[str, tuple[tuple[object, ...], ...]]
 
 
@@ -222,7 +223,9 @@ def blueprint() -> Blueprint:
         master = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")
         rows = master.fetchall()
         tables = [name for kind, name, _sql in rows if kind == "table"]
-        columns = {t: tuple(c[1] for c in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+        info = {t: conn.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}  # (cid, name, .., pk)
+        columns = {t: tuple(c[1] for c in rows) for t, rows in info.items()}
+        keys = {t: tuple(c[1] for c in sorted((c for c in rows if c[5]), key=lambda c: c[5])) for t, rows in info.items()}
         seeded = {t: tuple(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
-    return Blueprint(tuple(sql for _kind, _name, sql in rows), columns,
+    return Blueprint(tuple(sql for _kind, _name, sql in rows), columns, keys,
                      {t: rows for t, rows in seeded.items() if rows})

@@ -23,19 +23,31 @@ def check_empty(conn: Connection, where: str) -> None:
                              "migrate-state copies only into a new, empty one")
 
 
-def copy_tables(source: Connection, target: Connection) -> Mapping[str, int]:
+def copy_tables(source: Connection, target: Connection, batch: int = _BATCH) -> Mapping[str, int]:
     """Copy every table, parents first, into `target` (checked empty; inside the caller's transaction
-    there, which replaces the seeded rows); the number of rows copied per table."""
+    there, which replaces the seeded rows); the number of rows copied per table. Rows are read `batch`
+    at a time in primary-key order (a page after the last key read), so a state of any size copies in
+    little memory on either engine."""
     blueprint = schema.blueprint()
     for table in reversed(list(blueprint.columns)):
         target.execute(f"DELETE FROM {table}")
     copied: dict[str, int] = {}
     for table, columns in blueprint.columns.items():
-        names = ", ".join(columns)
-        insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
-        cursor = source.execute(f"SELECT {names} FROM {table}")
-        copied[table] = 0
-        while rows := cursor.fetchmany(_BATCH):
-            target.executemany(insert, rows)
-            copied[table] += len(rows)
+        copied[table] = _copy_table(source, target, table, columns, blueprint.keys[table], batch)
     return copied
+
+
+def _copy_table(source: Connection, target: Connection, table: str, columns: tuple[str, ...],
+                key: tuple[str, ...], batch: int) -> int:
+    names, order = ", ".join(columns), ", ".join(key)
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    after = f"WHERE ({order}) > ({', '.join('?' * len(key))}) "
+    positions = [columns.index(k) for k in key]
+    last: tuple[object, ...] = ()
+    count = 0
+    while rows := source.execute(f"SELECT {names} FROM {table} {after if last else ''}ORDER BY {order} "
+                                 f"LIMIT {batch}", last).fetchall():
+        target.executemany(insert, rows)
+        count += len(rows)
+        last = tuple(rows[-1][p] for p in positions)
+    return count
