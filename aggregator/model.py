@@ -151,6 +151,7 @@ class OutputConfig:
     max_age: int = _opt(0, "duration", "drop entries older than this from feeds; 0 = no limit")  # type: ignore[assignment]
     formats: list[str] = _opt(["atom"], "strlist", "feed formats: atom, rss, json")  # type: ignore[assignment]
     index: bool = _opt(True, "bool", "write index.html and feeds.opml")  # type: ignore[assignment]
+    html: bool = _opt(True, "bool", "write <slug>.html: each feed as a page to read in a browser")  # type: ignore[assignment]
     websub_hub: str = _opt("", "url", "WebSub hub to advertise and ping")  # type: ignore[assignment]
     hexo: dict[str, object] = _opt({}, "map", "Markdown posts for Hexo/Hugo/Jekyll: {dir: PATH, ...}")  # type: ignore[assignment]
     title: str = _opt("aggregator", "str", "site title for index.html, all.atom and feeds.opml")  # type: ignore[assignment]

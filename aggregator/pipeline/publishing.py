@@ -18,6 +18,7 @@ from aggregator.errors import AggregatorError, naming
 from aggregator.model import Article, Config
 from aggregator.pipeline.deferred_cleaning import clean_waiting
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_key
+from aggregator.publish.formatting import feed_files
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
@@ -78,7 +79,7 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     digests = {spec.slug: _feed_digest(shape, spec.slug, (_entry_digest(shape, r) for r in rows))
                for spec, rows in windows}
     current = {slug for slug, digest in digests.items() if marker.digests.get(slug) == digest
-               and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
+               and all((folder / name).exists() for name in feed_files(config.output, slug))}
     # Feeds are handed over as headlines (enough to order them and for the index page); a feed to render
     # reads its whole articles just before, one feed at a time. Hexo posts need them all whole.
     rows_of = {spec.slug: rows for spec, rows in windows}
@@ -189,13 +190,9 @@ def outputs_current(config: Config, key: str) -> bool:
     return all(path.exists() for path in _expected_outputs(config))
 
 
-def _formats(config: Config) -> list[str]:
-    return ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
-
-
 def _expected_outputs(config: Config) -> list[Path]:
     folder = Path(config.output.dir)
-    paths = [folder / f"{slug}.{fmt}" for slug in [*config.categories, "all"] for fmt in _formats(config)]
+    paths = [folder / name for slug in [*config.categories, "all"] for name in feed_files(config.output, slug)]
     if config.output.index:
         paths += [folder / "index.html", folder / "feeds.opml"]
     return paths

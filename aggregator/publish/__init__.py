@@ -3,6 +3,7 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
     publish_outputs(output, dir, feeds, categories_of)
       for each (FeedSpec, articles): order newest first, limit -> <slug>.atom (+ .rss, .json)
+                                          and <slug>.html when output.html
       index.html + feeds.opml           when output.index
       <hexo dir>/<date>-<slug>-<hash>.md when output.hexo has a dir
       write_atomically each file        unchanged bytes: not rewritten, mtime kept
@@ -26,6 +27,7 @@ from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
+from aggregator.publish.pages import render_page
 from aggregator.publish.rss import render_rss
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
@@ -46,7 +48,8 @@ __all__ = [
 # key and feed digests hold render_key(), so every output file and Hexo post is rendered again once
 # after an upgrade instead of keeping what the older code wrote.
 # 1: issue 20 (private source URLs, Hexo quoting, bidi controls, authors and tags escaped once).
-RENDER_VERSION = 1
+# 2: issue 22 (<slug>.html pages; index.html links them and carries a Content-Security-Policy).
+RENDER_VERSION = 2
 
 
 def render_key() -> str:
@@ -155,14 +158,16 @@ def _render_files(
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
         warnings.append(f"output.formats: unknown formats {unknown} ignored (known: atom, rss, json)")
-    formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
+    formats = formatting.feed_formats(output)
     for spec, articles in feeds:
         if spec.slug in current:
-            yield from ((f"{spec.slug}.{fmt}", None) for fmt in formats)
+            yield from ((name, None) for name in formatting.feed_files(output, spec.slug))
             continue
         whole = articles if load is None else _as_published(output, load(spec), now)
         for fmt in formats:
             yield f"{spec.slug}.{fmt}", _RENDERERS[fmt](spec, whole, output, categories_of)
+        if output.html:
+            yield f"{spec.slug}.html", render_page(spec, whole, output)
     if output.index:
         yield "index.html", render_index(output, feeds)
         yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
