@@ -18,6 +18,7 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Of a summary, what the same-story rule compares (publish.similar) and so what headlines read of it.
 LEAD_SOURCE_CHARS = 1000
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_ASCII_NON_WORD = bytes(c for c in range(128) if not chr(c).isalnum())
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -46,6 +47,8 @@ def collapse_whitespace(text: str) -> str:
 def title_key(title: str) -> str:
     """A title as compared for duplicates: NFKC (full-width and half-width forms alike), case-folded,
     without punctuation of either width, symbols or spaces (the store's re-post rule, publish.similar)."""
+    if title.isascii():  # the same result, several times faster: NFKC and casefold leave ASCII as lower()
+        return title.encode("ascii").lower().translate(None, _ASCII_NON_WORD).decode("ascii")
     return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).casefold())
 
 

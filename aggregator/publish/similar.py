@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from aggregator.model import Article
 from aggregator.publish.formatting import published_of, source_name
@@ -70,6 +70,11 @@ _CJK_GENERIC = (
 _GENERIC = re.compile(rf"\b(?:{_LATIN_GENERIC}|{_NUMBERS})\b|{_CJK_GENERIC}")
 
 
+# An article is in its category's feed and in all.atom, and a publish groups headlines before it renders
+# the changed feeds from whole articles: the same titles recur within a publish, rarely across a thousand.
+_title_key = lru_cache(maxsize=4096)(title_key)
+
+
 @dataclass(frozen=True, slots=True)
 class StoryGroup:
     """One story told by several sources: the entry kept and the entries merged into it, in the order
@@ -82,15 +87,15 @@ class StoryGroup:
 def similar_groups(articles: Iterable[Article]) -> list[StoryGroup]:
     """The stories told more than once among `articles` (one feed's entries), each as the entry kept and
     the entries merged into it; in the order the kept entries were taken. Stories told once: not listed."""
-    buckets: dict[str, list[_Entry]] = defaultdict(list)
+    buckets: dict[str, list[Article]] = defaultdict(list)
     for article in articles:
-        key = title_key(article.title)
+        key = _title_key(article.title)
         if key:
-            buckets[key].append(_Entry(article, key))
+            buckets[key].append(article)
     groups: list[tuple[_Entry, list[_Entry]]] = []
-    for entries in buckets.values():
-        if len({e.article.source_url for e in entries}) > 1 and not is_generic_title(entries[0].article.title):
-            groups.extend((kept, merged) for kept, merged in _group(entries) if merged)
+    for key, same in buckets.items():
+        if len(same) > 1 and len({a.source_url for a in same}) > 1 and not is_generic_title(same[0].title):
+            groups.extend((kept, merged) for kept, merged in _group([_Entry(a, key) for a in same]) if merged)
     groups.sort(key=lambda group: group[0].rank)
     return [StoryGroup(kept.article, tuple(e.article for e in merged)) for kept, merged in groups]
 
