@@ -219,6 +219,8 @@ def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http
 
     # Paper B carries the story an hour later, under its own link, dated two hours before Paper A's copy.
     http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss([b_own, b_copy]))
+    dry = run(load_config(config), RunOptions(force=True, dry_run=True), now=now + timedelta(hours=1))
+    assert dry.changes == {}  # what the feeds would gain: nothing, the copy is merged
     run(load_config(config), RunOptions(force=True), now=now + timedelta(hours=1))
     for feed in ("tech.atom", "all.atom"):
         data = (tmp_path / "out" / feed).read_bytes()
