@@ -158,6 +158,22 @@ def main() -> None:
     print(f"\ncategories: {sum(len(a) for s, a in feeds if s != 'all')} articles, {total_groups} groups, "
           f"{total_merged} merged, similar_groups {total_time * 1000:.2f} ms in all")
     unrelated_leads(dict(feeds)["all"], args.pairs)
+    publish_cost(dict(feeds)["all"])
+
+
+def publish_cost(articles: list[Article]) -> None:
+    """What a publish pays: merge_similar over feeds of 50 (max_entries' default), title cache cold."""
+    feeds = [articles[i:i + 50] for i in range(0, len(articles), 50)]
+    times = []
+    for _ in range(9):
+        similar._title_key.cache_clear()
+        started = time.perf_counter()
+        for feed in feeds:
+            similar.merge_similar(feed)
+        times.append(time.perf_counter() - started)
+    print(f"\nmerge_similar over {len(feeds)} feeds of 50 ({len(articles)} articles), cold title cache: "
+          f"best {min(times) * 1000:.1f} ms, median {statistics.median(times) * 1000:.1f} ms "
+          f"({min(times) / len(articles) * 1e6:.1f} µs an article)")
 
 
 if __name__ == "__main__":

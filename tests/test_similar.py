@@ -3,6 +3,7 @@ related links; generic titles, other stories, other sources' re-posts and copies
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import replace
@@ -15,7 +16,7 @@ from conftest import CORPUS, RecordingServer, Route, yaml_config
 from lxml import etree
 
 from aggregator.clean import clean_article
-from aggregator.config import load_config
+from aggregator.config import config_schema, load_config
 from aggregator.errors import ConfigError
 from aggregator.model import Article, CleanConfig
 from aggregator.parse import parse_feed
@@ -235,7 +236,7 @@ def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http
         parsed = feedparser.parse(data).entries
         assert [link.href for e in parsed for link in e.links if link.rel == "related"] == [
             "https://paper-b.example/n/1.html"]
-    item = [i for i in __import__("json").loads((tmp_path / "out" / "tech.json").read_text())["items"]
+    item = [i for i in json.loads((tmp_path / "out" / "tech.json").read_text())["items"]
             if i["title"] == story.title][0]
     assert item["_aggregator"] == {"related": [{"url": "https://paper-b.example/n/1.html", "title": "Paper B"}]}
 
@@ -257,3 +258,4 @@ def test_dedup_config_defaults_on_and_checks_its_values(tmp_path: Path) -> None:
         load_config(yaml_config(tmp_path, ["dedup: {similar: maybe, simlar: true}", *base]))
     message = str(bad.value)
     assert "dedup.similar: expected true or false" in message and "did you mean 'similar'" in message
+    assert config_schema()["properties"]["dedup"]["properties"]["similar"]["type"] == "boolean"

@@ -126,6 +126,8 @@ def leads_match(a: str, b: str) -> bool:
     length = min(len(a), len(b))
     if length < LEAD_MIN_CHARS:
         return False
+    if a[:length] == b[:length]:  # syndicated copies mostly are: no trigrams needed
+        return True
     grams_a, grams_b = _trigrams(a[:length]), _trigrams(b[:length])
     return len(grams_a & grams_b) >= LEAD_MIN_JACCARD * len(grams_a | grams_b)
 
