@@ -133,6 +133,12 @@ def test_generic_titles_never_merge_even_with_the_same_lead(story: Article, titl
     assert similar_groups([digest, copy_of(digest, "b")]) == []
 
 
+def test_a_title_generic_in_one_spelling_is_generic_in_all(story: Article) -> None:
+    """One key, two spellings: "Weekly update" (generic) and "WeeklyUpdate"; either order, no merge."""
+    spaced, joined = replace(story, title="Weekly update"), copy_of(story, "b", title="WeeklyUpdate")
+    assert similar_groups([spaced, joined]) == similar_groups([joined, spaced]) == []
+
+
 @pytest.mark.parametrize("title", [
     "15.36TB！希捷发布创纪录SSD：独家主控", "36氪早报｜苹果发布新一代芯片", "Fed raises rates by a quarter point",
     "Apple releases iOS 19", "国家移民管理局印发《“十四五”移民管理事业发展规划》",

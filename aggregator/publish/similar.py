@@ -94,7 +94,7 @@ def similar_groups(articles: Iterable[Article]) -> list[StoryGroup]:
             buckets[key].append(article)
     groups: list[tuple[_Entry, list[_Entry]]] = []
     for key, same in buckets.items():
-        if len(same) > 1 and len({a.source_url for a in same}) > 1 and not is_generic_title(same[0].title):
+        if len(same) > 1 and len({a.source_url for a in same}) > 1 and not any(is_generic_title(a.title) for a in same):
             groups.extend((kept, merged) for kept, merged in _group([_Entry(a, key) for a in same]) if merged)
     groups.sort(key=lambda group: group[0].rank)
     return [StoryGroup(kept.article, tuple(e.article for e in merged)) for kept, merged in groups]
