@@ -26,14 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator.config import load_config  # noqa: E402
-from aggregator.model import Article  # noqa: E402
-from aggregator.pipeline import RunOptions, run  # noqa: E402
-from aggregator.pipeline.publishing import feed_rows  # noqa: E402
-from aggregator.publish import similar  # noqa: E402
-from aggregator.publish.formatting import published_of  # noqa: E402
-from aggregator.store import Store  # noqa: E402
-from aggregator.text import title_key  # noqa: E402
+from aggregator.config import load_config
+from aggregator.model import Article
+from aggregator.pipeline import RunOptions, run
+from aggregator.pipeline.publishing import feed_rows
+from aggregator.publish import similar
+from aggregator.publish.formatting import published_of
+from aggregator.store import Store
+from aggregator.text import title_key
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SUFFIXES = (".xml", ".rss", ".atom", ".json", ".rdf")

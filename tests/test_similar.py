@@ -208,7 +208,7 @@ def entries(path: Path) -> list[etree._Element]:
 
 
 def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http_server: RecordingServer) -> None:
-    story = [a for a in corpus_articles("3dm-news.xml") if a.title.startswith("15.36TB")][0]
+    story = next(a for a in corpus_articles("3dm-news.xml") if a.title.startswith("15.36TB"))
     lead, other_lead = story.summary, corpus_articles("36kr-news.xml")[4].summary
     now = datetime(2022, 8, 3, 6, 0, tzinfo=UTC)
     a_items = [(story.title, "https://paper-a.example/2022/08/ssd.html", lead, T0),
@@ -242,8 +242,8 @@ def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http
         parsed = feedparser.parse(data).entries
         assert [link.href for e in parsed for link in e.links if link.rel == "related"] == [
             "https://paper-b.example/n/1.html"]
-    item = [i for i in json.loads((tmp_path / "out" / "tech.json").read_text())["items"]
-            if i["title"] == story.title][0]
+    item = next(i for i in json.loads((tmp_path / "out" / "tech.json").read_text())["items"]
+                if i["title"] == story.title)
     assert item["_aggregator"] == {"related": [{"url": "https://paper-b.example/n/1.html", "title": "Paper B"}]}
 
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
