@@ -77,6 +77,11 @@ class Article:
     # cleaning the deep backlog no feed can show); the store cleans such an article before any
     # output reads it. Title and link are always clean: deduplication matches on them.
     needs_cleaning: bool = False
+    # Set only on articles read back from the store for publishing: when the store first saw it (which
+    # copy of a story was there first, publish.similar) and, on the copy kept, the other copies'
+    # (link, source name), published as related links. Annotations, not the article: equality ignores them.
+    first_seen: datetime | None = field(default=None, compare=False)
+    related: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @_pickled_as_fields
@@ -162,6 +167,11 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class DedupConfig:
+    similar: bool = _opt(True, "bool", "merge the same story from different sources of a feed into one entry with related links")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     title: str
@@ -206,3 +216,4 @@ class Config:
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back
     health: str = ""  # JSON health file; "" = health.json beside the state file
     metrics: str = ""  # Prometheus textfile-collector file; "" = none
+    dedup: DedupConfig = field(default_factory=DedupConfig)

@@ -93,7 +93,7 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
             return store.articles_of(rows_of[spec.slug])
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
-                                 load=load)
+                                 load=load, merge_similar=config.dedup.similar)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
@@ -133,7 +133,7 @@ def _config_shape(config: Config) -> str:
     from aggregator import __version__
 
     # the schema too: a migration may rewrite stored rows without a change of generation
-    shape = (__version__, SCHEMA_VERSION, render_key(), repr(config.output),
+    shape = (__version__, SCHEMA_VERSION, render_key(), repr(config.output), repr(config.dedup),
              repr(sorted(config.categories.items())),
              [(s.url, s.name, s.categories) for s in config.sources])
     return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import formatting, hexo
+from aggregator.publish import formatting, hexo, similar
 from aggregator.publish.atom import render_atom
 from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
@@ -85,6 +85,7 @@ def publish_outputs(
     now: datetime | None = None,
     current: Collection[str] = (),
     load: Loader | None = None,
+    merge_similar: bool = False,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -95,10 +96,12 @@ def publish_outputs(
     index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
     rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
+    `merge_similar`: the same story from several sources of a feed becomes one entry (publish.similar);
+    headlines must then carry their summaries (store.headlines_of does).
     """
     warnings: list[str] = []
-    selected = _select(output, feeds, now, warnings)
-    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
+    selected = _select(output, feeds, now, warnings, merge_similar)
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now, merge_similar)
     written, unchanged = _write_all(output_dir, files, dry_run)
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, selected, categories_of, dry_run, warnings
@@ -123,6 +126,7 @@ def _select(
     feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
     now: datetime | None,
     warnings: list[str],
+    merge_similar: bool = False,
 ) -> list[tuple[FeedSpec, list[Article]]]:
     """Valid, distinct slugs only; each feed's articles ordered, aged and limited as published."""
     selected: list[tuple[FeedSpec, list[Article]]] = []
@@ -135,13 +139,15 @@ def _select(
             warnings.append(f"feed {spec.slug!r}: listed twice; the second is not published")
             continue
         slugs.add(spec.slug)
-        selected.append((spec, _as_published(output, articles, now)))
+        selected.append((spec, _as_published(output, articles, now, merge_similar)))
     return selected
 
 
-def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None) -> list[Article]:
-    """A feed's articles ordered, aged and limited as published."""
-    return formatting.order_articles(formatting.within_age(articles, output.max_age, now), output.max_entries)
+def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None,
+                  merge_similar: bool = False) -> list[Article]:
+    """A feed's articles ordered, aged, with the same story once (`merge_similar`) and limited as published."""
+    aged = formatting.within_age(articles, output.max_age, now)
+    return formatting.order_articles(similar.merge_similar(aged) if merge_similar else aged, output.max_entries)
 
 
 def _render_files(
@@ -152,6 +158,7 @@ def _render_files(
     current: frozenset[str] = frozenset(),
     load: Loader | None = None,
     now: datetime | None = None,
+    merge_similar: bool = False,
 ) -> Iterator[tuple[str, bytes | None]]:
     """Each output file's name and bytes (None: known to be current, not rendered), rendered one at a
     time, so a file is written before the next is rendered: memory holds one feed's bytes, not all."""
@@ -163,7 +170,7 @@ def _render_files(
         if spec.slug in current:
             yield from ((name, None) for name in formatting.feed_files(output, spec.slug))
             continue
-        whole = articles if load is None else _as_published(output, load(spec), now)
+        whole = articles if load is None else _as_published(output, load(spec), now, merge_similar)
         for fmt in formats:
             yield f"{spec.slug}.{fmt}", _RENDERERS[fmt](spec, whole, output, categories_of)
         if output.html:

@@ -169,6 +169,19 @@ def _host(url: str) -> str:
         return ""
 
 
+def related_links(article: Article, link: str) -> list[dict[str, str]]:
+    """The same story from other sources (publish.similar): link rel="related", titled with the source."""
+    links: list[dict[str, str]] = []
+    seen = {link}
+    for href, name in article.related:
+        url = web_iri(href)
+        if url and url not in seen:
+            seen.add(url)
+            title = text(name, MAX_NAME)
+            links.append({"rel": "related", "href": url, **({"title": title} if title else {})})
+    return links
+
+
 def categories(article: Article, categories_of: Mapping[str, Sequence[str]]) -> list[str]:
     """The output categories of the article's source, then its own tags; unique, bounded."""
     names = list(categories_of.get(article.source_url, ())) + list(article.tags)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from aggregator.model import Article
 from aggregator.store import retention
-from aggregator.store.dedup import Hashes, title_key
+from aggregator.store.dedup import Hashes
 from aggregator.store.opening import refuse_fresh
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, select_in, to_micros
 from aggregator.store.schema import DATE_SAMPLES
@@ -31,6 +31,7 @@ from aggregator.store.windows import (
     read_headlines,
     read_rows_by_key,
 )
+from aggregator.text import title_key
 
 __all__ = ["FeedRow", "Store", "refuse_fresh"]  # what other packages import from here
 _DAY_US = 86400 * 1_000_000
