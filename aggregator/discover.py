@@ -17,7 +17,8 @@ import warnings
 from dataclasses import dataclass
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from bs4 import BeautifulSoup, SoupStrainer
+from bs4 import BeautifulSoup
+from bs4.filter import SoupStrainer
 from bs4.element import Tag
 
 FEED_TYPES = frozenset({

@@ -41,6 +41,7 @@ class FoundFeed:
     format: str
     items: int
     page_title: str = ""  # what the page called it
+    final_url: str = ""  # where it was fetched from, after redirects
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def add_source(config_path: str, address: str, category: str, name: str, now: da
     _refuse_configured(configured, address, url)
     how, feeds = asyncio.run(_find_feeds(url, config.fetch, now))
     main = feeds[0]
-    _refuse_configured(configured, address, main.url)
+    _refuse_configured(configured, address, main.url, main.final_url)
     name = " ".join(name.split())  # one line, as the config keeps it
     append_source(config_path, main.url, slug, name)
     return Added(main, how, slug, name, config_path, has_includes=names_includes(config_path),
@@ -83,7 +84,7 @@ def format_added(added: Added) -> str:
     if added.others:
         lines.append(f"the page offers {len(added.others)} more feed(s); to add one of them too:")
         for other in added.others:
-            label = other.title or other.page_title or other.url
+            label = " — ".join(dict.fromkeys(t for t in (other.page_title, other.title) if t)) or other.url
             if url_identity(other.url) in added.configured:
                 lines.append(f"  {label}: {other.url} (already configured)")
                 continue
@@ -188,7 +189,8 @@ def _read_feed(outcome: FetchOutcome, candidate: Candidate) -> FoundFeed | str:
         return str(exc)
     if not parsed.meta.title and not parsed.articles:
         return "a feed without a title or items"
-    return FoundFeed(candidate.url, parsed.meta.title, parsed.meta.format, len(parsed.articles), candidate.title)
+    return FoundFeed(candidate.url, parsed.meta.title, parsed.meta.format, len(parsed.articles), candidate.title,
+                     outcome.final_url or candidate.url)
 
 
 def _main_first(found: list[FoundFeed]) -> tuple[FoundFeed, ...]:

@@ -147,7 +147,7 @@ def test_broken_html_with_feed_links_only_in_the_body(site: RecordingServer, con
     serve(site, "/news/index.html", b"""<html><head><title>News</title><meta charset=latin1></head>
 <body><table><tr><td><div class=nav><a href='/about'>About</a> <a href=/sitemap.xml>Map
 <p>Subscribe: <a href="rss.xml" title="News RSS"><img src=rss.png>RSS</a><a href="mailto:x@y">mail
-<a href="https://elsewhere.example/feed">A friend's feed</a>
+<a href="rss.xml#latest">again</a><a href="/news/feed.xml">Dead feed link</a>
 </td></tr></body>""", "text/html")
     assert add(config_path, site.url("/news/index.html")) == 0
     out = capsys.readouterr().out

@@ -76,7 +76,7 @@ def _insert(text: str, key: yaml.Node, value: yaml.Node, entry: dict[str, str]) 
         at = _line_end_after(text, _end_of(last))
         newline = "" if text[at - 1] == "\n" else "\n"  # the last item ends the file, without a newline
         return text[:at] + newline + _block_item(entry, " " * dash_column, gap) + text[at:]
-    flow = yaml.safe_dump(entry, default_flow_style=True, allow_unicode=True, width=_WIDE, sort_keys=False)
+    flow: str = yaml.safe_dump(entry, default_flow_style=True, allow_unicode=True, width=_WIDE, sort_keys=False)
     if isinstance(value, yaml.SequenceNode):  # a flow list: one more item before its `]`
         close = value.end_mark.index - 1
         before = text[value.start_mark.index + 1:close].rstrip()
