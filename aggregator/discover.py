@@ -106,8 +106,11 @@ def _looks_like_feed(tag: Tag, url: str) -> bool:
 
 
 def _absolute(base: str, href: str) -> str:
+    href = href.strip()
+    if href[:5].lower() == "feed:":  # the old feed: scheme, `feed://host/rss` or `feed:https://host/rss`
+        href = href[5:] if href[5:7] != "//" else "http:" + href[5:]
     try:
-        url = urldefrag(urljoin(base, href.strip())).url
+        url = urldefrag(urljoin(base, href)).url
         scheme = urlsplit(url).scheme.lower()
     except ValueError:  # a malformed address (bad IPv6 brackets, ...) in someone's page: not a candidate
         return ""

@@ -282,14 +282,19 @@ def test_discovery_reads_broken_pages_like_a_browser() -> None:
 <link rel="alternate feed" type="application/rss+xml" href="feed/"><link rel="feed" href="/all.atom">
 <link rel="alternate" type="text/html" hreflang="fr" href="/fr/"><link rel=alternate type=application/json href=/api>
 <body><a href="javascript:void(0)">rss</a><a href="../x.rss">X<a href="https://other.example/feed">o</a>
-<a href="/feeds/news">n</a><a href="/?feed=rss2">wp</a><a href="/index.xml#top">i</a><a href=/post/rss-tips>p"""
+<a href="/feeds/news">n</a><a href="feed://podcast.example/rss">pod</a><a href="/?feed=rss2">wp</a><a href="/index.xml#top">i</a><a href=/post/rss-tips>p"""
     links = find_feed_links(page, "https://example.org/blog/post")
     assert [c.url for c in links.advertised] == ["https://cdn.example/blog/feed/", "https://cdn.example/all.atom",
                                                  "https://cdn.example/api"]
     # feed-like links, same site first (the base's host is not the page's: other hosts keep document order)
     assert [c.url for c in links.linked] == ["https://cdn.example/x.rss", "https://other.example/feed",
-                                             "https://cdn.example/feeds/news", "https://cdn.example/?feed=rss2",
+                                             "https://cdn.example/feeds/news", "http://podcast.example/rss",
+                                             "https://cdn.example/?feed=rss2",
                                              "https://cdn.example/index.xml"]
+    blogroll = b"""<ul><li><a href="https://friend.example/feed/">Friend</a>
+<li><a href="/subscribe" type="application/atom+xml">Our Atom feed</a></ul>"""
+    assert [(c.url, c.title) for c in find_feed_links(blogroll, "https://example.org/").linked] == [
+        ("https://example.org/subscribe", "Our Atom feed"), ("https://friend.example/feed/", "Friend")]
     assert find_feed_links(b"", "https://example.org/").advertised == ()
     assert find_feed_links(TECHCRUNCH.read_bytes(), "https://example.org/") is not None  # XML: no error
     usual = [c.url for c in usual_feed_urls("https://example.org/blog/post")]
