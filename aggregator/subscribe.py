@@ -21,7 +21,7 @@ from aggregator.config.append import append_source, names_includes
 from aggregator.config.sources import SLUG, slug_problem
 from aggregator.config.urls import checked_http_url, looks_like_a_host, scheme_of, url_identity
 from aggregator.config.values import suggest
-from aggregator.discover import Candidate, find_feed_links, says_comments, usual_feed_urls
+from aggregator.discover import Candidate, PageLinks, find_feed_links, says_comments, usual_feed_urls
 from aggregator.errors import AggregatorError
 from aggregator.fetch import FetchOutcome, fetch_sources
 from aggregator.model import Config, FetchConfig, Source
@@ -75,9 +75,9 @@ def add_source(config_path: str, address: str, category: str, name: str, now: da
 def format_added(added: Added) -> str:
     """What `add` prints: what was added and where, then the other feeds with the command that adds each."""
     feed = added.feed
-    shown = f"'{added.name}'" if added.name else "its feed title"
+    shown = f"'{added.name}'" if added.name else "its feed title" if feed.title else "its address"
     lines = [f"added {feed.url} to category '{added.category}' in {added.config_path} ({added.how})",
-             f"  feed: {feed.title or '(untitled)'!s} — {feed.format or 'feed'}, {feed.items} items; "
+             f"  feed: {feed.title or '(untitled)'} — {feed.format or 'feed'}, {feed.items} items; "
              f"shown as {shown}"]
     if added.has_includes:
         lines.append("  written to the main config file; its include files are unchanged")
@@ -107,9 +107,9 @@ def _category(config: Config, category: str, address: str) -> str:
     slugs = list(config.categories)
     if category:
         if not SLUG.fullmatch(category):
-            raise AddRefused(f"--category {category!r}: {slug_problem(category)}")
+            raise AddRefused(f"{address}: --category {category!r}: {slug_problem(category)}")
         if category not in config.categories:
-            raise AddRefused(f"--category {category!r}: no such category in {config.path}"
+            raise AddRefused(f"{address}: --category {category!r}: no such category in {config.path}"
                              f"{suggest(category, slugs)}; configured: {', '.join(slugs)}")
         return category
     if len(slugs) == 1:
@@ -167,9 +167,18 @@ async def _find_feeds(url: str, fetch: FetchConfig, now: datetime) -> tuple[str,
         found = [f for f in (_read_feed(o, c) for o, c in zip(outcomes, fresh)) if isinstance(f, FoundFeed)]
         if found:
             return how, _main_first(found)
-    counted = f"{len(links.advertised)} advertised and {len(links.linked)} linked feed addresses"
-    raise AddRefused(f"{url}: no feed found: the address is not a feed ({direct}), and none of the page's "
-                     f"{counted} nor the usual paths (/feed, /rss.xml, /atom.xml, /index.xml, ...) gave one")
+    raise AddRefused(f"{url}: no feed found: {_why_none(direct, links, page.headers.get('content-type', ''))}, "
+                     "and no usual path (/feed, /rss.xml, /atom.xml, /index.xml, ...) serves one")
+
+
+def _why_none(direct: str, links: PageLinks, content_type: str) -> str:
+    if "html" not in content_type.lower() and not links.advertised and not links.linked:
+        return direct  # not a page: what the parser made of it
+    advertised = {0: "the page advertises no feed", 1: "the feed the page advertises does not work"}.get(
+        len(links.advertised), f"none of the {len(links.advertised)} feeds the page advertises works")
+    linked = {0: "links to none", 1: "its one feed-like link does not work"}.get(
+        len(links.linked), f"none of its {len(links.linked)} feed-like links works")
+    return f"{advertised}, {linked}"
 
 
 async def _fetch(urls: Sequence[str], fetch: FetchConfig, now: datetime) -> list[FetchOutcome]:
@@ -187,6 +196,8 @@ def _read_feed(outcome: FetchOutcome, candidate: Candidate) -> FoundFeed | str:
         parsed = parse_feed(outcome.body, outcome.headers, candidate.url, "", outcome.final_url or candidate.url)
     except AggregatorError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a parser bug on one candidate must not hide the others
+        return f"internal error: {type(exc).__name__}: {exc}"
     if not parsed.meta.title and not parsed.articles:
         return "a feed without a title or items"
     return FoundFeed(candidate.url, parsed.meta.title, parsed.meta.format, len(parsed.articles), candidate.title,
