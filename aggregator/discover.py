@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
-from bs4.filter import SoupStrainer
 from bs4.element import Tag
+from bs4.filter import SoupStrainer
 
 FEED_TYPES = frozenset({
     "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",

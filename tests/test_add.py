@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import shlex
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CORPUS, RecordingServer, Route
 from lxml import etree
 
 from aggregator.cli import main
 from aggregator.config import load_config
-from aggregator.config.append import text_with_source
+from aggregator.config.append import append_source, text_with_source
 from aggregator.config.urls import url_identity
 from aggregator.discover import find_feed_links, usual_feed_urls
+from aggregator.errors import ConfigError
 from aggregator.parse import parse_feed
-from conftest import CORPUS, RecordingServer, Route
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 TECHCRUNCH = CORPUS / "feeds" / "feedjira" / "TechCrunch.xml"  # RSS 2.0, "TechCrunch", 20 items
@@ -310,6 +312,7 @@ def test_discovery_reads_broken_pages_like_a_browser() -> None:
     "categories: {a: {}}\nsources: [ {url: x, category: a}, ]\n",
     "categories: {a: {}}\nsources:   # none yet\nstate: s.db\n",
     "categories: {a: {}}\nsources: ~\n",
+    "categories: {a: {}}\r\nsources:\r\n  - url: x\r\n    category: a\r\n# end\r\n",
 ])
 def test_appending_keeps_every_byte_and_yields_the_entry(text: str) -> None:
     entry = {"url": "https://example.org/a,b?x=1", "category": "123", "name": "新浪 'x': y"}
@@ -318,6 +321,25 @@ def test_appending_keeps_every_byte_and_yields_the_entry(text: str) -> None:
     # everything that was there is still there, in order (an insertion, nothing rewritten)
     rest = iter(result)
     assert all(ch in rest for ch in text.replace(" ~", ""))  # a null list (`~`) is the one thing replaced
+    assert ("\r\n" in text) == ("\n" not in result.replace("\r\n", ""))  # one kind of line end
+
+
+def test_an_append_that_would_not_load_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(CONFIG.format(base="http://127.0.0.1:9"), encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as info:
+        append_source(path, "http://127.0.0.1:9/new.xml", "no-such-category")
+    assert "not changed" in str(info.value) and "undefined category 'no-such-category'" in str(info.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["feeds.yaml"]
+
+
+def test_the_config_keeps_its_permissions(site: RecordingServer, config_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    serve(site, "/feed.xml", TECHCRUNCH, "application/rss+xml")
+    config_path.chmod(0o600)  # it may hold tokens
+    assert add(config_path, site.url("/feed.xml")) == 0
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
 
 
 def test_url_identity_equates_spellings_of_one_address() -> None:

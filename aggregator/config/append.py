@@ -11,7 +11,7 @@ rename), so a failed append leaves the config as it was.
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 from pathlib import Path
 
 import yaml
@@ -33,12 +33,17 @@ def append_source(config_path: str | Path, url: str, category: str, name: str = 
     entry = {"url": escape_env(url), "category": category}
     if name:
         entry["name"] = escape_env(name)
-    new_text = text_with_source(text, entry)
-    tmp = target.with_name(f".{target.name}.add-tmp")
     try:
-        with naming(tmp):
-            tmp.write_text(new_text, encoding="utf-8")
-            shutil.copymode(target, tmp)  # a config holding tokens may be readable by its owner only
+        new_text = text_with_source(text, entry)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not changed: {exc}; add the source by hand") from exc
+    tmp = target.with_name(f".{target.name}.add-tmp")
+    tmp.unlink(missing_ok=True)  # left by an add that was killed
+    try:
+        # created with the config's permissions: a config holding tokens may be readable by its owner only
+        mode = stat.S_IMODE(target.stat().st_mode)
+        with naming(tmp), os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
+            handle.write(new_text.encode("utf-8"))
         _check_loads(tmp, url, path)
         os.replace(tmp, target)
     finally:
@@ -46,14 +51,17 @@ def append_source(config_path: str | Path, url: str, category: str, name: str = 
 
 
 def text_with_source(text: str, entry: dict[str, str]) -> str:
-    """`text` with `entry` appended to its top-level `sources:` list; the rest unchanged byte for byte."""
+    """`text` with `entry` appended to its top-level `sources:` list; the rest unchanged byte for byte.
+    Raises ValueError when the file is shaped so that appending is not safe."""
+    if "\r\n" in text:  # a file with Windows line ends gets them on the new lines too
+        return text_with_source(text.replace("\r\n", "\n"), entry).replace("\n", "\r\n")
     root = yaml.compose(text, Loader=_LOADER)
     if not isinstance(root, yaml.MappingNode) or root.flow_style:
-        raise ConfigError("the config's top level is not a block mapping: add the source by hand")
+        raise ValueError("the config's top level is not a block mapping")
     for key, value in root.value:
         if isinstance(key, yaml.ScalarNode) and key.value == "sources":
             if value.start_mark.index < key.end_mark.index:  # `sources: *alias`: the list lives elsewhere
-                raise ConfigError("`sources:` is a YAML alias: add the source by hand")
+                raise ValueError("`sources:` is a YAML alias")
             return _insert(text, key, value, entry)
     ending = "" if not text or text.endswith("\n") else "\n"
     return f"{text}{ending}sources:\n{_block_item(entry, '  ', 2)}"
@@ -86,7 +94,7 @@ def _insert(text: str, key: yaml.Node, value: yaml.Node, entry: dict[str, str]) 
         start, end = value.start_mark.index, value.end_mark.index
         space = " " if text[start - 1:start] == ":" else ""
         return text[:start] + f"{space}[{flow.strip()}]" + text[end:]
-    raise ConfigError(f"line {key.start_mark.line + 1}: `sources:` is not a list: add the source by hand")
+    raise ValueError(f"line {key.start_mark.line + 1}: `sources:` is not a list")
 
 
 def _block_item(entry: dict[str, str], indent: str, gap: int) -> str:
