@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, UnicodeDammit
 from bs4.element import Tag
 from bs4.filter import SoupStrainer
 
@@ -33,6 +33,7 @@ MAX_PER_TIER = 10  # a page listing hundreds of feed-like links (a blogroll) cos
 _FEED_PATH = re.compile(r"(?i)(?:^|/)(?:feeds?|rss|atom)(?:/|$|\.(?:xml|json|rss|atom|rdf)$)"
                         r"|\.(?:rss|atom|rdf)$|(?:^|/)(?:[^/]*(?:rss|atom|feed)[^/]*|index)\.xml$")
 _FEED_QUERY = re.compile(r"(?i)(?:^|&)(?:feed|format)=(?:rss2?|atom|rdf|json|feed)(?:&|$)")
+_FEED_WORD = re.compile(r"(?i)feed|rss|atom|xml|rdf|json")  # every address _FEED_PATH or _FEED_QUERY matches has one
 _COMMENTS = re.compile(r"(?i)comment|评论|留言|kommentar|commentaire|comentario")
 
 
@@ -50,11 +51,9 @@ class PageLinks:
 
 def find_feed_links(page: bytes, page_url: str, content_type: str = "") -> PageLinks:
     """The feeds a page advertises and the feed-like links in it, in the order to try them."""
-    charset = _charset(content_type)
     with warnings.catch_warnings():  # bs4 warns about XML read as HTML and about short inputs: both are fine here
         warnings.simplefilter("ignore")
-        soup = BeautifulSoup(page, "lxml", parse_only=SoupStrainer(["base", "link", "a"]),
-                             from_encoding=charset or None)
+        soup = BeautifulSoup(_decode(page, content_type), "lxml", parse_only=SoupStrainer(["base", "link", "a"]))
     base = page_url
     first_base = soup.find("base", href=True)
     if isinstance(first_base, Tag):
@@ -64,14 +63,13 @@ def find_feed_links(page: bytes, page_url: str, content_type: str = "") -> PageL
     for tag in soup.find_all(["link", "a"], href=True):
         if not isinstance(tag, Tag):
             continue
-        url = _absolute(base, _attr(tag, "href"))
-        if not url:
-            continue
         if tag.name == "link" and _is_advertised_feed(tag):
-            advertised.append(Candidate(url, _attr(tag, "title")))
-        elif tag.name == "a" and _looks_like_feed(tag, url):
-            text = _attr(tag, "title") or " ".join(tag.get_text(" ").split())
-            linked.append(Candidate(url, text[:200]))
+            if url := _absolute(base, _attr(tag, "href")):
+                advertised.append(Candidate(url, _attr(tag, "title")))
+        elif tag.name == "a" and _may_be_feed(tag):
+            if (url := _absolute(base, _attr(tag, "href"))) and _looks_like_feed(tag, url):
+                text = _attr(tag, "title") or " ".join(tag.get_text(" ").split())
+                linked.append(Candidate(url, text[:200]))
     host = urlsplit(page_url).hostname
     linked.sort(key=lambda c: urlsplit(c.url).hostname != host)  # stable: document order within each group
     return PageLinks(_unique(advertised)[:MAX_PER_TIER], _unique(linked)[:MAX_PER_TIER])
@@ -96,8 +94,17 @@ def _is_advertised_feed(tag: Tag) -> bool:
     return ("alternate" in rel and kind in FEED_TYPES) or ("feed" in rel and kind in FEED_TYPES | {""})
 
 
+def _is_feed_type(tag: Tag) -> bool:
+    return _attr(tag, "type").split(";")[0].strip().lower() in FEED_TYPES
+
+
+def _may_be_feed(tag: Tag) -> bool:
+    """Cheap first look at an <a>: most links of a page name no feed and need not be resolved."""
+    return bool(_FEED_WORD.search(_attr(tag, "href"))) or _is_feed_type(tag)
+
+
 def _looks_like_feed(tag: Tag, url: str) -> bool:
-    if _attr(tag, "type").split(";")[0].strip().lower() in FEED_TYPES:
+    if _is_feed_type(tag):
         return True
     parts = urlsplit(url)
     if "sitemap" in parts.path.lower():
@@ -138,6 +145,11 @@ def _words(value: object) -> list[str]:
     return str(value or "").split()
 
 
-def _charset(content_type: str) -> str:
+def _decode(page: bytes, content_type: str) -> str:
+    """The page as text: the charset its header or its own <meta> declares, else UTF-8 when it decodes.
+    Only then does bs4 guess with chardet, which costs ~0.3 s on a 200 KB page (and guessed first, before
+    UTF-8, when left to itself)."""
     match = re.search(r"(?i)charset\s*=\s*[\"']?([\w.:-]+)", content_type)
-    return match.group(1) if match else ""
+    declared = [match.group(1)] if match else []
+    dammit = UnicodeDammit(page, known_definite_encodings=declared, user_encodings=["utf-8"], is_html=True)
+    return dammit.unicode_markup or page.decode("utf-8", "replace")
