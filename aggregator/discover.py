@@ -33,7 +33,7 @@ MAX_PER_TIER = 10  # a page listing hundreds of feed-like links (a blogroll) cos
 _FEED_PATH = re.compile(r"(?i)(?:^|/)(?:feeds?|rss|atom)(?:/|$|\.(?:xml|json|rss|atom|rdf)$)"
                         r"|\.(?:rss|atom|rdf)$|(?:^|/)(?:[^/]*(?:rss|atom|feed)[^/]*|index)\.xml$")
 _FEED_QUERY = re.compile(r"(?i)(?:^|&)(?:feed|format)=(?:rss2?|atom|rdf|json|feed)(?:&|$)")
-_FEED_WORD = re.compile(r"(?i)feed|rss|atom|xml|rdf|json")  # every address _FEED_PATH or _FEED_QUERY matches has one
+_FEED_WORD = re.compile(r"(?i)feed|rss|atom|xml|rdf|json")  # in every address the two above match
 _COMMENTS = re.compile(r"(?i)comment|评论|留言|kommentar|commentaire|comentario")
 
 
@@ -51,9 +51,10 @@ class PageLinks:
 
 def find_feed_links(page: bytes, page_url: str, content_type: str = "") -> PageLinks:
     """The feeds a page advertises and the feed-like links in it, in the order to try them."""
-    with warnings.catch_warnings():  # bs4 warns about XML read as HTML and about short inputs: both are fine here
+    text = _decode(page, content_type)
+    with warnings.catch_warnings():  # bs4 warns about XML read as HTML and about short inputs: both fine here
         warnings.simplefilter("ignore")
-        soup = BeautifulSoup(_decode(page, content_type), "lxml", parse_only=SoupStrainer(["base", "link", "a"]))
+        soup = BeautifulSoup(text, "lxml", parse_only=SoupStrainer(["base", "link", "a"]))
     base = page_url
     first_base = soup.find("base", href=True)
     if isinstance(first_base, Tag):

@@ -129,6 +129,8 @@ def _check_loads(candidate: Path, url: str, shown: Path) -> None:
     try:
         config = load_config(candidate)
     except ConfigError as exc:
-        raise ConfigError([f"{shown}: not changed: with the new source it would not load:"] + exc.problems) from exc
+        problems = [f"{shown}: not changed: with the new source it would not load:", *exc.problems]
+        raise ConfigError(problems) from exc
     if not any(url_identity(s.url) == url_identity(url) for s in config.sources):
-        raise ConfigError(f"{shown}: not changed: the new source did not land in its sources list; add it by hand")
+        raise ConfigError(f"{shown}: not changed: the new source did not land in its sources list; "
+                          "add it by hand")
