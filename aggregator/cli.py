@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="the OPML file to import")
     imp.add_argument("--category", default="", help="category slug for feeds outside any folder (default: imported)")
 
+    add = command("add", "add a feed, or the feed a web page advertises, to the config",
+                  "aggregator add https://example.org/ --category tech --name 'Example blog'")
+    add.add_argument("url", metavar="URL", help="a feed's address, or a web page's (its feeds are found)")
+    add.add_argument("--category", default="", metavar="SLUG",
+                     help="the category to add it to (needed when the config has more than one)")
+    add.add_argument("--name", default="", help="the source's name (default: the feed's own title)")
+
     command("export-opml", "print the configured sources as OPML 2.0",
             "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
 
@@ -261,6 +268,18 @@ def cmd_import_opml(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    from aggregator.subscribe import AddRefused, add_source, format_added
+
+    try:
+        added = add_source(args.config, args.url, args.category, args.name, args.now)
+    except AddRefused as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(format_added(added))
+    return EXIT_OK
+
+
 def cmd_export_opml(args: argparse.Namespace) -> int:
     from aggregator.opml import export_opml
 
@@ -284,7 +303,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml,
+    "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml, "add": cmd_add,
     "export-opml": cmd_export_opml, "prune": cmd_prune,
 }
 
