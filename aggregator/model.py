@@ -43,6 +43,11 @@ class FeedMeta:
     ttl_s: int | None = None  # from <ttl> or sy:updatePeriod/sy:updateFrequency
     format: str = ""  # rss20, atom10, jsonfeed11, ...
 
+    @property
+    def name(self) -> str:
+        """The title on one line, at most 200 characters: what names a source configured without `name:`."""
+        return " ".join(self.title.split())[:200]
+
 
 @_pickled_as_fields
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,7 @@ class ParsedFeed:
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    parser: str = ""  # which path read the document: "json", "fast" (lxml) or "feedparser"
 
 
 # --- configuration values -------------------------------------------------------------

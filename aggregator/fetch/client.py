@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ class FetchOutcome:
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     final_url: str = ""  # after redirects
     error: str = ""  # one line; the caller prefixes source name and URL
+    size: int = 0  # bytes of the body as received (kept when `body` is handed on and dropped here)
+    elapsed_s: float = 0.0  # wall time of the fetch: slots held, redirects, retries, body (what -v logs)
 
 
 # --- the public entry point ---------------------------------------------------------------------
@@ -121,11 +124,14 @@ async def _fetch_and_report(
 ) -> None:
     if admit is not None:
         await admit(source)
+    started = time.monotonic()  # a measurement for the logs, not an input to any decision
     try:
         outcome = await fetch_source(run, source, state, force=force, retry_gone=retry_gone)
     except Exception as exc:  # noqa: BLE001 (a bug must not stop the other sources; the message says it is one)
         error = f"internal error: {type(exc).__name__}: {exc}"
         outcome = FetchOutcome(source, "failed", replace(state, last_error=error), error=error)
+    if outcome.kind != "not_due":
+        outcome = replace(outcome, elapsed_s=time.monotonic() - started)
     finish(i, outcome)
 
 
@@ -300,12 +306,12 @@ def _got_body(
         state = _remember_validators(replace(state, etag="", last_modified=""), headers)
     if digest == state.body_hash and state.last_success is not None:
         state = schedule.after_success(state, interval, headers, config, now)
-        return FetchOutcome(source, "unchanged", state, headers=headers, final_url=final_url)
+        return FetchOutcome(source, "unchanged", state, headers=headers, final_url=final_url, size=len(body))
     # Success is recorded by reschedule_after_parse once the body parsed; until then the next
     # due time is the plain interval, so a pipeline that stops here still polls politely.
     delay = schedule.success_delay_s(interval, state.feed_ttl_s, headers, config, now)
     state = replace(state, body_hash=digest, next_due=now + timedelta(seconds=delay), retry_after_until=None)
-    return FetchOutcome(source, "fetched", state, body=body, headers=headers, final_url=final_url)
+    return FetchOutcome(source, "fetched", state, body=body, headers=headers, final_url=final_url, size=len(body))
 
 
 def _remember_validators(state: SourceState, headers: Mapping[str, str]) -> SourceState:
