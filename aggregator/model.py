@@ -167,11 +167,19 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class FilterSpec:
+    """One filter rule as the config gives it ({drop: {title: ...}}), and where: "feeds.yaml:42"."""
+
+    body: dict[str, object]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     title: str
     subtitle: str = ""
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,7 @@ class Source:
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = ""
     full_text: bool = False
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     clean_rules: tuple[dict[str, object], ...] = ()
 
     @property
@@ -205,7 +213,7 @@ class Config:
     clean: CleanConfig
     categories: dict[str, Category]
     sources: tuple[Source, ...]
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     retention: float = 180 * 86400  # seconds of state kept for articles no longer published
     lock_timeout: float = 60.0  # seconds a run waits for another run's lock before exiting with code 3
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back

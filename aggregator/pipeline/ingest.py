@@ -20,7 +20,7 @@ from aggregator.fetch import (
     mark_parse_failed,
     reschedule_after_parse,
 )
-from aggregator.model import Config, Source
+from aggregator.model import Config, FilterSpec, Source
 from aggregator.pipeline.full_text import Deferred, add_full_text
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
 from aggregator.pipeline.run_log import log_source
@@ -57,7 +57,7 @@ def _clean_now(options: RunOptions, source: Source, filtered: bool, store: Store
 
 def rules_for(config: Config, source: Source) -> tuple[Rule, ...]:
     """Global, then category, then source filter rules, compiled (config already validated them)."""
-    raw: list[dict[str, object]] = list(config.filters)
+    raw: list[FilterSpec] = list(config.filters)
     for slug in source.categories:
         raw.extend(config.categories[slug].filters)
     raw.extend(source.filters)
