@@ -15,13 +15,17 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
+from aggregator.report import SOURCE_COLUMNS_HELP
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import SourceReport
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_SOURCES_FAILED = 1  # check --online: the config is valid but some source failed
@@ -78,8 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--online", action="store_true", help="also fetch each source once and report on it")
     check.add_argument("--schema", action="store_true", help="print the config's JSON Schema and exit")
 
-    from aggregator.report import SOURCE_COLUMNS_HELP
-
     sources = command("sources", "show every source with its status and schedule",
                       "aggregator sources --config config/feeds.yaml --json", SOURCE_COLUMNS_HELP)
     sources.add_argument("--json", action="store_true", help="machine-readable output")
@@ -100,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Global options: (flags, dest, argparse keywords). Given after the subcommand they land in "sub_<dest>"
 # (default: absent), so a subcommand never overwrites what was given before it; main() merges the two.
 _GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
-    (("-c", "--config"), "config", {"default": DEFAULT_CONFIG, "metavar": "PATH", "help": f"config file (default: {DEFAULT_CONFIG})"}),
+    (("-c", "--config"), "config", {"default": DEFAULT_CONFIG, "metavar": "PATH",
+                                    "help": f"config file (default: {DEFAULT_CONFIG})"}),
     (("-v", "--verbose"), "verbose", {"action": "count", "default": 0,
                                       "help": "-v: one line per source; -vv: what each stage decided"}),
     (("-q", "--quiet"), "quiet", {"action": "store_true", "default": False, "help": "only warnings and errors"}),
@@ -231,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _source_ref(report: Any) -> str:
+def _source_ref(report: SourceReport) -> str:
     """How log lines name a source: its name (or feed title) and URL, or the URL alone when it has neither."""
     name, url = report.name, report.source.url
     return f"source {name!r} ({url})" if name != url else f"source {url}"

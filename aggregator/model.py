@@ -94,7 +94,9 @@ class ParsedFeed:
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
-    parser: str = ""  # which path read the document: "json", "fast" (lxml) or "feedparser"
+    # which path read the document: "json", "fast" (lxml) or "feedparser"; not part of the result's
+    # value (the fast path and feedparser must give equal feeds)
+    parser: str = field(default="", compare=False)
 
 
 # --- configuration values -------------------------------------------------------------

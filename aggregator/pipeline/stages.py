@@ -72,7 +72,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         else:
             store = stack.enter_context(open_store(config, lock_timeout_s=wait_s, new_state=options.new_state))
         raw_states = store.source_states()
-        sources = select_sources(config, options.only, feed_titles(raw_states))
+        sources = select_sources(config, options.only, feed_titles(raw_states) if options.only else {})
         before = snapshot(config, store, now) if options.dry_run else {}
         pool = stack.enter_context(LazyPool(len(sources), options.workers))  # publishing cleans in it too
         with store.batched():  # commits a few times a second, not once per source
