@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -55,7 +54,6 @@ class FetchOutcome:
     final_url: str = ""  # after redirects
     error: str = ""  # one line; the caller prefixes source name and URL
     size: int = 0  # bytes of the body as received (kept when `body` is handed on and dropped here)
-    elapsed_s: float = 0.0  # wall time of the fetch: slots held, redirects, retries, body (what -v logs)
 
 
 # --- the public entry point ---------------------------------------------------------------------
@@ -124,14 +122,11 @@ async def _fetch_and_report(
 ) -> None:
     if admit is not None:
         await admit(source)
-    started = time.monotonic()  # a measurement for the logs, not an input to any decision
     try:
         outcome = await fetch_source(run, source, state, force=force, retry_gone=retry_gone)
     except Exception as exc:  # noqa: BLE001 (a bug must not stop the other sources; the message says it is one)
         error = f"internal error: {type(exc).__name__}: {exc}"
         outcome = FetchOutcome(source, "failed", replace(state, last_error=error), error=error)
-    if outcome.kind != "not_due":
-        outcome = replace(outcome, elapsed_s=time.monotonic() - started)
     finish(i, outcome)
 
 

@@ -97,6 +97,8 @@ class Ingest:
         self.unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
         self.fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
         self.backlog = Backlog(MAX_WAITING_BYTES)
+        self.fetch_started: dict[str, float] = {}  # source URL -> options.clock() when its fetch began
+        self.fetch_s: dict[str, float] = {}  # source URL -> how long its fetch took (what -v logs)
         # what cleaning and the filters removed is recorded for --explain, and for -vv's stage lines
         self.explain = options.explain or log.isEnabledFor(logging.DEBUG)
 
@@ -113,7 +115,7 @@ class Ingest:
                 self.states[source.url] = replace(state, etag="", last_modified="", body_hash="")
         await fetch_sources(sources, self.config.fetch, self.states, self.now, force=self.options.force,
                             retry_gone=self.options.retry_gone, on_outcome=self.on_outcome,
-                            admit=self.backlog.admit)
+                            admit=self.admit)
         if self.fatal:
             raise self.fatal[0]
         await self.wait_for_workers()
@@ -124,7 +126,14 @@ class Ingest:
 
     # --- as each source's outcome comes in ------------------------------------------------------------
 
+    async def admit(self, source: Source) -> None:
+        """Called as each source's fetch is about to start: once the backlog has room for its body."""
+        await self.backlog.admit(source)
+        self.fetch_started[source.url] = self.options.clock()
+
     def on_outcome(self, outcome: FetchOutcome) -> None:
+        url = outcome.source.url
+        self.fetch_s[url] = self.options.clock() - self.fetch_started.pop(url, self.options.clock())
         if outcome.kind != "fetched" or self.fatal:
             self.backlog.arrived(outcome.source, 0)
         if self.fatal:
@@ -217,7 +226,7 @@ class Ingest:
     def finish(self, report: SourceReport, outcome: FetchOutcome, state: SourceState) -> None:
         report.moved_to = getattr(state, "moved_to", "") or ""
         report.state = state
-        report.size, report.elapsed_s = outcome.size, outcome.elapsed_s
+        report.size, report.elapsed_s = outcome.size, self.fetch_s.pop(outcome.source.url, 0.0)
         log_source(report, outcome)
         # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
         extra = {k: v for k, v in self.raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}

@@ -41,7 +41,7 @@ class SourceReport:
     held_back: int = 0
     capped: int = 0  # new items left out by fetch.max_new_per_fetch / max_items_per_source
     size: int = 0  # bytes of the fetched body (0: none fetched)
-    elapsed_s: float = 0.0  # the fetch's wall time: request, redirects, retries and body
+    elapsed_s: float = 0.0  # the fetch's wall time: waits for its host's slot, redirects, retries, body
     parser: str = ""  # which parser read the body (json, fast, feedparser); "" = none ran
     dropped: dict[str, int] = field(default_factory=dict)  # filter rule label -> count
     warnings: tuple[str, ...] = ()
