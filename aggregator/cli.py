@@ -1,7 +1,7 @@
 """argv -> pipeline; the only module that prints or exits.
 
-Exit codes: 0 done (some sources may have failed), 1 fatal, 2 config or usage error,
-3 another run holds the lock.
+Exit codes: 0 done (`run`: some sources may have failed), 1 fatal (and `check --online`: some source
+failed to fetch or parse), 2 config or usage error, 3 another run holds the lock.
 """
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
+from aggregator.report import SOURCE_COLUMNS_HELP
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import SourceReport
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_SOURCES_FAILED = 1  # check --online: the config is valid but some source failed
 log = logging.getLogger("aggregator")
 
 
@@ -43,17 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
-    common = _Parser(add_help=False)
-    common.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default: {DEFAULT_CONFIG})")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeat for debug)")
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    _add_global_options(parser, suppress=False)
+    common = _Parser(add_help=False)  # the same options after the subcommand: `aggregator run -c x.yaml -v`
+    _add_global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, example: str, more: str = "") -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              epilog=f"Example: {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=f"{more}\n\nExample: {example}" if more else f"Example: {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
     run = command("run", "fetch the due sources and republish the feeds",
                   "aggregator run --config config/feeds.yaml --only finance --dry-run")
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--schema", action="store_true", help="print the config's JSON Schema and exit")
 
     sources = command("sources", "show every source with its status and schedule",
-                      "aggregator sources --config config/feeds.yaml --json")
+                      "aggregator sources --config config/feeds.yaml --json", SOURCE_COLUMNS_HELP)
     sources.add_argument("--json", action="store_true", help="machine-readable output")
     sources.add_argument("--html", default="", metavar="FILE",
                          help="write a self-contained status page (states, errors, a 30-day chart per source) to FILE")
@@ -104,10 +108,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Global options: (flags, dest, argparse keywords). Given after the subcommand they land in "sub_<dest>"
+# (default: absent), so a subcommand never overwrites what was given before it; main() merges the two.
+_GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
+    (("-c", "--config"), "config", {"default": DEFAULT_CONFIG, "metavar": "PATH",
+                                    "help": f"config file (default: {DEFAULT_CONFIG})"}),
+    (("-v", "--verbose"), "verbose", {"action": "count", "default": 0,
+                                      "help": "-v: one line per source; -vv: what each stage decided"}),
+    (("-q", "--quiet"), "quiet", {"action": "store_true", "default": False, "help": "only warnings and errors"}),
+    (("--log-format",), "log_format", {"choices": ("text", "json"), "default": "text",
+                                       "help": "log line format: text, or json (one object per line)"}),
+)
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    for flags, dest, keywords in _GLOBAL_OPTIONS:
+        if suppress:
+            keywords = {**keywords, "default": argparse.SUPPRESS}
+        parser.add_argument(*flags, dest=f"sub_{dest}" if suppress else dest, **keywords)
+
+
+def _merge_global_options(args: argparse.Namespace) -> None:
+    """Options after the subcommand win over the same ones before it; -v counts on both sides."""
+    for _flags, dest, _keywords in _GLOBAL_OPTIONS:
+        if not hasattr(args, f"sub_{dest}"):
+            continue
+        later = getattr(args, f"sub_{dest}")
+        delattr(args, f"sub_{dest}")
+        setattr(args, dest, args.verbose + later if dest == "verbose" else later)
+
+
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
     """The CLI. `clock` gives the time a command runs at (default: the system clock), read once here:
     the one place the program reads the time, so tests and bench/year.py move it (issue 20)."""
     args = build_parser().parse_args(argv)
+    _merge_global_options(args)
     args.now = (clock or _system_time)()
     setup_logging(args.verbose, args.quiet, args.log_format)
     try:
@@ -188,16 +223,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     told: set[str] = set()  # each worker process disables a pattern on its own: say it once a run
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
-            log.error("%s: %s", _source_ref(report.source), report.error)
+            log.error("%s: %s", _source_ref(report), report.error)
         for warning in report.warnings:
             if is_pattern_notice(warning):
                 if warning in told:
                     continue
                 told.add(warning)
-            log.warning("%s: %s", _source_ref(report.source), warning)
+            log.warning("%s: %s", _source_ref(report), warning)
         if args.explain:
             for line in report.explain:
-                print(f"{report.source.label}: {line}")
+                print(f"{report.name}: {line}")
     if not args.dry_run:
         try:
             write_health(config, summary)
@@ -208,15 +243,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _source_ref(source: Any) -> str:
-    """How log lines name a source: its name and URL, or the URL alone when it has no name."""
-    return f"source {source.name!r} ({source.url})" if source.name else f"source {source.url}"
+def _source_ref(report: SourceReport) -> str:
+    """How log lines name a source: its name (or feed title) and URL, or the URL alone when it has neither."""
+    name, url = report.name, report.source.url
+    return f"source {name!r} ({url})" if name != url else f"source {url}"
 
 
 def _matches_any(config: Any, names: Sequence[str]) -> bool:
-    from aggregator.pipeline import select_sources
+    from aggregator.pipeline import feed_titles, select_sources
+    from aggregator.report import read_source_states
 
-    return bool(select_sources(config, names)) or any(n in config.categories for n in names)
+    if select_sources(config, names) or any(n in config.categories for n in names):
+        return True
+    return bool(select_sources(config, names, feed_titles(read_source_states(config)[0])))  # a feed's title
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -229,7 +268,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.online:
         from aggregator.report import check_online
 
-        print(check_online(config, args.now))
+        text, failed = check_online(config, args.now)
+        print(text)
+        if failed:
+            print(f"aggregator: {failed} of {len(config.sources)} sources failed", file=sys.stderr)
+            return EXIT_SOURCES_FAILED
     return EXIT_OK
 
 

@@ -43,6 +43,11 @@ class FeedMeta:
     ttl_s: int | None = None  # from <ttl> or sy:updatePeriod/sy:updateFrequency
     format: str = ""  # rss20, atom10, jsonfeed11, ...
 
+    @property
+    def name(self) -> str:
+        """The title on one line, at most 200 characters: what names a source configured without `name:`."""
+        return " ".join(self.title.split())[:200]
+
 
 @_pickled_as_fields
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,9 @@ class ParsedFeed:
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    # which path read the document: "json", "fast" (lxml) or "feedparser"; not part of the result's
+    # value (the fast path and feedparser must give equal feeds)
+    parser: str = field(default="", compare=False)
 
 
 # --- configuration values -------------------------------------------------------------
@@ -172,11 +180,19 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class FilterSpec:
+    """One filter rule as the config gives it ({drop: {title: ...}}), and where: "feeds.yaml:42"."""
+
+    body: dict[str, object]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     title: str
     subtitle: str = ""
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,7 +204,7 @@ class Source:
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = ""
     full_text: bool = False
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     clean_rules: tuple[dict[str, object], ...] = ()
 
     @property
@@ -210,7 +226,7 @@ class Config:
     clean: CleanConfig
     categories: dict[str, Category]
     sources: tuple[Source, ...]
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     retention: float = 180 * 86400  # seconds of state kept for articles no longer published
     lock_timeout: float = 60.0  # seconds a run waits for another run's lock before exiting with code 3
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back

@@ -27,7 +27,8 @@ class SourceStatus:
     last_success: datetime | None
     last_error: str
     failures: int
-    items: int  # articles stored and published
+    items: int  # items its feed listed at its last parse (report's ITEMS)
+    stored: int  # articles the state holds for it
     held: int
     next_due: datetime | None
     moved_to: str
@@ -56,7 +57,7 @@ def source_statuses(rows: Sequence[Mapping[str, Any]], per_day: Mapping[str, Map
             name=_mask(str(row["name"]), url), url=_mask(url, url), categories=str(row.get("category") or ""),
             states=states, http_status=str(row.get("status") or ""), last_success=last_success,
             last_error=_mask(str(row.get("last_error") or ""), url), failures=int(row.get("failures") or 0),
-            items=int(row.get("items") or 0), held=held.get(url, 0), next_due=_time(row.get("next_due")),
+            items=int(row.get("items") or 0), stored=int(row.get("stored") or 0), held=held.get(url, 0), next_due=_time(row.get("next_due")),
             moved_to=_mask(str(row.get("moved_to") or ""), url), per_day=tuple(counts.get(d, 0) for d in days),
         ))
     return sorted(statuses, key=_rank)
@@ -91,7 +92,7 @@ def _section(status: SourceStatus, now: datetime) -> str:
         ("last success", _when(status.last_success, now) if status.last_success else "never"),
         ("next due", _when(status.next_due, now) if status.next_due else "—"),
         ("HTTP status", markup.text(status.http_status or "—")),
-        ("articles", f"{status.items} published" + (f", {status.held} held back" if status.held else "")),
+        ("articles", f"{status.items} in its feed, {status.stored} kept" + (f", {status.held} held back" if status.held else "")),
     ]
     if status.failures:
         facts.append(("failures", f"{status.failures} in a row"))

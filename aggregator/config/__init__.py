@@ -51,6 +51,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
         raise ConfigError(f"{display(config_path)}: expected a mapping of settings at the top, "
                           f"got {type_name(root.data)}")
     base = config_path.parent
+    root.name = config_path.name
     check_keys(root, (), root.data, TOP_KEYS, problems)
     documents = [root] + _read_includes(root, reader)
 
@@ -119,5 +120,14 @@ def _read_includes(root: Doc, reader: Reader) -> list[Doc]:
                                       f"got {type_name(doc.data)}")
                 continue
             check_keys(doc, (), doc.data, ("categories", "sources"), problems)
+            doc.name = _name_within(file, root.path.parent)
             docs.append(doc)
     return docs
+
+
+def _name_within(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` when it is inside it (conf.d/news.yaml), else in full."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)

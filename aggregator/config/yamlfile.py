@@ -41,6 +41,7 @@ class Doc:
     path: Path
     data: Any
     lines: dict[tuple[object, ...], int]
+    name: str = ""  # how a filter rule's origin names the file: relative to the main config's folder
 
 
 class Problems:

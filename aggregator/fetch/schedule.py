@@ -186,7 +186,8 @@ def reschedule_after_parse(
     now: datetime,
 ) -> SourceState:
     """The body parsed: the source succeeded; next_due from interval, feed ttl and cache headers."""
-    state = replace(state, feed_ttl_s=meta.ttl_s)
+    # the title names a source without `name:` in reports and logs: one line, of a sane length
+    state = replace(state, feed_ttl_s=meta.ttl_s, title=meta.name)
     return after_success(state, interval if interval is not None else config.interval, headers, config, now)
 
 
