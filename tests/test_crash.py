@@ -50,23 +50,26 @@ def published_ids(out: Path) -> dict[str, set[str]]:
     return result
 
 
-def pool_workers() -> set[int]:
-    """Pids of worker processes (aggregator.pool) that are not this test process's own children."""
+def pool_workers(tag: str) -> set[int]:
+    """Pids of worker processes (aggregator.pool) started by runs whose environment carries `tag`: a
+    killed run's workers are orphans, so only the environment they inherit tells them from the workers
+    of other test runs on the same machine."""
     found = set()
-    for status in Path("/proc").glob("[0-9]*/status"):
+    marker = f"AGGREGATOR_CRASH_TEST={tag}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            cmdline = (status.parent / "cmdline").read_bytes()
-            ppid = int(next(line for line in status.read_text().splitlines() if line.startswith("PPid:")).split()[1])
-        except (OSError, StopIteration, ValueError):
-            continue  # gone meanwhile
-        if b"from aggregator.pool import serve" in cmdline and ppid != os.getpid():
-            found.add(int(status.parent.name))
+            if (b"from aggregator.pool import serve" in (proc / "cmdline").read_bytes()
+                    and marker in (proc / "environ").read_bytes().split(b"\0")):
+                found.add(int(proc.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
     return found
 
 
 def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: RecordingServer) -> None:
     rng = random.Random(20261126)
-    before = pool_workers()
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "AGGREGATOR_CRASH_TEST": tag}
     bases = rss_bases(12)
     assert len(bases) >= 8
     items: list[list[int]] = [[] for _ in bases]
@@ -82,7 +85,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
                "--workers", "2"]
 
     started = time.monotonic()
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    subprocess.run(command, check=True, capture_output=True, timeout=120, env=env)
     full_run_s = time.monotonic() - started
     seen = published_ids(tmp_path / "out")
     assert sum(len(ids) for ids in seen.values()) > 50
@@ -95,7 +98,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
         items[feed_no].append(round_no)
         http_server.routes[f"/{feed_no}.xml"] = Route(
             200, {"Content-Type": "application/rss+xml"}, with_items(bases[feed_no], items[feed_no], feed_no))
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         time.sleep(rng.uniform(0.0, full_run_s * 0.9))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
@@ -113,7 +116,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
             seen[name] = now_published[name]
 
     # the next run recovers by itself and publishes everything the farm holds
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    subprocess.run(command, check=True, capture_output=True, timeout=120, env=env)
     final = published_ids(tmp_path / "out")
     everything = set().union(*final.values())
     for feed_no, numbers in enumerate(items):
@@ -123,6 +126,6 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
     # a killed run's workers notice (end of file on their stdin) and exit: no process pile-up when a
     # timer's runs get killed
     deadline = time.monotonic() + 10
-    while pool_workers() - before and time.monotonic() < deadline:
+    while pool_workers(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert pool_workers() - before == set()
+    assert pool_workers(tag) == set()
