@@ -179,8 +179,8 @@ def _system_time() -> datetime:
 
 def entry() -> NoReturn:
     """The console script: main(), then the exit handlers (logging, multiprocessing's finalizers) and
-    a flush, then an exit that skips tearing down the interpreter object by object: ~0.15 s of a
-    no-op run of 1,000 sources, which takes ~1.5 s in all."""
+    a flush, then an exit that skips tearing down the interpreter object by object, a noticeable part
+    of a short run's time (bench/RESULTS.md)."""
     code = main()
     atexit._run_exitfuncs()
     try:

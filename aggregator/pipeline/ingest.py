@@ -146,8 +146,8 @@ class Ingest:
             except Exception as exc:  # noqa: BLE001 - see failed_internally
                 self.failed_internally(outcome, exc)
             return
-        # Bodies wait here for a free worker while fetching races ahead: packed, they take ~5x
-        # less memory and are cheaper to send to the worker (zlib level 1: ~300 MB/s).
+        # Bodies wait here for a free worker while fetching races ahead: packed, they take a
+        # fraction of the memory and are cheaper to send to the worker (zlib's fastest level).
         packed = zlib.compress(outcome.body, 1) if outcome.body else b""
         self.backlog.arrived(outcome.source, len(packed))
         task = asyncio.get_running_loop().create_task(self.ingest_body(replace(outcome, body=b""), packed))
@@ -231,7 +231,7 @@ class Ingest:
         # tz_offset_s stays as it was unless this run parsed the feed (date_state: new offset and samples)
         extra = {k: v for k, v in self.raw_states.get(outcome.source.url, {}).items() if k == "tz_offset_s"}
         extra.update(report.date_state)
-        report.date_state = {}  # handed to the state; kept on 1,000 reports it was ~10 MB
+        report.date_state = {}  # handed to the state; kept on every report it adds up over a run
         self.unsaved[outcome.source.url] = {**state.to_dict(), **extra}
         if len(self.unsaved) >= STATE_BATCH:
             self.save_states()

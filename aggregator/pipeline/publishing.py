@@ -66,7 +66,7 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
             executor: Executor | None = None) -> PublishReport:
     """Render and write every output from the store; `executor` (the run's worker pool, when up)
     cleans waiting articles. Rendering stays here: measured, shipping 50 articles to a worker and the
-    file back cost more than rendering them (~8 ms a feed).
+    file back cost more than rendering them.
 
     One cache inside a publish: a feed whose digest (its config shape and its rows' digests) is as at
     the last publish, and whose files exist, is not rendered again. (Two more layers, unread feeds left

@@ -67,7 +67,7 @@ def canonical_link(url: str) -> str:
     if not url:
         return ""
     plain = _PLAIN_LINK.fullmatch(url)
-    if plain and plain.group(1).rstrip("."):  # what _parsed_canonical_link gives it, 5x faster
+    if plain and plain.group(1).rstrip("."):  # what _parsed_canonical_link gives it, unparsed
         return f"https://{plain.group(1).rstrip('.')}{(plain.group(2) or '').rstrip('/')}"
     return _parsed_canonical_link(url)
 
