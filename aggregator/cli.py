@@ -1,7 +1,7 @@
 """argv -> pipeline; the only module that prints or exits.
 
 Exit codes: 0 done (some sources may have failed), 1 fatal, 2 config or usage error,
-3 another run holds the lock.
+3 another run holds the lock; `why` exits 1 for an article never seen.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_NEVER_SEEN = 1  # `why`: nothing is known about that article
 log = logging.getLogger("aggregator")
 
 
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("export-opml", "print the configured sources as OPML 2.0",
             "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
+
+    why = command("why", "tell what happened to one article: published, filtered, merged, held back, cut or pruned",
+                  "aggregator why https://example.org/2026/some-story")
+    why.add_argument("article", metavar="URL_OR_ID", help="the article's link, its feed's guid, or the id we publish")
+    why.add_argument("--json", action="store_true", help="machine-readable output")
 
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
@@ -268,9 +274,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    from aggregator.errors import StateError
+    from aggregator.store import Store
+    from aggregator.why import Answer, answer_json, format_answer, investigate
+
+    config = load_config(args.config)
+    try:  # read-only and without the lock: asking never waits for a run, nor changes the state
+        with Store.open_read_only(config.state) as store:
+            answer = investigate(config, store, args.article, args.now)
+    except StateError:
+        if Path(config.state).exists():
+            raise
+        answer = Answer(args.article.strip(), ())  # no run stored anything yet
+    print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return EXIT_OK if answer.findings else EXIT_NEVER_SEEN
+
+
 _COMMANDS = {
     "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml,
-    "export-opml": cmd_export_opml, "prune": cmd_prune,
+    "export-opml": cmd_export_opml, "prune": cmd_prune, "why": cmd_why,
 }
 
 if __name__ == "__main__":  # pragma: no cover
