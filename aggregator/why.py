@@ -47,6 +47,7 @@ class Placement:
     position: int  # 1-based among the entries the feed shows; 0 = not shown
     shown: int  # entries the feed shows
     reason: str = ""  # when not shown: "duplicate", "max_age", "max_entries", "cleaning" or "unknown"
+    rank: int = 0  # when cut by a limit on entries: its place among the feed's entries within max_age
     duplicate_of: Mapping[str, str] = field(default_factory=dict)  # id, source, title of the copy shown
 
 
@@ -97,7 +98,7 @@ def investigate(config: Config, store: Store, query: str, now: datetime) -> Answ
     entries, decisions = store.find_article(query)
     sources = {s.url: s for s in config.sources}
     windows = _Windows(config, store, now)
-    findings = [explain_entry(e, windows.placements(e) if e.status == "published" else (), sources)
+    findings = [explain_entry(e, windows.placements(e) if e.status == "published" else (), sources, config.output)
                 for e in entries]
     findings = [_as_merged(f, e, store) if e.alias else f for f, e in zip(findings, entries)]
     # a decision about an article its source stored since (a rule changed) is history: the entry tells
@@ -132,8 +133,9 @@ class _Windows:
             return replace(left_out, reason="duplicate", duplicate_of=self.describe(owner))
         if any(r.key == entry.key for r in self.windows[slug]):
             return replace(left_out, reason="cleaning")
-        return replace(left_out, reason=cut_reason(entry.updated, self.standing(slug, entry), self.config.output,
-                                                   self.now) or "unknown")
+        standing = self.standing(slug, entry)
+        return replace(left_out, rank=standing.rank if standing else 0,
+                       reason=cut_reason(entry.updated, standing, self.config.output, self.now) or "unknown")
 
     def standing(self, slug: str, entry: StoredMatch) -> Standing | None:
         if slug not in self.aged:
@@ -156,7 +158,7 @@ def _as_merged(finding: Finding, kept: StoredMatch, store: Store) -> Finding:
     line = (f"merged as a duplicate of {kept.id} ({kept.title!r}) from the same source: the store took it for "
             "a re-post (the same title within hours) or the same article under a new guid or link")
     return replace(finding, verdict="duplicate", line=line,
-                   details=(f"that entry is {finding.verdict}: {finding.line}", *finding.details),
+                   details=(f"that entry: {finding.line}", *finding.details),
                    duplicate_of={"id": kept.id, "source": kept.source_url, "title": kept.title})
 
 
@@ -174,13 +176,14 @@ def cut_reason(updated: datetime, standing: Standing | None, output: OutputConfi
     return ""
 
 
-def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mapping[str, Source]) -> Finding:
+def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mapping[str, Source],
+                  output: OutputConfig) -> Finding:
     """The verdict on one stored entry, from where it stands in each feed of its source."""
     source = sources.get(entry.source_url)
     base = Finding("", "", (), entry.source_url, entry.source_name or (source.label if source else ""),
                    entry.id, entry.original_id, entry.link, entry.title, entry.first_seen, tuple(feeds),
                    pruned_at=entry.pruned_at)
-    facts = _entry_facts(entry)
+    facts = _entry_facts(entry, base.source_name)
     if entry.status == "held":
         return replace(base, verdict="held", details=facts, line=(
             f"held back: one of a burst of new articles dated before the source's newest; "
@@ -197,18 +200,27 @@ def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mappi
     if shown:
         return replace(base, verdict="published", details=details,
                        line=f"published in {', '.join(p.feed for p in shown)}: {entry.title!r}")
-    reasons = [p.reason for p in feeds]
-    verdict = next((_REASON_VERDICT[r] for r in _REASON_VERDICT if r in reasons), "published")
-    left_out = next((p for p in feeds if _REASON_VERDICT.get(p.reason) == verdict), None)
-    line = f"in no feed: {_reason_text(left_out)}" if left_out else "in no feed"
-    dup = left_out.duplicate_of if left_out else {}
-    return replace(base, verdict=verdict, details=details, line=line, duplicate_of=dup)
+    reason = next((r for r in _REASON_VERDICT if r in {p.reason for p in feeds}), "unknown")
+    dup = next((p.duplicate_of for p in feeds if p.reason == "duplicate"), {})
+    line = {
+        "duplicate": f"a duplicate of {dup.get('id')} from {dup.get('source')} (the same link, seen there "
+                     "first): the feeds show that copy, not this one",
+        "max_age": f"beyond max_age: dated {_day(entry.updated)}, older than output.max_age "
+                   f"({_duration(output.max_age)}), so in no feed",
+        "max_entries": f"beyond max_entries: in no feed, as newer entries fill each one's "
+                       f"output.max_entries ({output.max_entries})",
+        "cleaning": "in no feed: its cleaning failed (see the run's log); it is tried again on the next run",
+    }.get(reason, "in no feed, for no reason this command knows (please report it)")
+    return replace(base, verdict=_REASON_VERDICT.get(reason, "published"), details=details, line=line,
+                   duplicate_of=dup)
 
 
 def explain_filtered(decision: FilteredMatch, source: Source | None, config: Config) -> Finding:
     """The verdict on one article a filter rule dropped."""
     details = [f"source: {source.label if source else decision.source_url} ({decision.source_url})",
-               f"dropped on every fetch from {_day(decision.first_seen)} to {_day(decision.last_seen)}"]
+               *_ids(decision.id, decision.original_id, decision.link),
+               f"dropped whenever its feed was read: first {_day(decision.first_seen)}, last "
+               f"{_day(decision.last_seen)}"]
     if decision.rule == NO_KEEP_MATCH and source is not None:
         keep = [describe_rule(r) for r in rules_for(config, source) if r.action == "keep"]
         details.append("keep rules now: " + ("; ".join(keep) if keep else "none (it would pass now)"))
@@ -217,12 +229,14 @@ def explain_filtered(decision: FilteredMatch, source: Source | None, config: Con
                    decision.title, decision.first_seen, rule=decision.rule)
 
 
-def _entry_facts(entry: StoredMatch) -> tuple[str, ...]:
-    facts = [f"source: {entry.source_name or entry.source_url} ({entry.source_url})", f"id: {entry.id}"]
-    facts += [f"guid: {entry.original_id}"] if entry.original_id else []
-    facts += [f"link: {entry.link}"] if entry.link else []
-    facts.append(f"first seen {_day(entry.first_seen)}; dated {_day(entry.updated)}")
-    return tuple(facts)
+def _entry_facts(entry: StoredMatch, source_name: str) -> tuple[str, ...]:
+    return (f"source: {source_name or entry.source_url} ({entry.source_url})",
+            *_ids(entry.id, entry.original_id, entry.link),
+            f"first seen {_day(entry.first_seen)}; dated {_day(entry.updated)}")
+
+
+def _ids(entry_id: str, guid: str, link: str) -> list[str]:
+    return [f"id: {entry_id}", *([f"guid: {guid}"] if guid else []), *([f"link: {link}"] if link else [])]
 
 
 def _placement_line(p: Placement) -> str:
@@ -233,19 +247,23 @@ def _placement_line(p: Placement) -> str:
 
 
 def _reason_text(p: Placement) -> str:
-    if p.reason == "duplicate":
-        dup = p.duplicate_of
-        return (f"a duplicate of {dup.get('id', '?')} ({dup.get('title', '')!r}) from {dup.get('source', '?')}, "
-                "which has the same link and was seen first")
     return {
+        "duplicate": f"it shows the copy from {p.duplicate_of.get('source')}",
         "max_age": "older than output.max_age",
-        "max_entries": f"beyond output.max_entries (the feed shows its newest {p.shown})",
-        "cleaning": "its cleaning failed (see the run's log); it is tried again on the next run",
+        "max_entries": f"number {p.rank}, and it shows the newest {p.shown}",
+        "cleaning": "its cleaning failed",
     }.get(p.reason, "not selected (please report this)")
 
 
 def _day(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 # --- output ----------------------------------------------------------------------------------------------
