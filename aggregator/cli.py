@@ -91,14 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     command("export-opml", "print the configured sources as OPML 2.0",
             "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
 
-    why = command("why", "tell what happened to one article: published, filtered, merged, held back, cut or pruned",
+    why = command("why", "what happened to one article: published, filtered, merged, held back, cut or pruned",
                   "aggregator why https://example.org/2026/some-story")
-    why.add_argument("article", metavar="URL_OR_ID", help="the article's link, its feed's guid, or the id we publish")
+    why.add_argument("article", metavar="URL_OR_ID", type=_non_empty,
+                     help="the article's link, its feed's guid, or the id we publish")
     why.add_argument("--json", action="store_true", help="machine-readable output")
 
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
     return parser
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a link, guid or id, got nothing")
+    return text
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:

@@ -14,6 +14,7 @@ nothing matched.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -98,9 +99,9 @@ def investigate(config: Config, store: Store, query: str, now: datetime) -> Answ
     entries, decisions = store.find_article(query)
     sources = {s.url: s for s in config.sources}
     windows = _Windows(config, store, now)
-    findings = [explain_entry(e, windows.placements(e) if e.status == "published" else (), sources, config.output)
-                for e in entries]
-    findings = [_as_merged(f, e, store) if e.alias else f for f, e in zip(findings, entries)]
+    findings = [explain_entry(e, windows.placements(e) if e.status == "published" else (), sources,
+                              config.output) for e in entries]
+    findings = [explain_merged(f, e) if e.alias else f for f, e in zip(findings, entries)]
     # a decision about an article its source stored since (a rule changed) is history: the entry tells
     stored = {(e.source_url, e.id) for e in entries} | {(e.source_url, e.link_key) for e in entries if e.link_key}
     findings += [explain_filtered(d, sources.get(d.source_url), config) for d in decisions
@@ -115,15 +116,20 @@ class _Windows:
     def __init__(self, config: Config, store: Store, now: datetime) -> None:
         self.config, self.store, self.now = config, store, now
         self.urls = dict((spec.slug, urls) for spec, urls in feed_specs(config))
-        self.windows = {spec.slug: rows for spec, rows in feed_windows(config, store, now)}
         self.aged: dict[str, list[FeedRow]] = {}
+
+    @functools.cached_property
+    def windows(self) -> dict[str, list[FeedRow]]:
+        """Read only when a published entry is asked about (not for one never seen, held or pruned)."""
+        return {spec.slug: rows for spec, rows in feed_windows(self.config, self.store, self.now)}
 
     def placements(self, entry: StoredMatch) -> tuple[Placement, ...]:
         return tuple(self.placement(slug, entry) for slug, urls in self.urls.items() if entry.source_url in urls)
 
     def placement(self, slug: str, entry: StoredMatch) -> Placement:
         shown = [r for r in self.windows[slug] if not r.needs_cleaning]  # publishing leaves those out
-        paths = tuple(str(Path(self.config.output.dir) / f"{slug}.{fmt}") for fmt in feed_formats(self.config.output))
+        folder = Path(self.config.output.dir)
+        paths = tuple(str(folder / f"{slug}.{fmt}") for fmt in feed_formats(self.config.output))
         position = next((i for i, r in enumerate(shown, 1) if r.key == entry.key), 0)
         if position:
             return Placement(slug, paths, position, len(shown))
@@ -153,16 +159,17 @@ class _Windows:
         return {"id": rows[0].id, "source": rows[0].source_url, "title": heads[0].title} if rows else {}
 
 
-def _as_merged(finding: Finding, kept: StoredMatch, store: Store) -> Finding:
-    """An entry found only through a guid or link recorded for it: the asked-for item was folded into it."""
+# --- the decisions (pure) --------------------------------------------------------------------------------
+
+
+def explain_merged(finding: Finding, kept: StoredMatch) -> Finding:
+    """An entry found only through a guid or link the store recorded for it (`finding` is its own verdict):
+    the item asked about was folded into it."""
     line = (f"merged as a duplicate of {kept.id} ({kept.title!r}) from the same source: the store took it for "
             "a re-post (the same title within hours) or the same article under a new guid or link")
     return replace(finding, verdict="duplicate", line=line,
                    details=(f"that entry: {finding.line}", *finding.details),
                    duplicate_of={"id": kept.id, "source": kept.source_url, "title": kept.title})
-
-
-# --- the decisions (pure) --------------------------------------------------------------------------------
 
 
 def cut_reason(updated: datetime, standing: Standing | None, output: OutputConfig, now: datetime) -> str:

@@ -18,6 +18,8 @@ from conftest import CORPUS, RecordingServer, Route, yaml_config
 from lxml import etree
 
 from aggregator.cli import main
+from aggregator.model import OutputConfig
+from aggregator.why import Standing, cut_reason
 
 KATIE = (CORPUS / "feeds" / "rsparser" / "KatieFloyd.rss").read_bytes()  # 20 items, 12 Jul - 25 Aug 2016
 GUARDIAN = (CORPUS / "feeds" / "rss-parser" / "guardian.rss").read_bytes()  # 55 items, Dec 2017 - Jan 2018
@@ -181,10 +183,21 @@ def test_never_seen_exits_1(three_feeds: Why, tmp_path: Path) -> None:
     assert code == 1 and text.startswith("never seen: ")
 
 
+def test_cut_reason_has_one_branch_per_limit() -> None:
+    output = OutputConfig(max_entries=5, max_age=86400)
+    old = NOW - timedelta(days=2)
+    assert cut_reason(old, Standing(1, 1), output, NOW) == "max_age"
+    assert cut_reason(NOW, None, output, NOW) == "max_age"  # the aged rows no longer hold it
+    assert cut_reason(NOW, Standing(6, 1), output, NOW) == "max_entries"
+    assert cut_reason(NOW, Standing(5, 5), output, NOW) == ""
+    assert cut_reason(old, Standing(60, 1), OutputConfig(max_entries=0, max_age=0), NOW) == ""  # 0 = no limit
+
+
 def test_usage_and_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["why"])
-    assert info.value.code == 2
+    for argv in (["why"], ["why", " "], ["why", "x", "--no-such-flag"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2, argv
     assert main(["why", "x", "-c", str(tmp_path / "missing.yaml")]) == 2
     # a config whose runs stored nothing yet: nothing was ever seen
     config = yaml_config(tmp_path, ["state: state/state.db", "categories: {a: {title: A}}",

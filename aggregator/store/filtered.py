@@ -55,7 +55,8 @@ def find_filtered(conn: sqlite3.Connection, query: str) -> list[FilteredMatch]:
     link = canonical_link(query)
     rows = conn.execute(
         "SELECT source_url, id, original_id, link, title, rule, first_seen, last_seen FROM filtered "
-        "WHERE id = ? OR original_id = ? OR (link_key = ? AND link_key <> '') ORDER BY first_seen, source_url, id",
+        "WHERE id = ? OR (original_id = ? AND original_id <> '') OR (link_key = ? AND link_key <> '') "
+        "ORDER BY first_seen, source_url, id",
         (query, query, link)).fetchall()
     return [FilteredMatch(source_url, entry_id, original_id, link, title, rule, from_micros(first_seen),
                           from_micros(last_seen))

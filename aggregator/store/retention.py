@@ -23,11 +23,11 @@ def prune(conn: sqlite3.Connection, *, keep_days: float, now: datetime, active_s
     published) but keep their identity (ids, links, hashes), so they never come back as new
     while a feed still lists them. An identity (and an item's fingerprint) goes only once its
     article has been pruned, was last seen longer than `keep_days` (at least a day) ago, and its
-    source's last listing (the last parse of its feed: Store.upsert_articles) left it out; so does the
-    record of an article the filters dropped (store.filtered). A source that
-    answers 304, sends the same bytes, fails or goes quiet for a year keeps the identities of all
-    it listed last (issue 20); a source no longer configured loses that protection, and keeps its
-    state until all of its articles are gone.
+    source's last listing (the last parse of its feed: Store.upsert_articles) left it out; the record of
+    an article the filters dropped (store.filtered) goes by the same rule. A source that answers 304,
+    sends the same bytes, fails or goes quiet for a year keeps the identities of all it listed last
+    (issue 20); a source no longer configured loses that protection, and keeps its state until all of
+    its articles are gone.
     """
     removed = _drop_old_bodies(conn, to_micros(now - timedelta(days=keep_days)), keep_ids, to_micros(now))
     _fill_temp(conn, "active_sources", "url", active_source_urls)
