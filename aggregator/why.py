@@ -8,8 +8,8 @@
     format_answer(answer) -> text; answer_json(answer) -> the same as JSON-ready values (stable keys)
 
 Verdicts, most telling first (an answer's verdict is its first finding's): published, held, duplicate,
-beyond_max_age, beyond_max_entries, not_cleaned, source_removed, pruned, filtered; never_seen when
-nothing matched.
+beyond_max_age, beyond_max_entries, not_cleaned, not_shown (no reason found: a bug), source_removed,
+pruned, filtered; never_seen when nothing matched.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from aggregator.store.filtered import FilteredMatch
 from aggregator.store.lookup import StoredMatch
 
 VERDICTS = ("published", "held", "duplicate", "beyond_max_age", "beyond_max_entries", "not_cleaned",
-            "source_removed", "pruned", "filtered", "never_seen")
+            "not_shown", "source_removed", "pruned", "filtered", "never_seen")
 # why a published entry is not in one feed -> the verdict when no feed shows it
 _REASON_VERDICT = {"duplicate": "duplicate", "max_age": "beyond_max_age", "max_entries": "beyond_max_entries",
                    "cleaning": "not_cleaned"}
@@ -218,7 +218,7 @@ def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mappi
                        f"output.max_entries ({output.max_entries})",
         "cleaning": "in no feed: its cleaning failed (see the run's log); it is tried again on the next run",
     }.get(reason, "in no feed, for no reason this command knows (please report it)")
-    return replace(base, verdict=_REASON_VERDICT.get(reason, "published"), details=details, line=line,
+    return replace(base, verdict=_REASON_VERDICT.get(reason, "not_shown"), details=details, line=line,
                    duplicate_of=dup)
 
 

@@ -146,7 +146,8 @@ def test_filtered_names_the_rule(three_feeds: Why) -> None:
     assert code == 0 and text.startswith("filtered: dropped by drop title /^Sponsor:/")
 
 
-def test_cross_source_duplicate_names_the_copy_shown(three_feeds: Why, http_server: RecordingServer) -> None:
+def test_cross_source_duplicate_names_the_copy_shown(three_feeds: Why, http_server: RecordingServer,
+                                                     tmp_path: Path) -> None:
     link = _text(_newest(GUARDIAN), "link")
     code, answer = three_feeds(link)
     assert (code, answer["verdict"]) == (0, "published")
@@ -159,6 +160,11 @@ def test_cross_source_duplicate_names_the_copy_shown(three_feeds: Why, http_serv
     assert (code, answer["verdict"]) == (0, "duplicate")
     assert answer["findings"][0]["duplicate_of"] == {"id": link, "source": http_server.url("/guardian.rss"),
                                                     "title": shown["title"]}
+    # the second source leaves the config: its copy is still stored, and said to be so
+    config = tmp_path / "feeds.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("/mirror.rss", "/gone.rss"), encoding="utf-8")
+    code, answer = three_feeds(copy_["id"])
+    assert (code, answer["verdict"]) == (0, "source_removed")
 
 
 def test_beyond_max_entries_and_max_age(three_feeds: Why) -> None:
