@@ -1,7 +1,8 @@
 """argv -> pipeline; the only module that prints or exits.
 
 Exit codes: 0 done (`run`: some sources may have failed), 1 fatal (and `check --online`: some source
-failed to fetch or parse), 2 config or usage error, 3 another run holds the lock.
+failed to fetch or parse; `why`: an article never seen), 2 config or usage error, 3 another run holds
+the lock.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_SOURCES_FAILED = 1  # check --online: the config is valid but some source failed
+EXIT_NEVER_SEEN = 1  # `why`: nothing is known about that article
 log = logging.getLogger("aggregator")
 
 
@@ -103,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("export-opml", "print the configured sources as OPML 2.0",
             "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
 
+    why = command("why", "what happened to one article: published, filtered, merged, held back, cut or pruned",
+                  "aggregator why https://example.org/2026/some-story")
+    why.add_argument("article", metavar="URL_OR_ID", type=_non_empty,
+                     help="the article's link, its feed's guid, or the id we publish")
+    why.add_argument("--json", action="store_true", help="machine-readable output")
+
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
     return parser
@@ -136,6 +144,12 @@ def _merge_global_options(args: argparse.Namespace) -> None:
         later = getattr(args, f"sub_{dest}")
         delattr(args, f"sub_{dest}")
         setattr(args, dest, args.verbose + later if dest == "verbose" else later)
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a link, guid or id, got nothing")
+    return text
 
 
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
@@ -345,9 +359,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    from aggregator.errors import StateError
+    from aggregator.store import Store
+    from aggregator.why import Answer, answer_json, format_answer, investigate
+
+    config = load_config(args.config)
+    try:  # read-only and without the lock: asking never waits for a run, nor changes the state
+        with Store.open_read_only(config.state) as store:
+            answer = investigate(config, store, args.article, args.now)
+    except StateError:
+        if Path(config.state).exists():
+            raise
+        answer = Answer(args.article.strip(), ())  # no run stored anything yet
+    print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return EXIT_OK if answer.findings else EXIT_NEVER_SEEN
+
+
 _COMMANDS = {
     "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml, "add": cmd_add,
-    "export-opml": cmd_export_opml, "prune": cmd_prune,
+    "export-opml": cmd_export_opml, "prune": cmd_prune, "why": cmd_why,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -164,16 +164,24 @@ def _matcher(pattern: str) -> Matcher:
 # --- decision ------------------------------------------------------------------------------------
 
 
+def describe_rule(rule: Rule) -> str:
+    """How a rule is named wherever its decisions are told: the run summary, --explain, and the store's
+    record of what it dropped (`aggregator why`). The one place that says it, so a better name (the
+    config file and line) changes every one of them."""
+    return rule.label
+
+
 def apply_filters(article: Article, rules: Sequence[Rule], now: datetime) -> str | None:
-    """None to keep the article, else the label of the rule that dropped it (see the module docstring)."""
+    """None to keep the article, else describe_rule of the rule that dropped it, or NO_KEEP_MATCH (see the
+    module docstring)."""
     view = _ArticleView(article)
     for rule in rules:
         if rule.action == "drop" and _matches(rule, view) is True:
-            return rule.label
+            return describe_rule(rule)
         if rule.action == "max_age" and _is_too_old(article, now, rule.limit):
-            return rule.label
+            return describe_rule(rule)
         if rule.action == "min_length" and len(view.content) < rule.limit:
-            return rule.label
+            return describe_rule(rule)
     keep_rules = [rule for rule in rules if rule.action == "keep"]
     if keep_rules and not any(_matches(rule, view) is not False for rule in keep_rules):
         return NO_KEEP_MATCH

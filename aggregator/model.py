@@ -104,6 +104,18 @@ class ParsedFeed:
     parser: str = field(default="", compare=False)
 
 
+
+@dataclass(frozen=True, slots=True)
+class FilterDecision:
+    """One article a filter rule dropped: what the store remembers of it, so `aggregator why` can tell."""
+
+    rule: str  # filters.describe_rule of the rule that dropped it, or filters.NO_KEEP_MATCH
+    article_id: str  # the id it would have been published under (Article.id)
+    original_id: str  # the feed's guid ("" when absent)
+    link: str
+    title: str
+
+
 # --- configuration values -------------------------------------------------------------
 # Field metadata drives config validation, defaults and the JSON Schema (config.py reads it):
 #   kind: "str" | "int" | "bool" | "duration" (seconds; YAML int or "90s"/"30m"/"2h"/"1d")

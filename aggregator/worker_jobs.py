@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aggregator import patterns
 from aggregator.errors import ParseError
-from aggregator.model import Article, CleanConfig, ParsedFeed, Source
+from aggregator.model import Article, CleanConfig, FilterDecision, ParsedFeed, Source
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
@@ -34,7 +34,7 @@ log = logging.getLogger("aggregator")
 class Processed:
     feed: ParsedFeed | None
     error: str = ""
-    dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
+    dropped: tuple[FilterDecision, ...] = ()  # what the filters dropped, and by which rule
     explain: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
     hashes: dict[str, Hashes] = field(default_factory=dict)  # store.dedup.article_hashes by fingerprint
@@ -118,7 +118,7 @@ def process_body(job: BodyJob) -> Processed:
     named = [a if a.source_name == name else replace(a, source_name=name) for a in parsed.articles]
     todo, seen = _split_known(named, known)
     kept: list[Article] = []
-    dropped: list[tuple[str, str]] = []
+    dropped: list[FilterDecision] = []
     notes: list[str] = []
     for article in todo:
         if not clean_now:
@@ -138,7 +138,8 @@ def process_body(job: BodyJob) -> Processed:
             notes.extend(f"{cleaned.title[:60]!r}: {line}" for line in lines)
         label = apply_filters(cleaned, rules, now) if rules else None
         if label is not None:
-            dropped.append((label, cleaned.title))
+            dropped.append(FilterDecision(label, cleaned.id, cleaned.original_id, cleaned.link,
+                                          cleaned.title))
             continue
         kept.append(cleaned)
     # a pattern this source's articles disabled is told with this source (each pattern once a run)

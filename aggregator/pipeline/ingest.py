@@ -299,9 +299,11 @@ def _ingest_processed(config: Config, options: RunOptions, store: Store, outcome
         report.kind, report.error = "failed", processed.error
         return mark_parse_failed(outcome.state, processed.error, config.fetch, now)
     feed = processed.feed
-    for label, _title in processed.dropped:
-        report.dropped[label] = report.dropped.get(label, 0) + 1
-    report.explain = processed.explain + tuple(f"filtered by {label}: {title!r}" for label, title in processed.dropped)
+    for dropped in processed.dropped:
+        report.dropped[dropped.rule] = report.dropped.get(dropped.rule, 0) + 1
+    report.explain = processed.explain + tuple(f"filtered by {d.rule}: {d.title!r}" for d in processed.dropped)
+    if processed.dropped:  # remembered for `aggregator why` (one statement; a 304 never gets here)
+        store.record_filtered(source.url, processed.dropped, now)
     report.articles = len(feed.articles) + len(processed.seen) + len(processed.dropped)
     report.parser = feed.parser
     from aggregator.timezones import correct_dates  # only for a parsed body

@@ -42,19 +42,22 @@ def feed_specs(config: Config) -> list[tuple[FeedSpec, list[str]]]:
     return specs
 
 
+def feed_windows(config: Config, store: Store, now: datetime) -> list[tuple[FeedSpec, list[FeedRow]]]:
+    """Each output feed's entry rows as the output limits select them (each category, then all.atom), rows
+    still waiting for cleaning included: what publishing shows, and what `aggregator why` explains."""
+    limit, max_age = config.output.max_entries, config.output.max_age
+    return [(spec, store.feed_rows(urls, limit=limit, max_age_s=max_age, now=now))
+            for spec, urls in feed_specs(config)]
+
+
 def feed_rows(config: Config, store: Store, now: datetime, workers: int = 0, executor: Executor | None = None
               ) -> list[tuple[FeedSpec, list[FeedRow]]]:
     """Each output feed's entry rows (each category, then all.atom), every article in them cleaned."""
-    specs = feed_specs(config)
-    limit, max_age = config.output.max_entries, config.output.max_age
-
-    def read() -> list[tuple[FeedSpec, list[FeedRow]]]:
-        return [(spec, store.feed_rows(urls, limit=limit, max_age_s=max_age, now=now)) for spec, urls in specs]
-
-    feeds = read()
+    feeds = feed_windows(config, store, now)
     if clean_waiting(config, store, [r for _spec, rows in feeds for r in rows if r.needs_cleaning], workers,
                       executor):
-        feeds = read()  # cleaned rows have new hashes; one whose cleaning failed stays out of every feed
+        # cleaned rows have new hashes; one whose cleaning failed stays out of every feed
+        feeds = feed_windows(config, store, now)
     return [(spec, [r for r in rows if not r.needs_cleaning]) for spec, rows in feeds]
 
 

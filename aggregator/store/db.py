@@ -9,9 +9,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from aggregator.model import Article
+from aggregator.model import Article, FilterDecision
 from aggregator.store import retention
 from aggregator.store.dedup import Hashes
+from aggregator.store.filtered import FilteredMatch, find_filtered, record_filtered
+from aggregator.store.lookup import StoredMatch, entry_shown_for_link, find_entries
 from aggregator.store.opening import refuse_fresh
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, select_in, to_micros
 from aggregator.store.schema import DATE_SAMPLES
@@ -244,6 +246,25 @@ class Store(StateFile):
             # the cleaned content identifies it from now on too (a guid-less article is known by it)
             self._conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, 'hash', ?, ?)",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
+
+    # --- what happened to an article (`aggregator why`) ---------------------------------
+
+    def record_filtered(self, source_url: str, decisions: Sequence[FilterDecision], now: datetime) -> None:
+        """Remember the articles the filters dropped from this source's feed (store.filtered): no write for
+        a decision already recorded, unless its rule changed or it was last seen LAST_SEEN_STEP ago."""
+        with self._guard(), self._transaction():
+            record_filtered(self._conn, source_url, decisions, aware(now))
+
+    def find_article(self, query: str) -> tuple[list[StoredMatch], list[FilteredMatch]]:
+        """The stored entries and recorded filter decisions whose id, guid or canonical link is `query`."""
+        query = query.strip()
+        with self._guard():
+            return find_entries(self._conn, query), find_filtered(self._conn, query)
+
+    def entry_shown_for_link(self, link_key: str, source_urls: Collection[str]) -> int | None:
+        """The key of the entry a feed of these sources shows for this canonical link (the copy first seen)."""
+        with self._guard():
+            return entry_shown_for_link(self._conn, link_key, sorted(source_urls))
 
     # --- retention --------------------------------------------------------------------
 

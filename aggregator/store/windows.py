@@ -37,11 +37,11 @@ def _newest_first(row: tuple[Any, ...]) -> tuple[int, int, str]:
 
 def _drop_cross_source_duplicates(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Keep one source per canonical link: the one whose article was seen first."""
-    first = _first_seen_sources((r[0], r[2], r[3], r[4]) for r in rows if r[3])
+    first = first_seen_sources((r[0], r[2], r[3], r[4]) for r in rows if r[3])
     return [r for r in rows if not r[3] or first[r[3]] == r[2]]
 
 
-def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str, str]:
+def first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str, str]:
     """link -> the source that saw it first, from (key, source, link, first_seen) rows. Sources that first
     saw it in the same run (the same first_seen) tie: the source URL decides, not the order in which the
     run's workers happened to finish, so the same input always publishes the same copy."""
@@ -125,5 +125,5 @@ def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
     wanted = set(urls)
     copies = select_in(conn, "SELECT key, source_url, link_key, first_seen FROM entries "
                        "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links)  # partial index
-    first = _first_seen_sources(c for c in copies if c[1] in wanted)
+    first = first_seen_sources(c for c in copies if c[1] in wanted)
     return [r for r in rows if not r[3] or first[r[3]] == r[2]]
