@@ -11,9 +11,10 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from importlib import metadata
@@ -21,12 +22,14 @@ from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import formatting, hexo
+from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.atom import render_atom
 from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
 from aggregator.publish.rss import render_rss
+from aggregator.publish.selection import select_articles
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
@@ -70,6 +73,7 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
+    removed: tuple[str, ...] = ()  # files of ended feeds removed (relative to the output folder)
 
 
 def publish_outputs(
@@ -82,6 +86,8 @@ def publish_outputs(
     now: datetime | None = None,
     current: Collection[str] = (),
     load: Loader | None = None,
+    ended: Sequence[EndedFeed] = (),
+    retired: Sequence[EndedFeed] = (),
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -92,13 +98,19 @@ def publish_outputs(
     index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
     rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
+    `ended`: feeds whose category left the config, written with their one "has ended" entry (not in
+    index.html nor feeds.opml); `retired`: ended feeds whose files are removed now (publish.ended).
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings)
     files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
-    written, unchanged = _write_all(output_dir, files, dry_run)
+    written, unchanged = _write_all(output_dir, itertools.chain(files, _ended_files(output, ended)), dry_run)
+    removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files])
+    # max_per_source shares a feed's window between sources; a post is one file per article, no window
+    # to share, so posts are what the feeds would publish without the cap (`feeds` hold both selections)
+    posts_from = _select(replace(output, max_per_source=0), feeds, now, []) if output.hexo and output.max_per_source else selected
     hexo_written, hexo_unchanged = _publish_posts(
-        output, output_dir, selected, categories_of, dry_run, warnings
+        output, output_dir, posts_from, categories_of, dry_run, warnings
     )
     hub = formatting.web_iri(output.websub_hub)
     if hub and not dry_run:
@@ -112,6 +124,7 @@ def publish_outputs(
         written=tuple(written + hexo_written),
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
+        removed=tuple(removed),
     )
 
 
@@ -137,8 +150,8 @@ def _select(
 
 
 def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None) -> list[Article]:
-    """A feed's articles ordered, aged and limited as published."""
-    return formatting.order_articles(formatting.within_age(articles, output.max_age, now), output.max_entries)
+    """A feed's articles ordered, aged and limited as published (selection.select_articles)."""
+    return list(select_articles(articles, output, now).published)
 
 
 def _render_files(
@@ -166,6 +179,26 @@ def _render_files(
     if output.index:
         yield "index.html", render_index(output, feeds)
         yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
+
+
+def _ended_files(output: OutputConfig, ended: Sequence[EndedFeed]) -> Iterator[tuple[str, bytes]]:
+    for feed in ended:
+        article = ended_article(output, feed)
+        for name in feed.files:
+            extension = name.rsplit(".", 1)[-1]
+            if extension in _RENDERERS:
+                yield name, _RENDERERS[extension](feed.spec, [article], output, {})
+
+
+def _remove_files(folder: Path, names: Iterable[str]) -> list[str]:
+    """Remove these files (each a name in `folder`, never a path out of it); the names removed."""
+    removed = []
+    for name in names:
+        path = folder / name
+        if Path(name).name == name and path.is_file():
+            path.unlink()
+            removed.append(name)
+    return removed
 
 
 def _write_all(folder: Path, files: Iterable[tuple[str, bytes | None]], dry_run: bool

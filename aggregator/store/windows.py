@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -52,10 +53,13 @@ def _first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str
 
 
 def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
-                   cutoff: int | None) -> list[FeedRow]:
+                   cutoff: int | None, per_source: int = 0) -> list[FeedRow]:
     """Store.feed_rows's rows of these (sorted, distinct) sources: the newest `limit` (0: all) updated at or
-    after `cutoff` (microseconds; None: any)."""
-    rows = _newest(conn, urls, limit, cutoff) if limit > 0 else _all_newest_first(conn, urls, cutoff)
+    after `cutoff` (microseconds; None: any), at most `per_source` (0: any) of one source, its newest."""
+    if limit > 0:
+        rows = _newest(conn, urls, limit, cutoff, per_source)
+    else:
+        rows = _per_source(_all_newest_first(conn, urls, cutoff), per_source)
     return [FeedRow(*r) for r in rows]
 
 
@@ -92,9 +96,11 @@ def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
 
 
 def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
-            cutoff: int | None) -> list[tuple[Any, ...]]:
-    """The newest `limit` rows, as _all_newest_first would give, reading only a window of rows
-    (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
+            cutoff: int | None, per_source: int) -> list[tuple[Any, ...]]:
+    """The newest `limit` rows, as _all_newest_first would give (capped `per_source`), reading only a
+    window of rows (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady
+    runs). The cap keeps each source's first rows in order, so the capped window is the start of the
+    capped whole; a window that a chatty source fills grows until enough other rows are in it."""
     window = limit * 2 + 10
     while True:
         # keys first, sorted and cut on the covering index (entries_by_source_window), then their rows
@@ -105,7 +111,7 @@ def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
         rows.sort(key=_newest_first)
         more = len(rows) >= window  # a chunk of sources may hold more beyond its window
         rows = rows[:window]
-        kept = _first_seen_copies(conn, rows, urls)
+        kept = _per_source(_first_seen_copies(conn, rows, urls), per_source)
         if len(kept) >= limit or not more:
             return kept[:limit]
         window *= 4
@@ -123,3 +129,16 @@ def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
                        "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links)  # partial index
     first = _first_seen_sources(c for c in copies if c[1] in wanted)
     return [r for r in rows if not r[3] or first[r[3]] == r[2]]
+
+
+def _per_source(rows: list[tuple[Any, ...]], per_source: int) -> list[tuple[Any, ...]]:
+    """rows (newest first) without those past the first `per_source` (0: no cap) of their source."""
+    if per_source <= 0:
+        return rows
+    counts: Counter[str] = Counter()
+    kept = []
+    for row in rows:
+        counts[row[2]] += 1
+        if counts[row[2]] <= per_source:
+            kept.append(row)
+    return kept
