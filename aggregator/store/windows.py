@@ -99,22 +99,37 @@ def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
             cutoff: int | None, per_source: int) -> list[tuple[Any, ...]]:
     """The newest `limit` rows, as _all_newest_first would give (capped `per_source`), reading only a
     window of rows (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady
-    runs). The cap keeps each source's first rows in order, so the capped window is the start of the
-    capped whole; a window that a chatty source fills grows until enough other rows are in it."""
-    window = limit * 2 + 10
+    runs). A source with `per_source` rows in a window has its rows known (the window is the start of
+    every row in order); the next window leaves it out, so a chatty source does not fill every window."""
+    window, open_urls = limit * 2 + 10, list(urls)
+    full: list[tuple[Any, ...]] = []
     while True:
-        # keys first, sorted and cut on the covering index (entries_by_source_window), then their rows
-        sql = (_WINDOW_SQL + (" AND updated >= ?" if cutoff is not None else "")
-               + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
-        keys = [k for (k,) in select_in(conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())]
-        rows = select_in(conn, _ROWS_BY_KEY_SQL, keys)
-        rows.sort(key=_newest_first)
-        more = len(rows) >= window  # a chunk of sources may hold more beyond its window
-        rows = rows[:window]
+        rows, more = _window(conn, open_urls, cutoff, window)
         kept = _per_source(_first_seen_copies(conn, rows, urls), per_source)
-        if len(kept) >= limit or not more:
-            return kept[:limit]
-        window *= 4
+        done = {source for source, count in Counter(r[2] for r in kept).items() if 0 < per_source <= count}
+        found = sorted(full + kept, key=_newest_first)
+        if not more:
+            return found[:limit]
+        known = [r for r in found if _newest_first(r) <= _newest_first(rows[-1])]  # no unread row before these
+        if len(known) >= limit:
+            return known[:limit]
+        if done:
+            full += [r for r in kept if r[2] in done]
+            open_urls = [url for url in open_urls if url not in done]
+        else:
+            window *= 4
+
+
+def _window(conn: sqlite3.Connection, urls: Sequence[str], cutoff: int | None, window: int
+            ) -> tuple[list[tuple[Any, ...]], bool]:
+    """The newest `window` rows of these sources and whether there are more: keys first, sorted and cut
+    on the covering index (entries_by_source_window), then their rows."""
+    sql = (_WINDOW_SQL + (" AND updated >= ?" if cutoff is not None else "")
+           + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
+    keys = [k for (k,) in select_in(conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())]
+    rows = select_in(conn, _ROWS_BY_KEY_SQL, keys)
+    rows.sort(key=_newest_first)
+    return rows[:window], len(rows) >= window  # a chunk of sources may hold more beyond its window
 
 
 def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
