@@ -449,7 +449,7 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
     run(config, RunOptions(force=True))
     marker = Path(str(config.state) + ".published")
     head, body = marker.read_text(encoding="utf-8").splitlines()
-    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "titles", "ended"}
+    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "titles", "ended", "folder"}
     marker.write_text(json.dumps({**json.loads(head), **json.loads(body)}), encoding="utf-8")
     assert run(config, RunOptions(force=True)).publish == PublishReport((), (), ())  # nothing changed
 

@@ -210,3 +210,41 @@ def test_a_category_whose_sources_all_fail_keeps_its_feed(tmp_path: Path, http_s
     http_server.routes["/" + CHATTY] = Route(500, {}, b"down")
     run_at(config, NOW + timedelta(days=40))
     assert (tmp_path / "out" / "forum.atom").read_bytes() == before
+
+
+def test_the_stores_capped_window_is_what_select_articles_publishes(
+        tmp_path: Path, http_server: RecordingServer) -> None:
+    """The store reads a window of rows, leaving a source out once it has its cap; the result must be
+    exactly select_articles over every article (a copy of the forum under a second URL makes every
+    one of its links a cross-source copy the store drops, so a source can fall short of its cap)."""
+    from aggregator.pipeline.publishing import feed_specs
+    from aggregator.store import Store
+
+    names = [CHATTY, *CALM, "rsshub/gamersky-today.xml", "rsshub/idaily-today.xml", "feeds/feedjira/CRE.xml"]
+    urls = serve(http_server, names)
+    urls["copy"] = http_server.url("/copy/v2ex.xml")
+    http_server.routes["/copy/v2ex.xml"] = Route(200, {}, (CORPUS / CHATTY).read_bytes())
+    config = write_config(tmp_path, "", {"tech": [*names, "copy"]}, urls)
+    assert run_at(config, NOW) == 0
+    loaded = load_config(config)
+    [(_spec, sources), _all] = feed_specs(loaded)
+    with Store.open(loaded.state) as store:
+        everything = store.articles_for(sources, now=NOW)
+        # one of the two copies of each forum link is kept (the same run saw both: the URL decides)
+        assert len([a for a in everything if a.source_url in (urls["copy"], urls[CHATTY])]) == 50
+        for limit in (1, 5, 20, 50, 0):
+            for cap in (0, 1, 3, 10, 60):
+                window = [r.id for r in store.feed_rows(sources, limit=limit, per_source=cap, now=NOW)]
+                expected = select_articles(everything, OutputConfig(max_entries=limit, max_per_source=cap), None)
+                assert window == [a.id for a in expected.published], (limit, cap)
+
+
+def test_an_ended_feed_is_not_written_into_another_output_folder(
+        tmp_path: Path, http_server: RecordingServer) -> None:
+    urls = serve(http_server, [CHATTY, *CALM])
+    assert run_at(write_config(tmp_path, "", {"forum": [CHATTY], "news": CALM}, urls), NOW) == 0
+    moved = write_config(tmp_path, "", {"news": CALM}, urls)
+    moved.write_text(moved.read_text(encoding="utf-8").replace("dir: out", "dir: elsewhere"), encoding="utf-8")
+    assert run_at(moved, NOW + timedelta(days=1)) == 0
+    assert not (tmp_path / "elsewhere" / "forum.atom").exists()
+    assert len(entries(tmp_path / "out" / "forum.atom")) == 10  # the old folder is left as it was

@@ -95,14 +95,18 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
 
         def load(spec: FeedSpec) -> list[Article]:
             return store.articles_of(rows_of[spec.slug])
-    ended, retired = track_ended(marker.ended, marker.published, digests, _formats(config), now)
+    # the feeds the last publish wrote are ours to end only in the folder it wrote them to (a marker
+    # from before issue 22 does not say: the folder rarely changes with an upgrade)
+    same_folder = marker.folder in ("", str(folder))
+    ended, retired = track_ended(marker.ended if same_folder else {}, marker.published if same_folder else {},
+                                 digests, _formats(config), now)
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
                                  load=load, ended=ended, retired=retired)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
-    _Marker(key=publish_key(config, store.generation()), digests=digests,
+    _Marker(key=publish_key(config, store.generation()), digests=digests, folder=str(folder),
             titles={spec.slug: spec.title for spec, _rows in windows}, ended={f.slug: f for f in ended}).write(config)
     return report
 
@@ -127,6 +131,7 @@ class _Marker:
     digests: Mapping[str, str] = field(default_factory=dict)
     titles: Mapping[str, str] = field(default_factory=dict)
     ended: Mapping[str, EndedFeed] = field(default_factory=dict)
+    folder: str = ""  # output.dir they were written to
 
     @property
     def published(self) -> dict[str, str]:
@@ -138,7 +143,8 @@ class _Marker:
         head, body = _marker_lines(config, 2)  # anything malformed reads as absent: every feed is rendered
         data = {**head, **body}  # a one-line marker (before the split) holds everything in its first line
         return cls(key=str(data.get("key", "")), digests=_strings(data.get("feeds")),
-                   titles=_strings(data.get("titles")), ended=_ended_feeds(data.get("ended")))
+                   titles=_strings(data.get("titles")), ended=_ended_feeds(data.get("ended")),
+                   folder=str(data.get("folder", "")))
 
     def write(self, config: Config) -> None:
         """Two JSON lines: the key (and when an ended feed is due to go) alone first, so that a run
@@ -148,7 +154,7 @@ class _Marker:
             head["due"] = min(f.since for f in self.ended.values()).isoformat()
         ended = {slug: {"title": f.title, "since": f.since.isoformat(), "files": list(f.files)}
                  for slug, f in self.ended.items()}
-        body = {"feeds": dict(self.digests), "titles": dict(self.titles), "ended": ended}
+        body = {"feeds": dict(self.digests), "titles": dict(self.titles), "ended": ended, "folder": self.folder}
         marker = publish_marker(config)
         temporary = marker.with_name(marker.name + ".tmp")
         with naming(temporary):

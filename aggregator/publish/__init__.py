@@ -2,7 +2,9 @@
 only the files whose bytes changed, atomically; pings WebSub. Must not fetch sources or touch the store.
 
     publish_outputs(output, dir, feeds, categories_of)
-      for each (FeedSpec, articles): order newest first, limit -> <slug>.atom (+ .rss, .json)
+      for each (FeedSpec, articles): selection.select_articles (age, cap per source, limit)
+                                     -> <slug>.atom (+ .rss, .json)
+      for each ended feed:           its one "has ended" entry -> the same files; retired ones removed
       index.html + feeds.opml           when output.index
       <hexo dir>/<date>-<slug>-<hash>.md when output.hexo has a dir
       write_atomically each file        unchanged bytes: not rewritten, mtime kept
@@ -105,7 +107,7 @@ def publish_outputs(
     selected = _select(output, feeds, now, warnings)
     files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
     written, unchanged = _write_all(output_dir, itertools.chain(files, _ended_files(output, ended)), dry_run)
-    removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files])
+    removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files], warnings)
     # max_per_source shares a feed's window between sources; a post is one file per article, no window
     # to share, so posts are what the feeds would publish without the cap (`feeds` hold both selections)
     posts_from = _select(replace(output, max_per_source=0), feeds, now, []) if output.hexo and output.max_per_source else selected
@@ -190,14 +192,18 @@ def _ended_files(output: OutputConfig, ended: Sequence[EndedFeed]) -> Iterator[t
                 yield name, _RENDERERS[extension](feed.spec, [article], output, {})
 
 
-def _remove_files(folder: Path, names: Iterable[str]) -> list[str]:
-    """Remove these files (each a name in `folder`, never a path out of it); the names removed."""
+def _remove_files(folder: Path, names: Iterable[str], warnings: list[str]) -> list[str]:
+    """Remove these files (each a name in `folder`, never a path out of it); the names removed. One that
+    cannot be removed is a warning, not a failed publish: the other feeds are written already."""
     removed = []
     for name in names:
         path = folder / name
-        if Path(name).name == name and path.is_file():
-            path.unlink()
-            removed.append(name)
+        try:
+            if Path(name).name == name and path.is_file():
+                path.unlink()
+                removed.append(name)
+        except OSError as exc:
+            warnings.append(f"ended feed {name}: cannot remove {path}: {exc.strerror or exc}; remove it by hand")
     return removed
 
 
