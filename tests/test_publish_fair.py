@@ -48,6 +48,12 @@ def run_at(config: Path, when: datetime) -> int:
     return main(["run", "--config", str(config), "--no-progress", "--force"], clock=lambda: when)
 
 
+def run_said(config: Path, when: datetime, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert run_at(config, when) == 0
+    return capsys.readouterr().out
+
+
 def entries(path: Path) -> list[tuple[str, str]]:
     """(id, source title) of each entry of an Atom file, in order."""
     root = etree.parse(str(path)).getroot()
@@ -145,7 +151,8 @@ def test_a_bad_max_per_source_is_a_clear_config_error(tmp_path: Path, value: str
 # --- item 8: removed categories ------------------------------------------------------------------
 
 
-def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http_server: RecordingServer) -> None:
+def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http_server: RecordingServer,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     urls = serve(http_server, [CHATTY, *CALM])
     categories = {"forum": [CHATTY], "news": CALM}
     config = write_config(tmp_path, "formats: [atom, rss, json]", categories, urls)
@@ -176,7 +183,8 @@ def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http
 
     assert run_at(config, ended_at + timedelta(days=29)) == 0  # the same bytes run after run
     assert (out / "forum.atom").read_bytes() == ended_bytes
-    assert run_at(config, ended_at + timedelta(seconds=ENDED_KEEP_S)) == 0
+    said = run_said(config, ended_at + timedelta(seconds=ENDED_KEEP_S), capsys)
+    assert "removed (ended 30 days ago): forum.atom, forum.rss, forum.json" in said
     assert not [p for p in ("forum.atom", "forum.rss", "forum.json") if (out / p).exists()]
     assert (out / "notes.atom").read_text(encoding="utf-8") == "mine"
     assert (out / "forum.html").read_text(encoding="utf-8") == "mine too"
