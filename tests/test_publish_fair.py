@@ -256,3 +256,24 @@ def test_an_ended_feed_is_not_written_into_another_output_folder(
     assert run_at(moved, NOW + timedelta(days=1)) == 0
     assert not (tmp_path / "elsewhere" / "forum.atom").exists()
     assert len(entries(tmp_path / "out" / "forum.atom")) == 10  # the old folder is left as it was
+
+
+def test_a_marker_naming_other_files_removes_nothing(tmp_path: Path, http_server: RecordingServer) -> None:
+    """The marker beside the state is a file like any other: an ended record that names anything but
+    the slug's own feed files (edited, or corrupt) is ignored, never acted on."""
+    urls = serve(http_server, CALM)
+    config = write_config(tmp_path, "", {"news": CALM}, urls)
+    assert run_at(config, NOW) == 0
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    (tmp_path / "out" / "notes.txt").write_text("mine", encoding="utf-8")
+    marker = tmp_path / "state.db.published"
+    head, body = marker.read_text(encoding="utf-8").splitlines()
+    records = {"notes": {"title": "x", "since": "2000-01-01T00:00:00+00:00", "files": ["notes.txt"]},
+               "up": {"title": "x", "since": "2000-01-01T00:00:00+00:00", "files": ["../notes.txt"]},
+               "../out": {"title": "x", "since": "2000-01-01T00:00:00+00:00", "files": ["../out.atom"]},
+               "news": {"title": "x", "since": "2000-01-01T00:00:00+00:00", "files": ["index.html"]}}
+    marker.write_text(json.dumps({**json.loads(head), "due": "2000-01-01T00:00:00+00:00"}) + "\n"
+                      + json.dumps({**json.loads(body), "ended": records}) + "\n", encoding="utf-8")
+    assert run_at(config, NOW + timedelta(days=1)) == 0
+    assert (tmp_path / "notes.txt").exists() and (tmp_path / "out" / "notes.txt").exists()
+    assert (tmp_path / "out" / "index.html").exists() and len(entries(tmp_path / "out" / "news.atom")) == 27

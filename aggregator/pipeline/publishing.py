@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from aggregator.errors import AggregatorError, naming
 from aggregator.model import Article, Config
 from aggregator.pipeline.deferred_cleaning import clean_waiting
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_key
-from aggregator.publish.ended import ENDED_KEEP_S, EndedFeed, track_ended
+from aggregator.publish.ended import EndedFeed, is_due, track_ended
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
@@ -171,10 +171,8 @@ def _ended_feeds(value: object) -> dict[str, EndedFeed]:
     feeds: dict[str, EndedFeed] = {}
     for slug, record in (value.items() if isinstance(value, dict) else ()):
         try:
-            since = datetime.fromisoformat(record["since"])
-            files = tuple(str(name) for name in record["files"])
-            feeds[str(slug)] = EndedFeed(str(slug), str(record["title"]), since, files)
-        except (TypeError, KeyError, ValueError):
+            feeds[str(slug)] = EndedFeed.from_record(str(slug), record)
+        except (TypeError, KeyError, ValueError, AttributeError):
             continue
     return feeds
 
@@ -244,7 +242,7 @@ def outputs_current(config: Config, key: str, now: datetime) -> bool:
 
 def _is_past(due: object, now: datetime) -> bool:
     try:
-        return isinstance(due, str) and now >= datetime.fromisoformat(due) + timedelta(seconds=ENDED_KEEP_S)
+        return isinstance(due, str) and is_due(datetime.fromisoformat(due), now)
     except (TypeError, ValueError):
         return True  # unreadable: publish, which rewrites it
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import formatting, hexo
-from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.atom import render_atom
+from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
@@ -110,7 +110,8 @@ def publish_outputs(
     removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files], warnings)
     # max_per_source shares a feed's window between sources; a post is one file per article, no window
     # to share, so posts are what the feeds would publish without the cap (`feeds` hold both selections)
-    posts_from = _select(replace(output, max_per_source=0), feeds, now, []) if output.hexo and output.max_per_source else selected
+    capped = bool(output.hexo and output.max_per_source)
+    posts_from = _select(replace(output, max_per_source=0), feeds, now, []) if capped else selected
     hexo_written, hexo_unchanged = _publish_posts(
         output, output_dir, posts_from, categories_of, dry_run, warnings
     )

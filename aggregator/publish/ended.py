@@ -21,6 +21,7 @@ from aggregator.publish import formatting
 from aggregator.publish.formatting import FeedSpec
 
 ENDED_KEEP_S = 30 * 86400  # longer than a reader that polls weekly, and a month of grace to put it back
+FORMATS = ("atom", "rss", "json")  # the extensions of a feed's files: the only names ever removed
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,36 @@ class EndedFeed:
 
     def is_due(self, now: datetime) -> bool:
         """True once it has said so for ENDED_KEEP_S: its files go."""
-        return now - self.since >= timedelta(seconds=ENDED_KEEP_S)
+        return is_due(self.since, now)
+
+    @classmethod
+    def from_record(cls, slug: str, record: Mapping[str, object]) -> EndedFeed:
+        """One from the publish marker's record; ValueError unless it names a feed's own files only
+        (a slug and its known extensions), whatever the marker holds."""
+        since, files = formatting.utc(datetime.fromisoformat(str(record["since"]))), record["files"]
+        if not formatting.SLUG.fullmatch(slug) or since is None or not isinstance(files, list):
+            raise ValueError(f"not an ended feed: {slug!r}")
+        if any(name not in {f"{slug}.{fmt}" for fmt in FORMATS} for name in files):
+            raise ValueError(f"ended feed {slug!r}: files {files!r} are not its own")
+        return cls(slug, str(record["title"]), since, tuple(files))
+
+
+def is_due(since: datetime, now: datetime) -> bool:
+    """Whether a feed that ended at `since` has said so long enough at `now`."""
+    moment = formatting.utc(now) or now
+    return moment - since >= timedelta(seconds=ENDED_KEEP_S)
 
 
 def track_ended(ended: Mapping[str, EndedFeed], published: Mapping[str, str], live: Collection[str],
                 formats: Iterable[str], now: datetime) -> tuple[list[EndedFeed], list[EndedFeed]]:
     """(feeds to publish as ended, feeds due for removal), from those ended before (`ended`), those
     published at the last publish (`published`: slug -> title) and the feeds published now (`live`)."""
-    names = [f"{{}}.{fmt}" for fmt in formats]
+    names = [f"{{}}.{fmt}" for fmt in formats if fmt in FORMATS]
+    since = formatting.utc(now) or now
     current = {slug: feed for slug, feed in ended.items() if slug not in live}
     for slug, title in published.items():
         if slug not in live and slug not in current and formatting.SLUG.fullmatch(slug):
-            current[slug] = EndedFeed(slug, title, now, tuple(name.format(slug) for name in names))
+            current[slug] = EndedFeed(slug, title, since, tuple(name.format(slug) for name in names))
     feeds = [current[slug] for slug in sorted(current)]
     return [f for f in feeds if not f.is_due(now)], [f for f in feeds if f.is_due(now)]
 
