@@ -4,6 +4,7 @@ real corpus feeds served on loopback, driven through the CLI with a clock."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,3 +278,19 @@ def test_a_marker_naming_other_files_removes_nothing(tmp_path: Path, http_server
     assert run_at(config, NOW + timedelta(days=1)) == 0
     assert (tmp_path / "notes.txt").exists() and (tmp_path / "out" / "notes.txt").exists()
     assert (tmp_path / "out" / "index.html").exists() and len(entries(tmp_path / "out" / "news.atom")) == 27
+
+
+def test_retention_keeps_what_uncapped_hexo_posts_show(tmp_path: Path, http_server: RecordingServer) -> None:
+    """Retention keeps the articles a feed shows, whatever their age; with Hexo posts those include
+    what the cap leaves out of the feeds, or the first pruning would take a busy source's posts away."""
+    urls = serve(http_server, [CHATTY, *CALM])
+    config = write_config(tmp_path, "max_per_source: 3, hexo: {dir: posts, prune: true}", {"tech": [CHATTY, *CALM]},
+                          urls)
+    config.write_text(config.read_text(encoding="utf-8") + "retention: 7d\n", encoding="utf-8")
+    assert run_at(config, NOW) == 0  # every corpus article is older than 7 days; the run prunes once
+    assert len(list((tmp_path / "posts").glob("*.md"))) == 50
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        kept = dict(db.execute("SELECT source_url, count(*) FROM entries WHERE status = 'published' "
+                               "GROUP BY source_url").fetchall())
+    # the forum's 50 (its posts) and the feed's 3 of each calm source; the calm sources' others are pruned
+    assert kept == {urls[CHATTY]: 50, **{urls[name]: 3 for name in CALM}}
