@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sources = command("sources", "show every source with its status and schedule",
                       "aggregator sources --config config/feeds.yaml --json")
     sources.add_argument("--json", action="store_true", help="machine-readable output")
+    sources.add_argument("--html", default="", metavar="FILE",
+                         help="write a self-contained status page (states, errors, a 30-day chart per source) to FILE")
 
     imp = command("import-opml", "add the feeds of an OPML file to the config",
                   "aggregator import-opml subscriptions.opml --config config/feeds.yaml")
@@ -229,11 +231,24 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     rows = source_rows(config, args.now)
-    if args.json:
+    if args.html:
+        _write_status_page(config, rows, args.now, Path(args.html))
+        print(f"{args.html}: status page of {len(rows)} sources written")
+    elif args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
     else:
         print(format_sources_table(rows))
     return EXIT_OK
+
+
+def _write_status_page(config: Any, rows: list[dict[str, Any]], now: datetime, path: Path) -> None:
+    from aggregator.publish import write_atomically
+    from aggregator.report import source_activity, stale_after
+    from aggregator.status_page import CHART_DAYS, render_status_page, source_statuses
+
+    per_day, held = source_activity(config, now, CHART_DAYS)
+    statuses = source_statuses(rows, per_day, held, now, stale_after(config).total_seconds())
+    write_atomically(path, render_status_page(statuses, now))
 
 
 def cmd_import_opml(args: argparse.Namespace) -> int:

@@ -77,6 +77,11 @@ class Article:
     # cleaning the deep backlog no feed can show); the store cleans such an article before any
     # output reads it. Title and link are always clean: deduplication matches on them.
     needs_cleaning: bool = False
+    # Set only on articles read back from the store for publishing: when the store first saw it (which
+    # copy of a story was there first, publish.similar) and, on the copy kept, the other copies'
+    # (link, source name), published as related links. Annotations, not the article: equality ignores them.
+    first_seen: datetime | None = field(default=None, compare=False)
+    related: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @_pickled_as_fields
@@ -152,6 +157,7 @@ class OutputConfig:
     max_per_source: int = _opt(10, "int", "entries of one source per feed, its newest; 0 = no limit")  # type: ignore[assignment]
     formats: list[str] = _opt(["atom"], "strlist", "feed formats: atom, rss, json")  # type: ignore[assignment]
     index: bool = _opt(True, "bool", "write index.html and feeds.opml")  # type: ignore[assignment]
+    html: bool = _opt(True, "bool", "write <slug>.html: each feed as a page to read in a browser")  # type: ignore[assignment]
     websub_hub: str = _opt("", "url", "WebSub hub to advertise and ping")  # type: ignore[assignment]
     hexo: dict[str, object] = _opt({}, "map", "Markdown posts for Hexo/Hugo/Jekyll: {dir: PATH, ...}")  # type: ignore[assignment]
     title: str = _opt("aggregator", "str", "site title for index.html, all.atom and feeds.opml")  # type: ignore[assignment]
@@ -159,6 +165,11 @@ class OutputConfig:
     icon: str = _opt("", "url", "feed icon URL")  # type: ignore[assignment]
     logo: str = _opt("", "url", "feed logo URL")  # type: ignore[assignment]
     language: str = _opt("", "str", "xml:lang of the feeds, e.g. zh-CN")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    similar: bool = _opt(True, "bool", "merge the same story from different sources of a feed into one entry with related links")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -206,3 +217,4 @@ class Config:
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back
     health: str = ""  # JSON health file; "" = health.json beside the state file
     metrics: str = ""  # Prometheus textfile-collector file; "" = none
+    dedup: DedupConfig = field(default_factory=DedupConfig)

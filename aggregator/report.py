@@ -10,12 +10,15 @@ import json
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.model import Config
 from aggregator.pipeline import RunSummary, SourceReport
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 KINDS = ("fetched", "not_modified", "unchanged", "not_due", "failed", "gone")
 
@@ -82,21 +85,41 @@ def format_summary(config: Config, summary: RunSummary) -> str:
 
 
 def source_rows(config: Config, now: datetime) -> list[dict[str, Any]]:
-    from aggregator.errors import StateError
-    from aggregator.store import Store
-
     states: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
-    if Path(config.state).exists():  # read-only, without the lock: a report must work in a read-only folder
-        try:
-            store = Store.open_read_only(config.state)
-        except StateError:  # e.g. an older schema: opened as a run would (locked, migrated)
-            store = Store.open(config.state)
-        with store:
+    with _report_store(config) as store:
+        if store is not None:
             states = store.source_states()
             counts = store.article_counts()
     return [_row(s.label, s.url, s.categories, states.get(s.url, {}), counts.get(s.url, 0), now)
             for s in config.sources]
+
+
+@contextlib.contextmanager
+def _report_store(config: Config) -> Iterator[Store | None]:
+    """The state file opened for a report (None before the first run)."""
+    from aggregator.errors import StateError
+    from aggregator.store import Store
+
+    if not Path(config.state).exists():
+        yield None
+        return
+    try:  # read-only, without the lock: a report must work in a read-only folder
+        store = Store.open_read_only(config.state)
+    except StateError:  # e.g. an older schema: opened as a run would (locked, migrated)
+        store = Store.open(config.state)
+    with store:
+        yield store
+
+
+def source_activity(config: Config, now: datetime, days: int) -> tuple[dict[str, dict[int, int]], dict[str, int]]:
+    """For the status page: articles first seen per source and UTC day (days since the epoch) over the
+    `days` days up to `now`'s, and articles held back per source."""
+    since = datetime.combine(now.astimezone(UTC).date() - timedelta(days=days - 1), time(), UTC)
+    with _report_store(config) as store:
+        if store is None:
+            return {}, {}
+        return store.first_seen_per_day(since), store.held_counts()
 
 
 def _row(name: str, url: str, categories: tuple[str, ...], state: dict[str, Any], items: int,
@@ -145,13 +168,12 @@ def write_health(config: Config, summary: RunSummary) -> None:
     for report in summary.sources:
         sources.append({"name": report.source.label, "url": report.source.url, "result": report.kind,
                         "error": report.error, "new": report.new, "articles_in_feed": report.articles})
-    stale_after = timedelta(seconds=config.fetch.max_interval * 2)
     for entry, report in zip(sources, summary.sources, strict=True):
         # the run's own states: reopening the store to read them back cost ~0.04 s a run
         last = report.state.last_success if report.state else None
         entry["last_success"] = last.isoformat() if last else ""
         entry["failures"] = report.state.failures if report.state else 0
-        entry["stale"] = last is None or last < now - stale_after
+        entry["stale"] = last is None or last < now - stale_after(config)
     health = {
         "version": 1, "finished": (now + timedelta(seconds=summary.seconds)).isoformat(),
         "seconds": round(summary.seconds, 3),
@@ -164,6 +186,11 @@ def write_health(config: Config, summary: RunSummary) -> None:
     write_atomically(path, json.dumps(health, indent=2, ensure_ascii=False).encode())
     if config.metrics:
         write_atomically(Path(config.metrics), _prometheus(health).encode())
+
+
+def stale_after(config: Config) -> timedelta:
+    """A source without a success for this long is stale (health.json, the status page)."""
+    return timedelta(seconds=config.fetch.max_interval * 2)
 
 
 def _parse_time(text: str) -> datetime:

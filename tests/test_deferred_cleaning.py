@@ -173,7 +173,8 @@ def test_feeds_left_as_they_are_read_only_headlines_yet_every_output_equals_a_fu
     # the two changed feeds (c0, then all) are read whole, one at a time; the others only as headlines
     assert read_whole == [5, 5]
     json_files = ["all.json", "c0.json"] if "json" in formats else []
-    assert sorted(second.publish.written) == sorted(["all.atom", "c0.atom", "index.html", *json_files])
+    assert sorted(second.publish.written) == sorted(["all.atom", "all.html", "c0.atom", "c0.html", "index.html",
+                                                     *json_files])
     out = tmp_path / "inc" / "out"
     incremental = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
     assert b"A new story" in incremental["index.html"] and b"A new story" in incremental["c0.atom"]

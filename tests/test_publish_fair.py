@@ -160,7 +160,7 @@ def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http
     assert run_at(config, NOW) == 0
     out = tmp_path / "out"
     (out / "notes.atom").write_text("mine", encoding="utf-8")  # files aggregator did not write stay
-    (out / "forum.html").write_text("mine too", encoding="utf-8")
+    (out / "forum.txt").write_text("mine too", encoding="utf-8")
 
     broken = config.read_text(encoding="utf-8").replace("categories:", "categories: [")
     config.write_text(broken, encoding="utf-8")
@@ -177,6 +177,7 @@ def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http
     assert "https://news.example.org/feeds/" in parsed.entries[0].summary
     assert feedparser.parse((out / "forum.rss").read_bytes()).entries[0].title == "This feed has ended"
     assert json.loads((out / "forum.json").read_text(encoding="utf-8"))["items"][0]["id"] == entry_id
+    assert "This feed has ended" in (out / "forum.html").read_text(encoding="utf-8")  # its page says so too
     assert "forum" not in (out / "index.html").read_text(encoding="utf-8")
     assert "forum" not in (out / "feeds.opml").read_text(encoding="utf-8")
     assert CHATTY_TITLE not in per_source(out / "all.atom")
@@ -185,12 +186,13 @@ def test_a_removed_category_says_it_ended_then_its_files_go(tmp_path: Path, http
     assert run_at(config, ended_at + timedelta(days=29)) == 0  # the same bytes run after run
     assert (out / "forum.atom").read_bytes() == ended_bytes
     said = run_said(config, ended_at + timedelta(seconds=ENDED_KEEP_S), capsys)
-    assert "removed (ended 30 days ago): forum.atom, forum.rss, forum.json" in said
-    assert not [p for p in ("forum.atom", "forum.rss", "forum.json") if (out / p).exists()]
+    assert "removed (ended 30 days ago): forum.atom, forum.rss, forum.json, forum.html" in said
+    assert not [p for p in ("forum.atom", "forum.rss", "forum.json", "forum.html") if (out / p).exists()]
     assert (out / "notes.atom").read_text(encoding="utf-8") == "mine"
-    assert (out / "forum.html").read_text(encoding="utf-8") == "mine too"
-    assert {p.name for p in out.iterdir()} == {"news.atom", "news.rss", "news.json", "all.atom", "all.rss",
-                                             "all.json", "index.html", "feeds.opml", "notes.atom", "forum.html"}
+    assert (out / "forum.txt").read_text(encoding="utf-8") == "mine too"
+    assert {p.name for p in out.iterdir()} == {f"{slug}.{ext}" for slug in ("news", "all")
+                                               for ext in ("atom", "rss", "json", "html")} | {
+        "index.html", "feeds.opml", "notes.atom", "forum.txt"}
 
 
 def test_a_category_whose_last_source_went_ends_and_comes_back_whole(

@@ -7,7 +7,7 @@ Relative paths resolve against the folder of the file that names them.
 The rules live beside it, one module per part of the file; none fetches or writes anything:
     yamlfile  reading YAML (with ${ENV} and line numbers) and collecting problems
     values    one value checked against its kind (int, duration, path, ...)
-    sections  the output, fetch and clean sections and path settings
+    sections  the output, fetch, clean and dedup sections and path settings
     rules     filter and cleaning rule lists
     sources   categories and sources (slugs, defaults, URLs)
     urls      which source strings are http(s) URLs and which are local paths
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ConfigError
-from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
+from aggregator.model import Category, CleanConfig, Config, DedupConfig, FetchConfig, OutputConfig, Source
 
 from .rules import check_clean_rules, rule_list
 from .schema import config_schema
@@ -34,7 +34,7 @@ from .yamlfile import Doc, Problems, Reader, display
 __all__ = ["DEFAULT_CONFIG", "SLUG", "config_schema", "load_config", "slug_problem"]
 
 DEFAULT_CONFIG = "config/feeds.yaml"
-TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
+TOP_KEYS = ("output", "state", "fetch", "clean", "dedup", "categories", "sources", "filters", "include", "retention",
             "health", "metrics", "burst_threshold", "lock_timeout")
 
 
@@ -57,6 +57,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
     output = section(root, "output", OutputConfig, base, problems)
     fetch = section(root, "fetch", FetchConfig, base, problems)
     clean = section(root, "clean", CleanConfig, base, problems)
+    dedup = section(root, "dedup", DedupConfig, base, problems)
     state = path_value(root, ("state",), base, problems, default="state/state.db")
     health = path_value(root, ("health",), base, problems, default=str(Path(state).with_name("health.json")))
     metrics = path_value(root, ("metrics",), base, problems, default="") if "metrics" in root.data else ""
@@ -88,7 +89,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
         categories=categories, sources=tuple(sources), filters=filters,
         retention=float(retention) if retention is not INVALID else 0.0, health=health, metrics=metrics,
         burst_threshold=int(burst) if burst is not INVALID else 20,
-        lock_timeout=float(lock_timeout) if lock_timeout is not INVALID else 60.0,
+        lock_timeout=float(lock_timeout) if lock_timeout is not INVALID else 60.0, dedup=dedup,
     )
 
 

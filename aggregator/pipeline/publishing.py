@@ -19,6 +19,7 @@ from aggregator.model import Article, Config
 from aggregator.pipeline.deferred_cleaning import clean_waiting
 from aggregator.publish import FeedSpec, PublishReport, publish_outputs, render_key
 from aggregator.publish.ended import EndedFeed, is_due, track_ended
+from aggregator.publish.formatting import feed_files
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.schema import VERSION as SCHEMA_VERSION
@@ -83,7 +84,7 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     digests = {spec.slug: _feed_digest(shape, spec.slug, (_entry_digest(shape, r) for r in rows))
                for spec, rows in windows}
     current = {slug for slug, digest in digests.items() if marker.digests.get(slug) == digest
-               and all((folder / f"{slug}.{fmt}").exists() for fmt in _formats(config))}
+               and all((folder / name).exists() for name in feed_files(config.output, slug))}
     # Feeds are handed over as headlines (enough to order them and for the index page); a feed to render
     # reads its whole articles just before, one feed at a time. Hexo posts need them all whole.
     rows_of = {spec.slug: rows for spec, rows in windows}
@@ -99,10 +100,10 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     # from before issue 22 does not say: the folder rarely changes with an upgrade)
     same_folder = marker.folder in ("", str(folder))
     ended, retired = track_ended(marker.ended if same_folder else {}, marker.published if same_folder else {},
-                                 digests, _formats(config), now)
+                                 digests, lambda slug: feed_files(config.output, slug), now)
     try:
         report = publish_outputs(config.output, folder, feeds, categories_by_source(config), current=current,
-                                 load=load, ended=ended, retired=retired)
+                                 load=load, merge_similar=config.dedup.similar, ended=ended, retired=retired)
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
@@ -182,7 +183,7 @@ def _config_shape(config: Config) -> str:
     from aggregator import __version__
 
     # the schema too: a migration may rewrite stored rows without a change of generation
-    shape = (__version__, SCHEMA_VERSION, render_key(), repr(config.output),
+    shape = (__version__, SCHEMA_VERSION, render_key(), repr(config.output), repr(config.dedup),
              repr(sorted(config.categories.items())),
              [(s.url, s.name, s.categories) for s in config.sources])
     return hashlib.sha256(repr(shape).encode("utf-8", "surrogatepass")).hexdigest()
@@ -247,13 +248,9 @@ def _is_past(due: object, now: datetime) -> bool:
         return True  # unreadable: publish, which rewrites it
 
 
-def _formats(config: Config) -> list[str]:
-    return ["atom"] + [f for f in ("rss", "json") if f in config.output.formats]
-
-
 def _expected_outputs(config: Config) -> list[Path]:
     folder = Path(config.output.dir)
-    paths = [folder / f"{spec.slug}.{fmt}" for spec, _urls in feed_specs(config) for fmt in _formats(config)]
+    paths = [folder / name for spec, _urls in feed_specs(config) for name in feed_files(config.output, spec.slug)]
     if config.output.index:
         paths += [folder / "index.html", folder / "feeds.opml"]
     return paths

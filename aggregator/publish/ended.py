@@ -11,7 +11,7 @@ for ENDED_KEEP_S: putting the category back restores the feed with every entry.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -21,7 +21,7 @@ from aggregator.publish import formatting
 from aggregator.publish.formatting import FeedSpec
 
 ENDED_KEEP_S = 30 * 86400  # longer than a reader that polls weekly, and a month of grace to put it back
-FORMATS = ("atom", "rss", "json")  # the extensions of a feed's files: the only names ever removed
+FORMATS = ("atom", "rss", "json", "html")  # the extensions of a feed's files: the only names ever removed
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,16 @@ def is_due(since: datetime, now: datetime) -> bool:
 
 
 def track_ended(ended: Mapping[str, EndedFeed], published: Mapping[str, str], live: Collection[str],
-                formats: Iterable[str], now: datetime) -> tuple[list[EndedFeed], list[EndedFeed]]:
+                files_of: Callable[[str], Iterable[str]], now: datetime) -> tuple[list[EndedFeed], list[EndedFeed]]:
     """(feeds to publish as ended, feeds due for removal), from those ended before (`ended`), those
-    published at the last publish (`published`: slug -> title) and the feeds published now (`live`)."""
-    names = [f"{{}}.{fmt}" for fmt in formats if fmt in FORMATS]
+    published at the last publish (`published`: slug -> title), the feeds published now (`live`) and
+    the files a feed is published as (`files_of(slug)`: formatting.feed_files)."""
     since = formatting.utc(now) or now
     current = {slug: feed for slug, feed in ended.items() if slug not in live}
     for slug, title in published.items():
         if slug not in live and slug not in current and formatting.SLUG.fullmatch(slug):
-            current[slug] = EndedFeed(slug, title, since, tuple(name.format(slug) for name in names))
+            files = tuple(name for name in files_of(slug) if name.rpartition(".")[2] in FORMATS)
+            current[slug] = EndedFeed(slug, title, since, files)
     feeds = [current[slug] for slug in sorted(current)]
     return [f for f in feeds if not f.is_due(now)], [f for f in feeds if f.is_due(now)]
 

@@ -4,6 +4,8 @@ Publishing and `aggregator why` both call select_articles, so what a feed shows 
 about an article left out of it always agree. The limits apply in this order:
 
     max_age         articles updated longer ago than output.max_age before `now` are left out
+    (same story)    with `merge_similar`, one entry per story (publish.similar; not a limit: the
+                    story is published, the merged copies are its related links)
     (one per id)    a repeated entry id keeps its newest version (not a limit: the id is published)
     max_per_source  each source keeps its newest N of what is left (a chatty source cannot fill a feed)
     max_entries     the feed keeps the newest N of what is left
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 from aggregator.model import Article, OutputConfig
+from aggregator.publish import similar
 from aggregator.publish.formatting import order_articles, within_age
 
 Limit = Literal["max_age", "max_per_source", "max_entries"]
@@ -29,13 +32,15 @@ class Selection:
     cut: tuple[tuple[Article, Limit], ...]  # each article a limit left out, and that limit
 
 
-def select_articles(articles: Iterable[Article], output: OutputConfig, now: datetime | None) -> Selection:
-    """A feed's articles as published (ordered, aged, capped per source, limited) and the ones left out.
-    `now` None: no ageing (the caller selected by age already)."""
+def select_articles(articles: Iterable[Article], output: OutputConfig, now: datetime | None, *,
+                    merge_similar: bool = False) -> Selection:
+    """A feed's articles as published (aged, the same story once with `merge_similar`, ordered, capped
+    per source, limited) and the ones a limit left out. `now` None: no ageing (the caller selected by
+    age already). A story's merged copies count for no source's cap: they are not entries."""
     candidates = list(articles)
     fresh = within_age(candidates, output.max_age, now)
     aged = _left_out(candidates, fresh)
-    ordered = order_articles(fresh, 0)
+    ordered = order_articles(similar.merge_similar(fresh) if merge_similar else fresh, 0)
     capped, over_cap = cap_per_key(ordered, lambda a: a.source_url, output.max_per_source)
     limit = output.max_entries
     published, beyond = (capped[:limit], capped[limit:]) if limit > 0 else (capped, [])

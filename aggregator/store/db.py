@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from aggregator.model import Article
 from aggregator.store import retention
-from aggregator.store.dedup import Hashes, title_key
+from aggregator.store.dedup import Hashes
 from aggregator.store.opening import refuse_fresh
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, select_in, to_micros
 from aggregator.store.schema import DATE_SAMPLES
@@ -31,8 +31,10 @@ from aggregator.store.windows import (
     read_headlines,
     read_rows_by_key,
 )
+from aggregator.text import title_key
 
 __all__ = ["FeedRow", "Store", "refuse_fresh"]  # what other packages import from here
+_DAY_US = 86400 * 1_000_000
 
 
 class Store(StateFile):
@@ -129,6 +131,25 @@ class Store(StateFile):
             rows = self._conn.execute(
                 "SELECT source_url, count(*) FROM entries WHERE status = 'published' GROUP BY source_url")
             return {url: count for url, count in rows}
+
+    def held_counts(self) -> dict[str, int]:
+        """Articles held back by the burst breaker per source URL (for reports)."""
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT source_url, count(*) FROM entries WHERE status = 'held' GROUP BY source_url")
+            return {url: count for url, count in rows}
+
+    def first_seen_per_day(self, since: datetime) -> dict[str, dict[int, int]]:
+        """Articles first seen from `since` on, per source URL and UTC day (days since 1970-01-01): what
+        each source brought in, pruned articles included (their rows keep first_seen)."""
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT source_url, first_seen / ?, count(*) FROM entries WHERE first_seen >= ? GROUP BY 1, 2",
+                (_DAY_US, to_micros(since)))
+            counts: dict[str, dict[int, int]] = {}
+            for url, day, count in rows:
+                counts.setdefault(url, {})[int(day)] = count
+            return counts
 
     def has_articles(self, source_url: str) -> bool:
         """Whether anything was ever stored for this source (pruned identities count)."""

@@ -21,7 +21,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from aggregator.store.dedup import title_key
+from aggregator.text import title_key
 
 DATE_SAMPLES = "tz_samples"  # the state key stored in sources.date_samples
 

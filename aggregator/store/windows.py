@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from aggregator.model import Article
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, headline_from_row, select_in
+from aggregator.text import LEAD_SOURCE_CHARS
 
 
 class FeedRow(NamedTuple):
@@ -75,16 +76,19 @@ def read_articles(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Art
         conn, f"SELECT entry, {', '.join(BODY_COLUMNS)} FROM bodies WHERE entry IN ({{}})",
         [r.key for r in rows])}
     return [article_from_row(r.id, r.source_url, r.published, r.updated, bodies[r.key],
-                             needs_cleaning=bool(r.needs_cleaning)) for r in rows]
+                             needs_cleaning=bool(r.needs_cleaning), first_seen=r.first_seen) for r in rows]
 
 
 def read_headlines(conn: sqlite3.Connection, rows: Sequence[FeedRow]) -> list[Article]:
-    """Store.headlines_of's articles of these rows: only what a listing shows, in their order."""
+    """Store.headlines_of's articles of these rows: only what a listing shows, in their order. The start
+    of the summary too: publish.similar compares it (the whole when a title derives from it)."""
     heads = {h[0]: h[1:] for h in select_in(
-        conn, "SELECT entry, source_name, title, link, CASE WHEN title = '' THEN summary ELSE '' END, "
+        conn, "SELECT entry, source_name, title, link, "
+        f"CASE WHEN title = '' THEN summary ELSE substr(summary, 1, {LEAD_SOURCE_CHARS}) END, "
         "CASE WHEN title = '' THEN content_html ELSE '' END FROM bodies WHERE entry IN ({})",
         [r.key for r in rows])}
-    return [headline_from_row(r.id, r.source_url, r.published, r.updated, heads[r.key]) for r in rows]
+    return [headline_from_row(r.id, r.source_url, r.published, r.updated, heads[r.key], r.first_seen)
+            for r in rows]
 
 
 def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
