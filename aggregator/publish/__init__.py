@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import formatting, hexo, similar
+from aggregator.publish import formatting, hexo
 from aggregator.publish.atom import render_atom
 from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.formatting import FeedSpec
