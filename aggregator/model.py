@@ -174,6 +174,7 @@ class OutputConfig:
     base_url: str = _opt("http://localhost/feeds/", "url", "public URL of that folder; used in ids and self links")  # type: ignore[assignment]
     max_entries: int = _opt(50, "int", "entries per feed; 0 = no limit")  # type: ignore[assignment]
     max_age: int = _opt(0, "duration", "drop entries older than this from feeds; 0 = no limit")  # type: ignore[assignment]
+    max_per_source: int = _opt(10, "int", "entries of one source per feed, its newest; 0 = no limit")  # type: ignore[assignment]
     formats: list[str] = _opt(["atom"], "strlist", "feed formats: atom, rss, json")  # type: ignore[assignment]
     index: bool = _opt(True, "bool", "write index.html and feeds.opml")  # type: ignore[assignment]
     html: bool = _opt(True, "bool", "write <slug>.html: each feed as a page to read in a browser")  # type: ignore[assignment]

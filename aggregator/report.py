@@ -76,6 +76,8 @@ def format_summary(config: Config, summary: RunSummary) -> str:
     elif summary.publish is not None:
         lines.append(f"feeds: {len(summary.publish.written)} written, {len(summary.publish.unchanged)} unchanged "
                      f"in {config.output.dir}")
+    if summary.publish is not None and summary.publish.removed:
+        lines.append(f"  removed (ended 30 days ago): {', '.join(summary.publish.removed)}")
     lines.append(f"took {summary.seconds:.1f} s")
     return "\n".join(lines)
 

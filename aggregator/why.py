@@ -8,13 +8,14 @@
     format_answer(answer) -> text; answer_json(answer) -> the same as JSON-ready values (stable keys)
 
 Verdicts, most telling first (an answer's verdict is its first finding's): published, held, duplicate,
-beyond_max_age, beyond_max_entries, not_cleaned, not_shown (no reason found: a bug), source_removed,
+beyond_max_age, beyond_max_per_source, beyond_max_entries, not_cleaned, not_shown (no reason found: a bug), source_removed,
 pruned, filtered; never_seen when nothing matched.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -32,11 +33,12 @@ from aggregator.store.dedup import canonical_link
 from aggregator.store.filtered import FilteredMatch
 from aggregator.store.lookup import StoredMatch
 
-VERDICTS = ("published", "held", "duplicate", "beyond_max_age", "beyond_max_entries", "not_cleaned",
+VERDICTS = ("published", "held", "duplicate", "beyond_max_age", "beyond_max_per_source", "beyond_max_entries",
+            "not_cleaned",
             "not_shown", "source_removed", "pruned", "filtered", "never_seen")
 # why a published entry is not in one feed -> the verdict when no feed shows it
-_REASON_VERDICT = {"duplicate": "duplicate", "max_age": "beyond_max_age", "max_entries": "beyond_max_entries",
-                   "cleaning": "not_cleaned"}
+_REASON_VERDICT = {"duplicate": "duplicate", "max_age": "beyond_max_age", "max_per_source": "beyond_max_per_source",
+                   "max_entries": "beyond_max_entries", "cleaning": "not_cleaned"}
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,9 @@ class Placement:
     paths: tuple[str, ...]  # the files of this feed
     position: int  # 1-based among the entries the feed shows; 0 = not shown
     shown: int  # entries the feed shows
-    reason: str = ""  # when not shown: "duplicate", "max_age", "max_entries", "cleaning" or "unknown"
-    rank: int = 0  # when cut by a limit on entries: its place among the feed's entries within max_age
+    reason: str = ""  # when not shown: "duplicate", "max_age", "max_per_source", "max_entries", "cleaning", "unknown"
+    rank: int = 0  # when cut by a limit on entries: its place among the feed's (or, for max_per_source, its
+    # source's) entries within max_age
     duplicate_of: Mapping[str, str] = field(default_factory=dict)  # id, source, title of the copy shown
 
 
@@ -56,7 +59,7 @@ class Placement:
 class Standing:
     """Where an entry ranks in a feed's rows once max_age is applied (before the other limits cut)."""
 
-    rank: int  # 1-based among all the feed's rows
+    rank: int  # 1-based among the feed's rows that max_per_source leaves in
     source_rank: int  # 1-based among the rows of the entry's own source
 
 
@@ -140,8 +143,9 @@ class _Windows:
         if any(r.key == entry.key for r in self.windows[slug]):
             return replace(left_out, reason="cleaning")
         standing = self.standing(slug, entry)
-        return replace(left_out, rank=standing.rank if standing else 0,
-                       reason=cut_reason(entry.updated, standing, self.config.output, self.now) or "unknown")
+        reason = cut_reason(entry.updated, standing, self.config.output, self.now) or "unknown"
+        rank = 0 if standing is None else standing.source_rank if reason == "max_per_source" else standing.rank
+        return replace(left_out, rank=rank, reason=reason)
 
     def standing(self, slug: str, entry: StoredMatch) -> Standing | None:
         if slug not in self.aged:
@@ -151,7 +155,11 @@ class _Windows:
         index = next((i for i, r in enumerate(rows) if r.key == entry.key), None)
         if index is None:
             return None
-        return Standing(index + 1, 1 + sum(r.source_url == entry.source_url for r in rows[:index]))
+        cap, per_source, rank = self.config.output.max_per_source, Counter[str](), 0
+        for row in rows[:index + 1]:  # as the windows count: each source's rows past the cap leave no trace
+            per_source[row.source_url] += 1
+            rank += not cap or per_source[row.source_url] <= cap
+        return Standing(rank, per_source[entry.source_url])
 
     def describe(self, key: int) -> dict[str, str]:
         rows = self.store.rows_by_key([key])
@@ -177,9 +185,10 @@ def cut_reason(updated: datetime, standing: Standing | None, output: OutputConfi
     the feed windows apply them (store.windows). `standing`: None when max_age already left it out."""
     if standing is None or (output.max_age and updated < now - timedelta(seconds=output.max_age)):
         return "max_age"
+    if output.max_per_source and standing.source_rank > output.max_per_source:
+        return "max_per_source"
     if output.max_entries and standing.rank > output.max_entries:
         return "max_entries"
-    # (a per-source limit, output.max_per_source, gets its branch here: standing.source_rank > the limit)
     return ""
 
 
@@ -214,6 +223,8 @@ def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mappi
                      "first): the feeds show that copy, not this one",
         "max_age": f"beyond max_age: dated {_day(entry.updated)}, older than output.max_age "
                    f"({_duration(output.max_age)}), so in no feed",
+        "max_per_source": f"beyond max_per_source: in no feed, as its source's newer entries fill "
+                          f"output.max_per_source ({output.max_per_source})",
         "max_entries": f"beyond max_entries: in no feed, as newer entries fill each one's "
                        f"output.max_entries ({output.max_entries})",
         "cleaning": "in no feed: its cleaning failed (see the run's log); it is tried again on the next run",
@@ -257,6 +268,7 @@ def _reason_text(p: Placement) -> str:
     return {
         "duplicate": f"it shows the copy from {p.duplicate_of.get('source')}",
         "max_age": "older than output.max_age",
+        "max_per_source": f"its source's number {p.rank}, past output.max_per_source",
         "max_entries": f"number {p.rank}, and it shows the newest {p.shown}",
         "cleaning": "its cleaning failed",
     }.get(p.reason, "not selected (please report this)")
@@ -304,5 +316,5 @@ def _finding_json(f: Finding) -> dict[str, Any]:
         "rule": f.rule or None, "duplicate_of": dict(f.duplicate_of) or None,
         "pruned_at": f.pruned_at.isoformat() if f.pruned_at else None,
         "feeds": [{"feed": p.feed, "paths": list(p.paths), "position": p.position or None, "shown": p.shown,
-                   "reason": p.reason or None, "duplicate_of": dict(p.duplicate_of) or None} for p in f.feeds],
+                   "reason": p.reason or None, "rank": p.rank or None, "duplicate_of": dict(p.duplicate_of) or None} for p in f.feeds],
     }

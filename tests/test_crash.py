@@ -72,6 +72,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, http_server: Rec
     assert len(bases) >= 8
     items: list[list[int]] = [[] for _ in bases]
     lines = ["output:", f"  dir: {tmp_path / 'out'}", "  base_url: https://crash.example/feeds/", "  max_entries: 0",
+             "  max_per_source: 0",
              f"state: {tmp_path / 'state.db'}", "fetch: {per_host: 8, concurrency: 16, retries: 0}",
              "categories:", "  a: {title: A}", "  b: {title: B}", "sources:"]
     for i, base in enumerate(bases):

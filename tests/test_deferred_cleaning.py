@@ -27,6 +27,7 @@ def _config(tmp_path: Path, name: str, server: RecordingServer, max_entries: int
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"output: {{dir: {tmp_path / name / 'out'}, base_url: 'https://n.example/', max_entries: {max_entries}, "
+        f"max_per_source: 0, "
         f"formats: [{formats}]}}\nstate: {tmp_path / name / 'state.db'}\nretention: 36500d\n"
         f"categories:\n{categories}sources:\n{sources}", encoding="utf-8")
     return path

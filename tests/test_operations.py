@@ -177,7 +177,7 @@ def test_a_burst_of_old_items_is_held_until_accepted(tmp_path: Path, http_server
 
     http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, feed(range(100, 103)))
     path = tmp_path / "feeds.yaml"
-    path.write_text(f"output: {{dir: out, max_entries: 0}}\nstate: s.db\nburst_threshold: 5\n"
+    path.write_text(f"output: {{dir: out, max_entries: 0, max_per_source: 0}}\nstate: s.db\nburst_threshold: 5\n"
                     f"categories: {{news: {{title: News}}}}\nsources:\n"
                     f"  - {{url: '{http_server.url('/b.xml')}', category: news, name: bursty}}\n", encoding="utf-8")
     assert main(["run", "--config", str(path), "--no-progress"]) == 0

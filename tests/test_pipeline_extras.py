@@ -419,7 +419,9 @@ def test_a_feed_without_entries_follows_a_config_change(tmp_path: Path, http_ser
     hold the config, or a renamed category would keep its old title."""
     http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
                                          rss([("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]))
-    source = f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+    http_server.routes["/quiet.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss([]))
+    source = (f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+              f"  - {{url: '{http_server.url('/quiet.xml')}', category: empty}}\n")  # a source without items
     run(load_config(config_file(tmp_path, source, extra="  empty: {title: Quiet corner}\n")), RunOptions(force=True))
     assert b"Quiet corner" in (tmp_path / "out" / "empty.atom").read_bytes()
     second = run(load_config(config_file(tmp_path, source, extra="  empty: {title: Loud corner}\n")),
@@ -444,7 +446,7 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
     run(config, RunOptions(force=True))
     marker = Path(str(config.state) + ".published")
     head, body = marker.read_text(encoding="utf-8").splitlines()
-    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds"}
+    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "titles", "ended", "folder"}
     marker.write_text(json.dumps({**json.loads(head), **json.loads(body)}), encoding="utf-8")
     assert run(config, RunOptions(force=True)).publish == PublishReport((), (), ())  # nothing changed
 

@@ -334,7 +334,7 @@ def test_hostile_corpus_outputs_stay_well_formed(tmp_path: Path) -> None:
     feeds.append((FeedSpec("all", "Everything", ""), every))
     assert len(every) > 50
     output = replace(
-        OUTPUT, formats=["atom", "rss", "json"], max_entries=0, hexo={"dir": str(tmp_path / "posts")}
+        OUTPUT, formats=["atom", "rss", "json"], max_entries=0, max_per_source=0, hexo={"dir": str(tmp_path / "posts")}
     )
     report = publish_outputs(output, tmp_path / "out", feeds, {})
     assert report.warnings == ()

@@ -78,7 +78,7 @@ def three_feeds(tmp_path: Path, http_server: RecordingServer, capsys: pytest.Cap
     http_server.routes["/guardian.rss"] = Route(200, RSS, GUARDIAN)
     http_server.routes["/mirror.rss"] = Route(404, {}, b"")  # the same stories from a second source, later
     config = yaml_config(tmp_path, [
-        f"output: {{dir: out, max_entries: 5, max_age: {AGE_DAYS}d}}",
+        f"output: {{dir: out, max_entries: 5, max_per_source: 0, max_age: {AGE_DAYS}d}}",
         "state: state/state.db", "retention: 1000d",  # runs prune daily: nothing here is that old
         "categories: {tech: {title: Tech}, news: {title: News}}",
         "sources:",
@@ -190,6 +190,22 @@ def test_never_seen_exits_1(three_feeds: Why, tmp_path: Path) -> None:
     assert code == 1 and text.startswith("never seen: ")
 
 
+def test_beyond_max_per_source_agrees_with_the_files(three_feeds: Why, tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("max_per_source: 0,", "max_per_source: 2,"),
+                      encoding="utf-8")
+    _run(config, NOW)  # the cap changed: every feed is published again
+    third, second = _items(KATIE)[2], _items(KATIE)[1]
+    tech = (tmp_path / "out" / "tech.atom").read_text(encoding="utf-8")
+    assert _text(second, "link") in tech and _text(third, "link") not in tech
+    code, answer = three_feeds(_text(third, "link"))
+    assert (code, answer["verdict"]) == (0, "beyond_max_per_source")
+    assert {f["feed"]: (f["reason"], f["rank"]) for f in answer["findings"][0]["feeds"]} == {
+        "tech": ("max_per_source", 3), "all": ("max_per_source", 3)}
+    code, answer = three_feeds(_text(second, "link"))
+    assert (code, answer["verdict"]) == (0, "published")
+
+
 def test_cut_reason_has_one_branch_per_limit() -> None:
     output = OutputConfig(max_entries=5, max_age=86400)
     old = NOW - timedelta(days=2)
@@ -197,6 +213,9 @@ def test_cut_reason_has_one_branch_per_limit() -> None:
     assert cut_reason(NOW, None, output, NOW) == "max_age"  # the aged rows no longer hold it
     assert cut_reason(NOW, Standing(6, 1), output, NOW) == "max_entries"
     assert cut_reason(NOW, Standing(5, 5), output, NOW) == ""
+    capped = OutputConfig(max_entries=5, max_age=86400, max_per_source=2)
+    assert cut_reason(NOW, Standing(3, 3), capped, NOW) == "max_per_source"
+    assert cut_reason(NOW, Standing(6, 2), capped, NOW) == "max_entries"
     assert cut_reason(old, Standing(60, 1), OutputConfig(max_entries=0, max_age=0), NOW) == ""  # 0 = no limit
 
 

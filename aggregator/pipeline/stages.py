@@ -83,7 +83,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         else:
             store.sync()  # every stored article durable before any feed shows it
             key = publish_key(config, store.generation())
-            if outputs_current(config, key):
+            if outputs_current(config, key, now):
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
                 summary.publish = publish(config, store, now, workers=options.workers, executor=pool.running())

@@ -2,8 +2,9 @@
 only the files whose bytes changed, atomically; pings WebSub. Must not fetch sources or touch the store.
 
     publish_outputs(output, dir, feeds, categories_of)
-      for each (FeedSpec, articles): order newest first, limit -> <slug>.atom (+ .rss, .json)
-                                          and <slug>.html when output.html
+      for each (FeedSpec, articles): selection.select_articles (age, same story once, cap per source,
+                                     limit) -> <slug>.atom (+ .rss, .json) and <slug>.html when output.html
+      for each ended feed:           its one "has ended" entry -> the same files; retired ones removed
       index.html + feeds.opml           when output.index
       <hexo dir>/<date>-<slug>-<hash>.md when output.hexo has a dir
       write_atomically each file        unchanged bytes: not rewritten, mtime kept
@@ -12,23 +13,26 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 from aggregator.model import Article, OutputConfig
-from aggregator.publish import formatting, hexo, similar
+from aggregator.publish import formatting, hexo
 from aggregator.publish.atom import render_atom
+from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
 from aggregator.publish.pages import render_page
 from aggregator.publish.rss import render_rss
+from aggregator.publish.selection import select_articles
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
@@ -73,6 +77,7 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
+    removed: tuple[str, ...] = ()  # files of ended feeds removed (relative to the output folder)
 
 
 def publish_outputs(
@@ -85,6 +90,8 @@ def publish_outputs(
     now: datetime | None = None,
     current: Collection[str] = (),
     load: Loader | None = None,
+    ended: Sequence[EndedFeed] = (),
+    retired: Sequence[EndedFeed] = (),
     merge_similar: bool = False,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
@@ -96,15 +103,22 @@ def publish_outputs(
     index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
     rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
+    `ended`: feeds whose category left the config, written with their one "has ended" entry (not in
+    index.html nor feeds.opml); `retired`: ended feeds whose files are removed now (publish.ended).
     `merge_similar`: the same story from several sources of a feed becomes one entry (publish.similar);
     headlines must then carry their summaries (store.headlines_of does).
     """
     warnings: list[str] = []
     selected = _select(output, feeds, now, warnings, merge_similar)
     files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now, merge_similar)
-    written, unchanged = _write_all(output_dir, files, dry_run)
+    written, unchanged = _write_all(output_dir, itertools.chain(files, _ended_files(output, ended)), dry_run)
+    removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files], warnings)
+    # max_per_source shares a feed's window between sources; a post is one file per article, no window
+    # to share, so posts are what the feeds would publish without the cap (`feeds` hold both selections)
+    capped = bool(output.hexo and output.max_per_source)
+    posts_from = _select(replace(output, max_per_source=0), feeds, now, [], merge_similar) if capped else selected
     hexo_written, hexo_unchanged = _publish_posts(
-        output, output_dir, selected, categories_of, dry_run, warnings
+        output, output_dir, posts_from, categories_of, dry_run, warnings
     )
     hub = formatting.web_iri(output.websub_hub)
     if hub and not dry_run:
@@ -118,6 +132,7 @@ def publish_outputs(
         written=tuple(written + hexo_written),
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
+        removed=tuple(removed),
     )
 
 
@@ -145,9 +160,9 @@ def _select(
 
 def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None,
                   merge_similar: bool = False) -> list[Article]:
-    """A feed's articles ordered, aged, with the same story once (`merge_similar`) and limited as published."""
-    aged = formatting.within_age(articles, output.max_age, now)
-    return formatting.order_articles(similar.merge_similar(aged) if merge_similar else aged, output.max_entries)
+    """A feed's articles as published: selection.select_articles (aged, the same story once with
+    `merge_similar`, capped per source, limited)."""
+    return list(select_articles(articles, output, now, merge_similar=merge_similar).published)
 
 
 def _render_files(
@@ -178,6 +193,32 @@ def _render_files(
     if output.index:
         yield "index.html", render_index(output, feeds)
         yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
+
+
+def _ended_files(output: OutputConfig, ended: Sequence[EndedFeed]) -> Iterator[tuple[str, bytes]]:
+    for feed in ended:
+        article = ended_article(output, feed)
+        for name in feed.files:
+            extension = name.rsplit(".", 1)[-1]
+            if extension in _RENDERERS:
+                yield name, _RENDERERS[extension](feed.spec, [article], output, {})
+            elif extension == "html":
+                yield name, render_page(feed.spec, [article], output)
+
+
+def _remove_files(folder: Path, names: Iterable[str], warnings: list[str]) -> list[str]:
+    """Remove these files (each a name in `folder`, never a path out of it); the names removed. One that
+    cannot be removed is a warning, not a failed publish: the other feeds are written already."""
+    removed = []
+    for name in names:
+        path = folder / name
+        try:
+            if Path(name).name == name and path.is_file():
+                path.unlink()
+                removed.append(name)
+        except OSError as exc:
+            warnings.append(f"ended feed {name}: cannot remove {path}: {exc.strerror or exc}; remove it by hand")
+    return removed
 
 
 def _write_all(folder: Path, files: Iterable[tuple[str, bytes | None]], dry_run: bool

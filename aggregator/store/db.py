@@ -190,17 +190,19 @@ class Store(StateFile):
     # --- articles out -----------------------------------------------------------------
 
     def articles_for(self, source_urls: Collection[str], *, limit: int = 0, max_age_s: float = 0,
-                     now: datetime) -> list[Article]:
+                     now: datetime, per_source: int = 0) -> list[Article]:
         """Published articles of these sources, newest `updated` first (then `published`, then id).
 
         The same canonical link from several sources appears once: the article first seen
         (the source URL breaks a tie). `max_age_s` > 0 drops articles updated longer ago; `limit` > 0
-        keeps the newest that many.
+        keeps the newest that many; `per_source` > 0 keeps at most that many of one source (its newest)
+        before `limit` applies (output.max_per_source).
         """
-        return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now))
+        return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now,
+                                               per_source=per_source))
 
     def feed_rows(self, source_urls: Collection[str], *, limit: int = 0, max_age_s: float = 0,
-                  now: datetime) -> list[FeedRow]:
+                  now: datetime, per_source: int = 0) -> list[FeedRow]:
         """What articles_for would give, as entry rows (no bodies read): enough to tell whether a feed
         changed (FeedRow.raw_hash covers every stored field but the dates, which the row has too)."""
         urls = sorted(set(source_urls))
@@ -208,7 +210,7 @@ class Store(StateFile):
             return []
         cutoff = to_micros(aware(now) - timedelta(seconds=max_age_s)) if max_age_s > 0 else None
         with self._guard():
-            return read_feed_rows(self._conn, urls, limit, cutoff)
+            return read_feed_rows(self._conn, urls, limit, cutoff, per_source)
 
     def rows_by_key(self, keys: Sequence[int]) -> list[FeedRow]:
         """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -53,10 +54,13 @@ def first_seen_sources(copies: Iterable[tuple[int, str, str, int]]) -> dict[str,
 
 
 def read_feed_rows(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
-                   cutoff: int | None) -> list[FeedRow]:
+                   cutoff: int | None, per_source: int = 0) -> list[FeedRow]:
     """Store.feed_rows's rows of these (sorted, distinct) sources: the newest `limit` (0: all) updated at or
-    after `cutoff` (microseconds; None: any)."""
-    rows = _newest(conn, urls, limit, cutoff) if limit > 0 else _all_newest_first(conn, urls, cutoff)
+    after `cutoff` (microseconds; None: any), at most `per_source` (0: any) of one source, its newest."""
+    if limit > 0:
+        rows = _newest(conn, urls, limit, cutoff, per_source)
+    else:
+        rows = _per_source(_all_newest_first(conn, urls, cutoff), per_source)
     return [FeedRow(*r) for r in rows]
 
 
@@ -96,23 +100,40 @@ def _all_newest_first(conn: sqlite3.Connection, urls: Sequence[str],
 
 
 def _newest(conn: sqlite3.Connection, urls: Sequence[str], limit: int,
-            cutoff: int | None) -> list[tuple[Any, ...]]:
-    """The newest `limit` rows, as _all_newest_first would give, reading only a window of rows
-    (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady runs)."""
-    window = limit * 2 + 10
+            cutoff: int | None, per_source: int) -> list[tuple[Any, ...]]:
+    """The newest `limit` rows, as _all_newest_first would give (capped `per_source`), reading only a
+    window of rows (SQLite sorts and cuts): a feed shows 50 of a category's thousands (issue 8: steady
+    runs). A source with `per_source` rows in a window has its rows known (the window is the start of
+    every row in order); the next window leaves it out, so a chatty source does not fill every window."""
+    window, open_urls = limit * 2 + 10, list(urls)
+    full: list[tuple[Any, ...]] = []
     while True:
-        # keys first, sorted and cut on the covering index (entries_by_source_window), then their rows
-        sql = (_WINDOW_SQL + (" AND updated >= ?" if cutoff is not None else "")
-               + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
-        keys = [k for (k,) in select_in(conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())]
-        rows = select_in(conn, _ROWS_BY_KEY_SQL, keys)
-        rows.sort(key=_newest_first)
-        more = len(rows) >= window  # a chunk of sources may hold more beyond its window
-        rows = rows[:window]
-        kept = _first_seen_copies(conn, rows, urls)
-        if len(kept) >= limit or not more:
-            return kept[:limit]
-        window *= 4
+        rows, more = _window(conn, open_urls, cutoff, window)
+        kept = _per_source(_first_seen_copies(conn, rows, urls), per_source)
+        done = {source for source, count in Counter(r[2] for r in kept).items() if 0 < per_source <= count}
+        found = sorted(full + kept, key=_newest_first)
+        if not more:
+            return found[:limit]
+        known = [r for r in found if _newest_first(r) <= _newest_first(rows[-1])]  # no unread row before these
+        if len(known) >= limit:
+            return known[:limit]
+        if done:
+            full += [r for r in kept if r[2] in done]
+            open_urls = [url for url in open_urls if url not in done]
+        else:
+            window *= 4
+
+
+def _window(conn: sqlite3.Connection, urls: Sequence[str], cutoff: int | None, window: int
+            ) -> tuple[list[tuple[Any, ...]], bool]:
+    """The newest `window` rows of these sources and whether there are more: keys first, sorted and cut
+    on the covering index (entries_by_source_window), then their rows."""
+    sql = (_WINDOW_SQL + (" AND updated >= ?" if cutoff is not None else "")
+           + f" ORDER BY updated DESC, published DESC, id LIMIT {window}")
+    keys = [k for (k,) in select_in(conn, sql, urls, suffix=(cutoff,) if cutoff is not None else ())]
+    rows = select_in(conn, _ROWS_BY_KEY_SQL, keys)
+    rows.sort(key=_newest_first)
+    return rows[:window], len(rows) >= window  # a chunk of sources may hold more beyond its window
 
 
 def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
@@ -127,3 +148,16 @@ def _first_seen_copies(conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
                        "WHERE status = 'published' AND link_key != '' AND link_key IN ({})", links)  # partial index
     first = first_seen_sources(c for c in copies if c[1] in wanted)
     return [r for r in rows if not r[3] or first[r[3]] == r[2]]
+
+
+def _per_source(rows: list[tuple[Any, ...]], per_source: int) -> list[tuple[Any, ...]]:
+    """rows (newest first) without those past the first `per_source` (0: no cap) of their source."""
+    if per_source <= 0:
+        return rows
+    counts: Counter[str] = Counter()
+    kept = []
+    for row in rows:
+        counts[row[2]] += 1
+        if counts[row[2]] <= per_source:
+            kept.append(row)
+    return kept
