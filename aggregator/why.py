@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.filters import NO_KEEP_MATCH, describe_rule
-from aggregator.model import Config, OutputConfig, Source
+from aggregator.model import Article, Config, OutputConfig, Source
 from aggregator.pipeline.ingest import rules_for
 from aggregator.pipeline.publishing import feed_specs, feed_windows
 from aggregator.publish.formatting import feed_files
+from aggregator.publish.similar import similar_groups
 from aggregator.store import Store
 from aggregator.store.db import FeedRow
 from aggregator.store.dedup import canonical_link
@@ -37,7 +38,7 @@ VERDICTS = ("published", "held", "duplicate", "beyond_max_age", "beyond_max_per_
             "not_cleaned",
             "not_shown", "source_removed", "pruned", "filtered", "never_seen")
 # why a published entry is not in one feed -> the verdict when no feed shows it
-_REASON_VERDICT = {"duplicate": "duplicate", "max_age": "beyond_max_age", "max_per_source": "beyond_max_per_source",
+_REASON_VERDICT = {"duplicate": "duplicate", "same_story": "duplicate", "max_age": "beyond_max_age", "max_per_source": "beyond_max_per_source",
                    "max_entries": "beyond_max_entries", "cleaning": "not_cleaned"}
 
 
@@ -120,6 +121,7 @@ class _Windows:
         self.config, self.store, self.now = config, store, now
         self.urls = dict((spec.slug, urls) for spec, urls in feed_specs(config))
         self.aged: dict[str, list[FeedRow]] = {}
+        self.stories: dict[str, dict[str, Article]] = {}
 
     @functools.cached_property
     def windows(self) -> dict[str, list[FeedRow]]:
@@ -134,9 +136,13 @@ class _Windows:
         folder = Path(self.config.output.dir)
         paths = tuple(str(folder / name) for name in feed_files(self.config.output, slug))
         position = next((i for i, r in enumerate(shown, 1) if r.key == entry.key), 0)
-        if position:
-            return Placement(slug, paths, position, len(shown))
         left_out = Placement(slug, paths, 0, len(shown))
+        if position:
+            kept = self.same_story_kept(slug, shown).get(entry.id)
+            if kept is None:
+                return Placement(slug, paths, position, len(shown))
+            return replace(left_out, reason="same_story",
+                           duplicate_of={"id": kept.id, "source": kept.source_url, "title": kept.title})
         owner = self.store.entry_shown_for_link(entry.link_key, self.urls[slug]) if entry.link_key else None
         if owner is not None and owner != entry.key:
             return replace(left_out, reason="duplicate", duplicate_of=self.describe(owner))
@@ -146,6 +152,16 @@ class _Windows:
         reason = cut_reason(entry.updated, standing, self.config.output, self.now) or "unknown"
         rank = 0 if standing is None else standing.source_rank if reason == "max_per_source" else standing.rank
         return replace(left_out, rank=rank, reason=reason)
+
+    def same_story_kept(self, slug: str, shown: list[FeedRow]) -> dict[str, Article]:
+        """Entry id -> the entry it is published as, for the copies `dedup.similar` merges in this feed
+        (publishing merges the same rows: publish.selection)."""
+        if not self.config.dedup.similar:
+            return {}
+        if slug not in self.stories:
+            groups = similar_groups(self.store.headlines_of(shown))
+            self.stories[slug] = {copy.id: group.kept for group in groups for copy in group.merged}
+        return self.stories[slug]
 
     def standing(self, slug: str, entry: StoredMatch) -> Standing | None:
         if slug not in self.aged:
@@ -217,10 +233,12 @@ def explain_entry(entry: StoredMatch, feeds: Sequence[Placement], sources: Mappi
         return replace(base, verdict="published", details=details,
                        line=f"published in {', '.join(p.feed for p in shown)}: {entry.title!r}")
     reason = next((r for r in _REASON_VERDICT if r in {p.reason for p in feeds}), "unknown")
-    dup = next((p.duplicate_of for p in feeds if p.reason == "duplicate"), {})
+    dup = next((p.duplicate_of for p in feeds if p.reason in ("duplicate", "same_story")), {})
     line = {
         "duplicate": f"a duplicate of {dup.get('id')} from {dup.get('source')} (the same link, seen there "
                      "first): the feeds show that copy, not this one",
+        "same_story": f"the same story as {dup.get('id')} ({dup.get('title')!r}) from {dup.get('source')} "
+                      "(dedup.similar): the feeds show that entry, with this one as a related link",
         "max_age": f"beyond max_age: dated {_day(entry.updated)}, older than output.max_age "
                    f"({_duration(output.max_age)}), so in no feed",
         "max_per_source": f"beyond max_per_source: in no feed, as its source's newer entries fill "
@@ -267,6 +285,8 @@ def _placement_line(p: Placement) -> str:
 def _reason_text(p: Placement) -> str:
     return {
         "duplicate": f"it shows the copy from {p.duplicate_of.get('source')}",
+        "same_story": f"the same story as the entry from {p.duplicate_of.get('source')}, shown once with "
+                      "this copy as a related link",
         "max_age": "older than output.max_age",
         "max_per_source": f"its source's number {p.rank}, past output.max_per_source",
         "max_entries": f"number {p.rank}, and it shows the newest {p.shown}",

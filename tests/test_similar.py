@@ -15,6 +15,7 @@ import pytest
 from conftest import CORPUS, RecordingServer, Route, yaml_config
 from lxml import etree
 
+from aggregator.cli import main
 from aggregator.clean import clean_article
 from aggregator.config import config_schema, load_config
 from aggregator.errors import ConfigError
@@ -207,7 +208,8 @@ def entries(path: Path) -> list[etree._Element]:
     return etree.fromstring(path.read_bytes()).findall(ATOM + "entry")
 
 
-def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http_server: RecordingServer) -> None:
+def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http_server: RecordingServer,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     story = next(a for a in corpus_articles("3dm-news.xml") if a.title.startswith("15.36TB"))
     lead, other_lead = story.summary, corpus_articles("36kr-news.xml")[4].summary
     now = datetime(2022, 8, 3, 6, 0, tzinfo=UTC)
@@ -249,6 +251,15 @@ def test_two_papers_one_story_one_entry_with_a_related_link(tmp_path: Path, http
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     run(load_config(config), RunOptions(force=True), now=now + timedelta(hours=2))
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # byte-stable
+
+    # `aggregator why` agrees: the copy is the kept entry's related link, in every feed
+    capsys.readouterr()
+    assert main(["why", "https://paper-b.example/n/1.html", "-c", str(config), "--json"],
+                clock=lambda: now + timedelta(hours=2)) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["verdict"] == "duplicate"
+    assert {(f["feed"], f["reason"], f["duplicate_of"]["title"]) for f in answer["findings"][0]["feeds"]} == {
+        ("tech", "same_story", story.title), ("all", "same_story", story.title)}
 
     yaml_config(tmp_path, lines[:1] + ["dedup: {similar: false}"] + lines[1:])
     run(load_config(config), RunOptions(force=True), now=now + timedelta(hours=3))
