@@ -1,7 +1,8 @@
 """argv -> pipeline; the only module that prints or exits.
 
-Exit codes: 0 done (some sources may have failed), 1 fatal, 2 config or usage error,
-3 another run holds the lock.
+Exit codes: 0 done (`run`: some sources may have failed), 1 fatal (and `check --online`: some source
+failed to fetch or parse; `why`: an article never seen), 2 config or usage error, 3 another run holds
+the lock.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aggregator import __version__
 from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
-from aggregator.state_location import redacted
+from aggregator.state_location import is_database_url, redacted
+from aggregator.report import SOURCE_COLUMNS_HELP
+
+if TYPE_CHECKING:
+    from aggregator.pipeline import SourceReport
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_SOURCES_FAILED = 1  # check --online: the config is valid but some source failed
+EXIT_NEVER_SEEN = 1  # `why`: nothing is known about that article
 log = logging.getLogger("aggregator")
 
 
@@ -44,17 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
-    common = _Parser(add_help=False)
-    common.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default: {DEFAULT_CONFIG})")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeat for debug)")
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    _add_global_options(parser, suppress=False)
+    common = _Parser(add_help=False)  # the same options after the subcommand: `aggregator run -c x.yaml -v`
+    _add_global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, example: str, more: str = "") -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help_text, description=help_text,
-                              epilog=f"Example: {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=f"{more}\n\nExample: {example}" if more else f"Example: {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
     run = command("run", "fetch the due sources and republish the feeds",
                   "aggregator run --config config/feeds.yaml --only finance --dry-run")
@@ -80,16 +86,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--schema", action="store_true", help="print the config's JSON Schema and exit")
 
     sources = command("sources", "show every source with its status and schedule",
-                      "aggregator sources --config config/feeds.yaml --json")
+                      "aggregator sources --config config/feeds.yaml --json", SOURCE_COLUMNS_HELP)
     sources.add_argument("--json", action="store_true", help="machine-readable output")
+    sources.add_argument("--html", default="", metavar="FILE",
+                         help="write a self-contained status page (states, errors, a 30-day chart per source) to FILE")
 
     imp = command("import-opml", "add the feeds of an OPML file to the config",
                   "aggregator import-opml subscriptions.opml --config config/feeds.yaml")
     imp.add_argument("file", help="the OPML file to import")
     imp.add_argument("--category", default="", help="category slug for feeds outside any folder (default: imported)")
 
+    add = command("add", "add a feed, or the feed a web page advertises, to the config",
+                  "aggregator add https://example.org/ --category tech --name 'Example blog'")
+    add.add_argument("url", metavar="URL", help="a feed's address, or a web page's (its feeds are found)")
+    add.add_argument("--category", default="", metavar="SLUG",
+                     help="the category to add it to (needed when the config has more than one)")
+    add.add_argument("--name", default="", help="the source's name (default: the feed's own title)")
+
     command("export-opml", "print the configured sources as OPML 2.0",
             "aggregator export-opml --config config/feeds.yaml > subscriptions.opml")
+
+    why = command("why", "what happened to one article: published, filtered, merged, held back, cut or pruned",
+                  "aggregator why https://example.org/2026/some-story")
+    why.add_argument("article", metavar="URL_OR_ID", type=_non_empty,
+                     help="the article's link, its feed's guid, or the id we publish")
+    why.add_argument("--json", action="store_true", help="machine-readable output")
 
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
@@ -100,10 +121,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Global options: (flags, dest, argparse keywords). Given after the subcommand they land in "sub_<dest>"
+# (default: absent), so a subcommand never overwrites what was given before it; main() merges the two.
+_GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], str, dict[str, Any]], ...] = (
+    (("-c", "--config"), "config", {"default": DEFAULT_CONFIG, "metavar": "PATH",
+                                    "help": f"config file (default: {DEFAULT_CONFIG})"}),
+    (("-v", "--verbose"), "verbose", {"action": "count", "default": 0,
+                                      "help": "-v: one line per source; -vv: what each stage decided"}),
+    (("-q", "--quiet"), "quiet", {"action": "store_true", "default": False, "help": "only warnings and errors"}),
+    (("--log-format",), "log_format", {"choices": ("text", "json"), "default": "text",
+                                       "help": "log line format: text, or json (one object per line)"}),
+)
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    for flags, dest, keywords in _GLOBAL_OPTIONS:
+        if suppress:
+            keywords = {**keywords, "default": argparse.SUPPRESS}
+        parser.add_argument(*flags, dest=f"sub_{dest}" if suppress else dest, **keywords)
+
+
+def _merge_global_options(args: argparse.Namespace) -> None:
+    """Options after the subcommand win over the same ones before it; -v counts on both sides."""
+    for _flags, dest, _keywords in _GLOBAL_OPTIONS:
+        if not hasattr(args, f"sub_{dest}"):
+            continue
+        later = getattr(args, f"sub_{dest}")
+        delattr(args, f"sub_{dest}")
+        setattr(args, dest, args.verbose + later if dest == "verbose" else later)
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a link, guid or id, got nothing")
+    return text
+
+
 def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
     """The CLI. `clock` gives the time a command runs at (default: the system clock), read once here:
     the one place the program reads the time, so tests and bench/year.py move it (issue 20)."""
     args = build_parser().parse_args(argv)
+    _merge_global_options(args)
     args.now = (clock or _system_time)()
     setup_logging(args.verbose, args.quiet, args.log_format)
     try:
@@ -140,8 +198,8 @@ def _system_time() -> datetime:
 
 def entry() -> NoReturn:
     """The console script: main(), then the exit handlers (logging, multiprocessing's finalizers) and
-    a flush, then an exit that skips tearing down the interpreter object by object: ~0.15 s of a
-    no-op run of 1,000 sources, which takes ~1.5 s in all."""
+    a flush, then an exit that skips tearing down the interpreter object by object, a noticeable part
+    of a short run's time (bench/RESULTS.md)."""
     code = main()
     atexit._run_exitfuncs()
     try:
@@ -184,16 +242,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     told: set[str] = set()  # each worker process disables a pattern on its own: say it once a run
     for report in summary.sources:
         if report.kind in ("failed", "gone"):
-            log.error("%s: %s", _source_ref(report.source), report.error)
+            log.error("%s: %s", _source_ref(report), report.error)
         for warning in report.warnings:
             if is_pattern_notice(warning):
                 if warning in told:
                     continue
                 told.add(warning)
-            log.warning("%s: %s", _source_ref(report.source), warning)
+            log.warning("%s: %s", _source_ref(report), warning)
         if args.explain:
             for line in report.explain:
-                print(f"{report.source.label}: {line}")
+                print(f"{report.name}: {line}")
     if not args.dry_run:
         try:
             write_health(config, summary)
@@ -204,15 +262,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _source_ref(source: Any) -> str:
-    """How log lines name a source: its name and URL, or the URL alone when it has no name."""
-    return f"source {source.name!r} ({source.url})" if source.name else f"source {source.url}"
+def _source_ref(report: SourceReport) -> str:
+    """How log lines name a source: its name (or feed title) and URL, or the URL alone when it has neither."""
+    name, url = report.name, report.source.url
+    return f"source {name!r} ({url})" if name != url else f"source {url}"
 
 
 def _matches_any(config: Any, names: Sequence[str]) -> bool:
-    from aggregator.pipeline import select_sources
+    from aggregator.pipeline import feed_titles, select_sources
+    from aggregator.report import read_source_states
 
-    return bool(select_sources(config, names)) or any(n in config.categories for n in names)
+    if select_sources(config, names) or any(n in config.categories for n in names):
+        return True
+    return bool(select_sources(config, names, feed_titles(read_source_states(config)[0])))  # a feed's title
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -225,7 +287,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.online:
         from aggregator.report import check_online
 
-        print(check_online(config, args.now))
+        text, failed = check_online(config, args.now)
+        print(text)
+        if failed:
+            print(f"aggregator: {failed} of {len(config.sources)} sources failed", file=sys.stderr)
+            return EXIT_SOURCES_FAILED
     return EXIT_OK
 
 
@@ -234,11 +300,24 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     rows = source_rows(config, args.now)
-    if args.json:
+    if args.html:
+        _write_status_page(config, rows, args.now, Path(args.html))
+        print(f"{args.html}: status page of {len(rows)} sources written")
+    elif args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
     else:
         print(format_sources_table(rows))
     return EXIT_OK
+
+
+def _write_status_page(config: Any, rows: list[dict[str, Any]], now: datetime, path: Path) -> None:
+    from aggregator.publish import write_atomically
+    from aggregator.report import source_activity, stale_after
+    from aggregator.status_page import CHART_DAYS, render_status_page, source_statuses
+
+    per_day, held = source_activity(config, now, CHART_DAYS)
+    statuses = source_statuses(rows, per_day, held, now, stale_after(config).total_seconds())
+    write_atomically(path, render_status_page(statuses, now))
 
 
 def cmd_import_opml(args: argparse.Namespace) -> int:
@@ -248,6 +327,18 @@ def cmd_import_opml(args: argparse.Namespace) -> int:
     print(f"{args.config}: added {len(added)} sources, skipped {len(skipped)}")
     for line in skipped:
         print(f"  skipped: {line}")
+    return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from aggregator.subscribe import AddRefused, add_source, format_added
+
+    try:
+        added = add_source(args.config, args.url, args.category, args.name, args.now)
+    except AddRefused as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(format_added(added))
     return EXIT_OK
 
 
@@ -284,9 +375,26 @@ def cmd_migrate_state(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    from aggregator.errors import StateError
+    from aggregator.store import Store
+    from aggregator.why import Answer, answer_json, format_answer, investigate
+
+    config = load_config(args.config)
+    try:  # read-only and without the lock: asking never waits for a run, nor changes the state
+        with Store.open_read_only(config.state) as store:
+            answer = investigate(config, store, args.article, args.now)
+    except StateError:
+        if is_database_url(config.state) or Path(config.state).exists():
+            raise
+        answer = Answer(args.article.strip(), ())  # no run stored anything yet
+    print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return EXIT_OK if answer.findings else EXIT_NEVER_SEEN
+
+
 _COMMANDS = {
-    "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml,
-    "export-opml": cmd_export_opml, "prune": cmd_prune, "migrate-state": cmd_migrate_state,
+    "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml, "add": cmd_add,
+    "export-opml": cmd_export_opml, "prune": cmd_prune, "why": cmd_why, "migrate-state": cmd_migrate_state,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,14 +33,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 import regex
 
 from aggregator.errors import ConfigError
-from aggregator.model import Article
+from aggregator.model import Article, FilterSpec
 from aggregator.patterns import compile_pattern
 from aggregator.text import collapse_whitespace, parse_duration
 
@@ -63,17 +63,19 @@ class Rule:
     action: Action
     field: str  # one of FIELDS for keep/drop; "" for max_age/min_length
     pattern: str
-    label: str  # what the run summary counts and --dry-run prints, with the rule's config position
+    label: str  # what the run summary counts and --dry-run prints, with the rule's origin
     limit: float = 0.0  # max_age in seconds, min_length in characters
+    origin: str = ""  # where the config says it: "feeds.yaml:42" (or the list and index when not from a file)
 
 
 # --- validation ----------------------------------------------------------------------------------
 
 
-def compile_filters(rules: Sequence[Mapping[str, object]], where: str) -> tuple[Rule, ...]:
+def compile_filters(rules: Sequence[Mapping[str, object] | FilterSpec], where: str) -> tuple[Rule, ...]:
     """Validate a `filters` list; `where` names the list (e.g. "config/feeds.yaml: sources[3].filters").
 
-    Raises one ConfigError listing every problem, each message starting with `where[i]`.
+    A rule given as a FilterSpec is known by its origin ("feeds.yaml:42"), a plain mapping by `where[i]`.
+    Raises one ConfigError listing every problem, each message starting with that name.
     """
     compiled: list[Rule] = []
     problems: list[str] = []
@@ -81,8 +83,10 @@ def compile_filters(rules: Sequence[Mapping[str, object]], where: str) -> tuple[
         raise ConfigError(f"{where}: expected a list of rules, got {type(rules).__name__}")
     for index, raw in enumerate(rules):
         here = f"{where}[{index}]"
+        if isinstance(raw, FilterSpec):
+            here, raw = raw.origin or here, raw.body
         try:
-            compiled.extend(_compile_rule(raw, here))
+            compiled.extend(replace(rule, origin=here) for rule in _compile_rule(raw, here))
         except ValueError as exc:
             problems.extend(f"{here}{line}" for line in str(exc).split("\n"))
     if problems:
@@ -160,16 +164,24 @@ def _matcher(pattern: str) -> Matcher:
 # --- decision ------------------------------------------------------------------------------------
 
 
+def describe_rule(rule: Rule) -> str:
+    """How a rule is named wherever its decisions are told: the run summary, --explain, and the store's
+    record of what it dropped (`aggregator why`). The one place that says it, so a better name (the
+    config file and line) changes every one of them."""
+    return rule.label
+
+
 def apply_filters(article: Article, rules: Sequence[Rule], now: datetime) -> str | None:
-    """None to keep the article, else the label of the rule that dropped it (see the module docstring)."""
+    """None to keep the article, else describe_rule of the rule that dropped it, or NO_KEEP_MATCH (see the
+    module docstring)."""
     view = _ArticleView(article)
     for rule in rules:
         if rule.action == "drop" and _matches(rule, view) is True:
-            return rule.label
+            return describe_rule(rule)
         if rule.action == "max_age" and _is_too_old(article, now, rule.limit):
-            return rule.label
+            return describe_rule(rule)
         if rule.action == "min_length" and len(view.content) < rule.limit:
-            return rule.label
+            return describe_rule(rule)
     keep_rules = [rule for rule in rules if rule.action == "keep"]
     if keep_rules and not any(_matches(rule, view) is not False for rule in keep_rules):
         return NO_KEEP_MATCH

@@ -6,9 +6,9 @@ returns.
 Why trafilatura: measured with bench/fulltext_compare.py on trafilatura's 990-page evaluation set
 (segments that must / must not be in the main text). trafilatura 2.3.1 found 94.4 % of the article
 segments and kept out 88.2 % of the boilerplate, no page without a result; readability-lxml 0.9 found
-86.2 % and kept out 88.6 %, 6 pages without a result; trafilatura was also 10-20 % faster per page
-(62 vs 78 ms mean on an idle machine). favor_precision=True traded 2.4 points of recall for 2.4 of
-precision and 2 empty pages, so the defaults stay.
+86.2 % and kept out 88.6 %, 6 pages without a result; trafilatura was also faster per page.
+favor_precision=True traded 2.4 points of recall for 2.4 of precision and 2 empty pages, so the
+defaults stay.
 """
 
 from __future__ import annotations

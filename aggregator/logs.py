@@ -1,4 +1,9 @@
-"""Logging setup: readable on a terminal, JSON for machines, no duplicate timestamps under systemd."""
+"""Logging setup: readable on a terminal, JSON for machines, no duplicate timestamps under systemd.
+
+Levels: by default warnings and errors; -v adds one INFO line per source, -vv DEBUG lines per stage
+(aggregator/pipeline/run_log.py). A line may carry structured values in `extra={"fields": {...}}`: the
+JSON format writes them as keys of its object, beside time, level, logger and message.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,39 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+
+# keys every JSON line has; a line's own fields never replace them
+_BASE_KEYS = ("time", "level", "logger", "message")
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        payload.update((k, v) for k, v in fields_of(record).items() if k not in _BASE_KEYS)
         if record.exc_info:
             payload["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def fields_of(record: logging.LogRecord) -> Mapping[str, object]:
+    """The structured values a log line carries ({} for lines without any)."""
+    fields = getattr(record, "fields", None)
+    return fields if isinstance(fields, Mapping) else {}
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    if quiet or verbose <= 0:
+        return logging.WARNING
+    return logging.INFO if verbose == 1 else logging.DEBUG
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "text") -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -33,7 +54,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "text") -> N
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger("aggregator")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(log_level(verbose, quiet))
     root.propagate = False
-    if verbose < 2:  # httpx logs every request at INFO
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: only -vv shows them
+    logging.getLogger("httpx").setLevel(logging.WARNING if verbose < 2 else logging.NOTSET)

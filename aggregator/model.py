@@ -11,7 +11,7 @@ _T = TypeVar("_T")
 
 def _pickled_as_fields(cls: type[_T]) -> type[_T]:
     """Slotted dataclasses pickle through Python-level getstate/setstate that call fields() for every
-    object (~18 µs per Article each way); rebuilt from a tuple of field values, about a third. Every
+    object; rebuilt from a tuple of field values, they cost a fraction of that. Every
     parsed and every cleaned article crosses between the run and its workers."""
     names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
 
@@ -42,6 +42,11 @@ class FeedMeta:
     language: str = ""
     ttl_s: int | None = None  # from <ttl> or sy:updatePeriod/sy:updateFrequency
     format: str = ""  # rss20, atom10, jsonfeed11, ...
+
+    @property
+    def name(self) -> str:
+        """The title on one line, at most 200 characters: what names a source configured without `name:`."""
+        return " ".join(self.title.split())[:200]
 
 
 @_pickled_as_fields
@@ -77,6 +82,11 @@ class Article:
     # cleaning the deep backlog no feed can show); the store cleans such an article before any
     # output reads it. Title and link are always clean: deduplication matches on them.
     needs_cleaning: bool = False
+    # Set only on articles read back from the store for publishing: when the store first saw it (which
+    # copy of a story was there first, publish.similar) and, on the copy kept, the other copies'
+    # (link, source name), published as related links. Annotations, not the article: equality ignores them.
+    first_seen: datetime | None = field(default=None, compare=False)
+    related: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @_pickled_as_fields
@@ -89,6 +99,21 @@ class ParsedFeed:
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    # which path read the document: "json", "fast" (lxml) or "feedparser"; not part of the result's
+    # value (the fast path and feedparser must give equal feeds)
+    parser: str = field(default="", compare=False)
+
+
+
+@dataclass(frozen=True, slots=True)
+class FilterDecision:
+    """One article a filter rule dropped: what the store remembers of it, so `aggregator why` can tell."""
+
+    rule: str  # filters.describe_rule of the rule that dropped it, or filters.NO_KEEP_MATCH
+    article_id: str  # the id it would have been published under (Article.id)
+    original_id: str  # the feed's guid ("" when absent)
+    link: str
+    title: str
 
 
 # --- configuration values -------------------------------------------------------------
@@ -149,8 +174,10 @@ class OutputConfig:
     base_url: str = _opt("http://localhost/feeds/", "url", "public URL of that folder; used in ids and self links")  # type: ignore[assignment]
     max_entries: int = _opt(50, "int", "entries per feed; 0 = no limit")  # type: ignore[assignment]
     max_age: int = _opt(0, "duration", "drop entries older than this from feeds; 0 = no limit")  # type: ignore[assignment]
+    max_per_source: int = _opt(10, "int", "entries of one source per feed, its newest; 0 = no limit")  # type: ignore[assignment]
     formats: list[str] = _opt(["atom"], "strlist", "feed formats: atom, rss, json")  # type: ignore[assignment]
     index: bool = _opt(True, "bool", "write index.html and feeds.opml")  # type: ignore[assignment]
+    html: bool = _opt(True, "bool", "write <slug>.html: each feed as a page to read in a browser")  # type: ignore[assignment]
     websub_hub: str = _opt("", "url", "WebSub hub to advertise and ping")  # type: ignore[assignment]
     hexo: dict[str, object] = _opt({}, "map", "Markdown posts for Hexo/Hugo/Jekyll: {dir: PATH, ...}")  # type: ignore[assignment]
     title: str = _opt("aggregator", "str", "site title for index.html, all.atom and feeds.opml")  # type: ignore[assignment]
@@ -161,11 +188,24 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class DedupConfig:
+    similar: bool = _opt(True, "bool", "merge the same story from different sources of a feed into one entry with related links")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """One filter rule as the config gives it ({drop: {title: ...}}), and where: "feeds.yaml:42"."""
+
+    body: dict[str, object]
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     title: str
     subtitle: str = ""
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,7 +217,7 @@ class Source:
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = ""
     full_text: bool = False
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     clean_rules: tuple[dict[str, object], ...] = ()
 
     @property
@@ -199,9 +239,10 @@ class Config:
     clean: CleanConfig
     categories: dict[str, Category]
     sources: tuple[Source, ...]
-    filters: tuple[dict[str, object], ...] = ()
+    filters: tuple[FilterSpec, ...] = ()
     retention: float = 180 * 86400  # seconds of state kept for articles no longer published
     lock_timeout: float = 60.0  # seconds a run waits for another run's lock before exiting with code 3
     burst_threshold: int = 20  # new articles with old dates from one source in one run before holding back
     health: str = ""  # JSON health file; "" = health.json beside the state file
     metrics: str = ""  # Prometheus textfile-collector file; "" = none
+    dedup: DedupConfig = field(default_factory=DedupConfig)

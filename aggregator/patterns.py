@@ -133,7 +133,7 @@ def compile_pattern(pattern: str, *, ignore_case: bool = False, python_classes: 
     python_classes: keep the meaning Python's `re` gives \\w \\d \\s \\b (Unicode) by leaving
     patterns that use them to `regex`; otherwise RE2's ASCII meaning is accepted.
     """
-    import regex  # both engines imported only once a user pattern needs them (~20 ms a worker)
+    import regex  # both engines imported only once a user pattern needs them: most runs have none
 
     re2 = _re2()
     flags = re.compile(pattern, re.IGNORECASE if ignore_case else 0).flags if _re_accepts(pattern) else 0

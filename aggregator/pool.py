@@ -5,7 +5,7 @@ clean stack once, then answers pickled calls on its stdin with pickled results o
 a time. One thread in the run feeds each worker from a shared queue.
 
 Why not ProcessPoolExecutor (measured on a cold start of 1,000 sources, bench/RESULTS.md): its
-forkserver (38 MB) and multiprocessing's resource tracker (12 MB) were a fifth of the run's memory,
+forkserver and multiprocessing's resource tracker were a large part of the run's memory,
 counted by every process-tree measure; one crashed worker breaks the whole pool, so every later
 source fails too; and a run killed with SIGKILL left workers waiting for work forever unless each
 watched its run. Here a worker sees end-of-file on its stdin when its run is gone, and exits; a

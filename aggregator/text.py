@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # XML 1.0 allows #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 # Everything else (NUL, C0 controls, lone surrogates, U+FFFE/U+FFFF) makes lxml/feedgen raise.
@@ -14,6 +15,10 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 # around it. The marks U+200E, U+200F and U+061C only set the direction of neutral characters next
 # to them, which right-to-left text needs, so they stay.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Of a summary, what the same-story rule compares (publish.similar) and so what headlines read of it.
+LEAD_SOURCE_CHARS = 1000
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_ASCII_NON_WORD = bytes(c for c in range(128) if not chr(c).isalnum())
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -37,6 +42,14 @@ def collapse_whitespace(text: str) -> str:
     """Runs of whitespace as one space, none at the ends. Without a regex (several times faster on
     long text): str.split and re's \\s both use Py_UNICODE_ISSPACE, so the result is the same."""
     return " ".join(text.split())
+
+
+def title_key(title: str) -> str:
+    """A title as compared for duplicates: NFKC (full-width and half-width forms alike), case-folded,
+    without punctuation of either width, symbols or spaces (the store's re-post rule, publish.similar)."""
+    if title.isascii():  # the same result, several times faster: NFKC and casefold leave ASCII as lower()
+        return title.encode("ascii").lower().translate(None, _ASCII_NON_WORD).decode("ascii")
+    return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).casefold())
 
 
 def parse_duration(value: object) -> float:

@@ -2,7 +2,7 @@
 put an article page's full text in its article.
 
 Pure CPU work, no I/O and no event loop. Kept apart from the pipeline so the workers (pool.py) import
-only this and the parse/clean stages, not the HTTP client or the publishers (~0.2 s less before the
+only this and the parse/clean stages, not the HTTP client or the publishers (less time before the
 first body can be parsed, and less memory in every worker).
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aggregator import patterns
 from aggregator.errors import ParseError
-from aggregator.model import Article, CleanConfig, ParsedFeed, Source
+from aggregator.model import Article, CleanConfig, FilterDecision, ParsedFeed, Source
 
 if TYPE_CHECKING:
     from aggregator.filters import Rule
@@ -34,7 +34,7 @@ log = logging.getLogger("aggregator")
 class Processed:
     feed: ParsedFeed | None
     error: str = ""
-    dropped: tuple[tuple[str, str], ...] = ()  # (rule label, article title)
+    dropped: tuple[FilterDecision, ...] = ()  # what the filters dropped, and by which rule
     explain: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()  # fingerprints of items skipped because the store already has them
     hashes: dict[str, Hashes] = field(default_factory=dict)  # store.dedup.article_hashes by fingerprint
@@ -42,8 +42,8 @@ class Processed:
 
 # Workers run this much nicer than their run: the run's own process (fetching, storing, publishing)
 # is a run's critical path, and on two cores the workers and their imports took CPU from
-# it. Measured on steady runs of 1,000 sources (8 alternated pairs): median 2.85 vs 2.92 s, worst
-# 3.07 vs 3.35 s (bench/RESULTS.md). Workers still get every cycle the run leaves idle.
+# it. Measured on steady runs of 1,000 sources: faster in the median and in the worst case
+# (bench/RESULTS.md). Workers still get every cycle the run leaves idle.
 WORKER_NICENESS = 10
 
 
@@ -114,11 +114,11 @@ def process_body(job: BodyJob) -> Processed:
     except Exception as exc:  # noqa: BLE001 - a parser bug must cost only this source
         return Processed(None, f"parser crashed: {type(exc).__name__}: {exc}")
     name = source.name or parsed.meta.title.strip() or urlsplit(source.url).netloc or Path(source.url).name
-    # replace() costs ~10 us an article: skipped where the parser already gave the source's own name
+    # replace() copies the article: skipped where the parser already gave the source's own name
     named = [a if a.source_name == name else replace(a, source_name=name) for a in parsed.articles]
     todo, seen = _split_known(named, known)
     kept: list[Article] = []
-    dropped: list[tuple[str, str]] = []
+    dropped: list[FilterDecision] = []
     notes: list[str] = []
     for article in todo:
         if not clean_now:
@@ -138,7 +138,8 @@ def process_body(job: BodyJob) -> Processed:
             notes.extend(f"{cleaned.title[:60]!r}: {line}" for line in lines)
         label = apply_filters(cleaned, rules, now) if rules else None
         if label is not None:
-            dropped.append((label, cleaned.title))
+            dropped.append(FilterDecision(label, cleaned.id, cleaned.original_id, cleaned.link,
+                                          cleaned.title))
             continue
         kept.append(cleaned)
     # a pattern this source's articles disabled is told with this source (each pattern once a run)

@@ -4,7 +4,9 @@ Tools (each a fresh process, run one at a time, order rotated per rep):
   floor       bench/floor.py: aiohttp, whole bodies, validators; no parsing (the fetch floor)
   reader      bench/reader_run.py: lemon24/reader update_feeds(workers=16)
   naive       bench/naive.py: sequential feedparser, then feedgen
-  aggregator  `aggregator run --force --config <generated>`
+  aggregator  `aggregator run --force --config <generated>`: a fresh process per run, timed from spawn to
+              exit (interpreter start-up, imports, worker pool and exit included: what a timer's run costs),
+              at the shipped fetch defaults unless --concurrency/--per-host are given
 
 Per run it records wall time, CPU (user+sys of the whole process tree: the larger of the
 getrusage(RUSAGE_CHILDREN) delta and the sum over the tree of each process's last CPU seen by
@@ -48,6 +50,9 @@ import farm as farm_mod
 from serve import Server
 
 PHASES = ("cold", "noop", "steady")
+# The shipped `fetch.concurrency` and `fetch.per_host` (README, config reference): the floor's schedule when the
+# aggregator runs at its defaults (no --concurrency/--per-host), so both get the same budgets.
+SHIPPED_CONCURRENCY, SHIPPED_PER_HOST = 100, 2
 TOOLS = ("floor", "reader", "naive", "aggregator")
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -63,6 +68,7 @@ class Sample:
     rc: int
     proxy_cpu_s: float = 0.0
     cycle: int = 0
+    loadavg: float = 0.0  # the 1-minute load average as the run started: other processes on the cores
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,14 +136,14 @@ def category(i: int) -> str:
 
 def aggregator_config(farm: farm_mod.Farm, state_dir: Path, args: argparse.Namespace) -> Path:
     cats = sorted({category(i) for i in range(farm.n)}, key=lambda c: int(c[1:]))
+    fetch = [] if args.shipped_defaults else ["fetch:", f"  concurrency: {args.concurrency}",
+                                              f"  per_host: {args.per_host}"]
     lines = [
         "output:",
         f"  dir: {state_dir / 'feeds'}",
         "  base_url: http://localhost/feeds/",
         f"state: {state_dir / 'state.db'}",
-        "fetch:",
-        f"  concurrency: {args.concurrency}",
-        f"  per_host: {args.per_host}",
+        *fetch,
         "categories:",
         *[f"  {c}: {{title: Bench {c}}}" for c in cats],
         "sources:",
@@ -225,7 +231,7 @@ def byte_compile(args: argparse.Namespace) -> None:
     """Every tool runs as installed: a pip install byte-compiles its package, but an editable install of
     the aggregator under PYTHONDONTWRITEBYTECODE (set on these machines) would recompile all of it per run."""
     python = Path(args.aggregator.split()[0]).with_name("python")
-    if "aggregator" not in args.tools or not python.exists():
+    if args.no_byte_compile or "aggregator" not in args.tools or not python.exists():
         return
     where = subprocess.run([str(python), "-c", "import aggregator, os; print(os.path.dirname(aggregator.__file__))"],
                            capture_output=True, text=True, check=True).stdout.strip()
@@ -286,6 +292,7 @@ def one(tool: str, phase: str, rep: int, work: Path, state_dir: Path, farm: farm
         args: argparse.Namespace) -> Sample:
     cmd = command(tool, work, state_dir, farm, args)
     proxy_before = server.proxy_cpu_s()
+    load = os.getloadavg()[0]
     wall, cpu, rss, rc, out, rusage_cpu, pss = measure(cmd, state_dir / f"{phase}.log")
     info: dict[str, Any] = {"cpu_rusage_s": round(rusage_cpu, 3), "peak_pss_mb": round(pss, 1)}
     last = out.strip().splitlines()[-1:] if out.strip() else []
@@ -299,7 +306,7 @@ def one(tool: str, phase: str, rep: int, work: Path, state_dir: Path, farm: farm
     if rc != 0:
         info["stderr"] = (state_dir / f"{phase}.log").read_text(errors="replace")[-600:]
     return Sample(tool, phase, rep, round(wall, 3), round(cpu, 3), round(rss, 1), rc,
-                  round(server.proxy_cpu_s() - proxy_before, 3), info=info)
+                  round(server.proxy_cpu_s() - proxy_before, 3), loadavg=round(load, 2), info=info)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -328,14 +335,28 @@ def summarize(samples: list[Sample]) -> dict[str, dict[str, dict[str, float]]]:
     return table
 
 
+def took_s(sample: Sample) -> float | None:
+    """The run's own "took N s" (its summary's last line): from its start to its summary, so without the
+    interpreter's start-up, the imports before the run starts, and the exit."""
+    words = str(sample.info.get("stdout", "")).split()
+    if len(words) == 3 and words[0] == "took" and words[2] == "s":
+        return float(words[1])
+    return None
+
+
 def markdown(table: dict[str, dict[str, dict[str, float]]], samples: list[Sample]) -> str:
+    """The headline is `x floor fetch`: the whole command's wall time over the floor's fetch alone."""
     out = [("| phase | tool | wall s | CPU s | peak RSS MB (sum) | peak PSS MB | x floor fetch | x floor process "
-            "| checks |"), "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+            "| x floor CPU | run's own 'took' s | checks |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for phase, rows in table.items():
         floor = rows.get("floor", {})
         for tool, row in rows.items():
             ratio = f"{row['wall_s'] / floor['fetch_s']:.1f}" if floor else "-"
             ratio2 = f"{row['wall_s'] / floor['wall_s']:.1f}" if floor else "-"
+            ratio3 = f"{row['cpu_s'] / floor['cpu_s']:.1f}" if floor else "-"
+            tooks = [t for s in samples if s.tool == tool and s.phase == phase and s.rc == 0
+                     if (t := took_s(s)) is not None]
+            took = f"{statistics.median(tooks):.2f}" if tooks else ""
             checks = [s.info.get("check", {}).get("ok") for s in samples
                       if s.tool == tool and s.phase == phase and "check" in s.info]
             check = f"{sum(bool(c) for c in checks)}/{len(checks)} ok" if checks else ""
@@ -343,7 +364,7 @@ def markdown(table: dict[str, dict[str, dict[str, float]]], samples: list[Sample
                                     if s.tool == tool and s.phase == phase and s.rc == 0)
             out.append(f"| {phase} | {tool} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | {row['peak_rss_mb']:.0f} "
                        f"| {pss:.0f} "
-                       f"| {ratio} | {ratio2} | {check} |")
+                       f"| {ratio} | {ratio2} | {ratio3} | {took} | {check} |")
     return "\n".join(out)
 
 
@@ -359,14 +380,19 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=1,
                     help="noop+steady cycles after each cold phase (generation 1, 2, ...: new items each time)")
     ap.add_argument("--tools", default=",".join(TOOLS))
-    ap.add_argument("--concurrency", type=int, default=100, help="floor and aggregator: requests in flight")
-    ap.add_argument("--per-host", type=int, default=2, help="floor and aggregator: requests in flight per host")
+    ap.add_argument("--concurrency", type=int, help="floor and aggregator: requests in flight (written into the "
+                    f"aggregator's config; default: its shipped default, {SHIPPED_CONCURRENCY})")
+    ap.add_argument("--per-host", type=int, help="floor and aggregator: requests in flight per host (written into "
+                    f"the aggregator's config; default: its shipped default, {SHIPPED_PER_HOST})")
     ap.add_argument("--reader-workers", type=int, default=16)
     ap.add_argument("--aggregator", default="/work/venv/bin/aggregator", help="aggregator command (split on spaces)")
     ap.add_argument("--farm-dir", type=Path, default=Path("/tmp/bench-farm"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-work"))
     ap.add_argument("--out", type=Path, help="write the JSON result here")
     ap.add_argument("--keep-state", action="store_true")
+    ap.add_argument("--no-byte-compile", action="store_true",
+                    help="run the aggregator as found (an editable install under PYTHONDONTWRITEBYTECODE compiles "
+                         "its modules in every process)")
     ap.add_argument("--render", type=Path, help="only print the table of an earlier --out JSON file")
     args = ap.parse_args()
     if args.render:
@@ -376,6 +402,9 @@ def main() -> None:
         print(markdown(summarize(old), old))
         return
     args.tools = args.tools.split(",")
+    args.shipped_defaults = args.concurrency is None and args.per_host is None  # no fetch section in its config
+    args.concurrency = SHIPPED_CONCURRENCY if args.concurrency is None else args.concurrency
+    args.per_host = SHIPPED_PER_HOST if args.per_host is None else args.per_host
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops nginx and the proxy
     note = machine_note()
     started = datetime.now(UTC).isoformat(timespec="seconds")

@@ -61,7 +61,7 @@ sources:
   - {url: "https://b.example/rss", category: news, filters: *rules}
 """
     config = load_config(write(tmp_path, text), env={"TOKEN": "t"})
-    assert [s.filters for s in config.sources] == [({"drop": {"title": "sponsored"}},)] * 2
+    assert [tuple(r.body for r in s.filters) for s in config.sources] == [({"drop": {"title": "sponsored"}},)] * 2
     assert dict(config.sources[0].headers) == {"Authorization": "Bearer t"}
 
 

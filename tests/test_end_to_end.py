@@ -63,7 +63,8 @@ def expected_ids(path: Path, url: str) -> list[str]:
 def write_config(tmp_path: Path, server: RecordingServer, feeds: list[tuple[Path, list[str]]],
                  extra_sources: str = "", state: str = "") -> Path:
     lines = ["output:", f"  dir: {tmp_path / 'out'}", "  base_url: https://news.example.org/feeds/",
-             "  max_entries: 0", f"state: '{state or tmp_path / 'state.db'}'", "fetch: {per_host: 8, concurrency: 16}",
+             "  max_entries: 0", "  max_per_source: 0", f"state: '{state or tmp_path / 'state.db'}'",
+             "fetch: {per_host: 8, concurrency: 16}",
              "categories:"]
     lines += [f"  {slug}: {{title: {slug.title()}}}" for slug in CATEGORIES]
     lines.append("sources:")

@@ -8,6 +8,7 @@ import gzip
 import itertools
 import socket
 import ssl
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,10 +27,12 @@ from aggregator.model import FetchConfig, Source
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FEED = (CORPUS / "feeds" / "miniflux" / "small_atom.xml").read_bytes()
 ATOM = {"Content-Type": "application/atom+xml"}
+# Budgets roomy enough that no answer on loopback runs out of time on a loaded machine; a test of a
+# timeout sets its own short one against a server that never answers in time (it waits for the test's end).
 FAST = {
-    "connect_timeout": 0.5,
-    "read_timeout": 0.3,
-    "total_timeout": 0.8,
+    "connect_timeout": 30.0,
+    "read_timeout": 30.0,
+    "total_timeout": 30.0,
     "retries": 0,
     "run_deadline": 10.0,
     "max_body": 1024 * 1024,
@@ -183,6 +186,12 @@ def slow(seconds: float, body: bytes = FEED) -> Any:
     return handle
 
 
+def never_answers(conn: Conn, request: Request) -> bool:
+    """Reads the request, then says nothing until the test is over."""
+    conn.wait(3600)
+    return False
+
+
 def test_per_host_limit_and_min_delay_hold_on_the_server(
     fault_server: FaultServer, fault_server2: FaultServer
 ) -> None:
@@ -229,20 +238,33 @@ def test_many_unchanged_sources_cost_one_conditional_request_each(
 
 
 def test_time_queued_for_a_slot_does_not_count_against_the_deadline(fault_server: FaultServer) -> None:
-    for i in range(4):
-        fault_server.routes[f"/q{i}"] = slow(0.2)
-    sources = [source(fault_server.url(f"/q{i}")) for i in range(4)]
-    # One at a time: the last one queues for ~0.6 s, longer than its 0.5 s deadline.
-    outcomes = run(sources, config(per_host=1, concurrency=1, read_timeout=0.5, total_timeout=0.5))
-    assert [o.kind for o in outcomes] == ["fetched"] * 4
+    fault_server.routes["/hangs"] = never_answers
+    fault_server.routes["/answers"] = reply(200, ATOM, FEED)
+    sources = [source(fault_server.url("/hangs")), source(fault_server.url("/answers"))]
+    # One slot: the second source waits for it until the first has used up its whole deadline, so it
+    # has queued at least that long (a loaded machine only makes it longer), then gets its own.
+    first, second = run(sources, config(per_host=1, concurrency=1, total_timeout=2.0))
+    assert first.kind == "failed" and first.error.startswith("deadline 2 s exceeded")
+    assert second.kind == "fetched"
+    assert [r.path for r in fault_server.requests] == ["/hangs", "/answers"]
 
 
 def test_on_outcome_sees_every_source_and_results_keep_source_order(fault_server: FaultServer) -> None:
-    fault_server.routes["/slow"] = slow(0.2)
+    fast_seen = threading.Event()
+
+    def after_fast(conn: Conn, request: Request) -> bool:  # answers once on_outcome has seen /fast
+        fast_seen.wait(60)
+        return reply(200, ATOM, FEED)(conn, request)
+
+    def on_outcome(outcome: FetchOutcome) -> None:
+        seen.append(outcome.source.url)
+        fast_seen.set()
+
+    fault_server.routes["/slow"] = after_fast
     fault_server.routes["/fast"] = reply(200, ATOM, FEED)
     seen: list[str] = []
     sources = [source(fault_server.url("/slow")), source(fault_server.url("/fast"))]
-    outcomes = run(sources, config(per_host=2), on_outcome=lambda o: seen.append(o.source.url))
+    outcomes = run(sources, config(per_host=2), on_outcome=on_outcome)
     assert [o.source.url for o in outcomes] == [s.url for s in sources]
     assert seen == [sources[1].url, sources[0].url]
 
@@ -358,8 +380,8 @@ def test_not_due_sources_are_not_requested(fault_server: FaultServer) -> None:
 
 
 def test_slow_headers_time_out(fault_server: FaultServer) -> None:
-    fault_server.routes["/slow"] = slow(5.0)
-    outcome = one(fault_server.url("/slow"))
+    fault_server.routes["/slow"] = never_answers
+    outcome = one(fault_server.url("/slow"), config(read_timeout=0.3))
     assert outcome.error == "read timeout waiting for response headers (0.3 s)"
 
 
@@ -372,7 +394,7 @@ def test_trickling_body_ends_at_the_total_deadline(fault_server: FaultServer) ->
         return False
 
     fault_server.routes["/drip"] = trickle
-    outcome = one(fault_server.url("/drip"))
+    outcome = one(fault_server.url("/drip"), config(total_timeout=0.8))
     assert outcome.kind == "failed"
     assert outcome.error.startswith("deadline 0.8 s exceeded, ")
     assert outcome.error.endswith(" bytes received")
@@ -574,22 +596,21 @@ def test_cookie_set_on_a_redirect_is_sent_to_its_target(fault_server: FaultServe
     assert plain.kind == "fetched"
 
 
-def test_only_responses_that_set_a_cookie_reach_the_cookie_jar(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The standard library's jar costs ~50 µs a response: a 304 without Set-Cookie never reaches it."""
-    import http.cookiejar
-
+def test_the_jar_keeps_what_set_cookie_says_whatever_the_status() -> None:
+    """Responses without Set-Cookie skip the standard library's jar (it builds a urllib request for each):
+    what a response sets is kept, on a 304 too, and a response that sets nothing leaves the jar as it was."""
     from aggregator.fetch.client import make_client
 
-    reached: list[int] = []
-    real = http.cookiejar.CookieJar.extract_cookies
-    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies",
-                        lambda jar, response, request: reached.append(1) or real(jar, response, request))
     client = make_client(config())
     request = httpx.Request("GET", "http://127.0.0.1/feed")
     client.cookies.extract_cookies(httpx.Response(304, headers={"ETag": '"x"'}, request=request))
-    assert reached == [] and not client.cookies
+    assert not client.cookies
     client.cookies.extract_cookies(httpx.Response(200, headers={"Set-Cookie": "s=1; Path=/"}, request=request))
-    assert reached == [1] and client.cookies.get("s") == "1"
+    assert client.cookies.get("s") == "1"
+    client.cookies.extract_cookies(httpx.Response(304, headers={"ETag": '"y"'}, request=request))
+    assert dict(client.cookies) == {"s": "1"}
+    client.cookies.extract_cookies(httpx.Response(304, headers={"set-cookie": "s=2; Path=/"}, request=request))
+    assert dict(client.cookies) == {"s": "2"}
 
 
 def test_too_many_redirects(fault_server: FaultServer) -> None:
@@ -614,9 +635,21 @@ def test_redirect_to_file_scheme(fault_server: FaultServer) -> None:
 
 
 def test_failing_source_does_not_affect_the_others(fault_server: FaultServer) -> None:
-    fault_server.routes["/good"] = reply(200, ATOM, FEED)
+    good_answered = threading.Event()
+
+    def good(conn: Conn, request: Request) -> bool:
+        reply(200, ATOM, FEED)(conn, request)
+        good_answered.set()
+        return True
+
+    def hangs_then_hangs_up(conn: Conn, request: Request) -> bool:
+        """Holds its request while the good source is fetched (no clock involved), then drops the connection."""
+        good_answered.wait(60)
+        return False
+
+    fault_server.routes["/good"] = good
     fault_server.routes["/bomb"] = reply(200, {"Content-Encoding": "gzip"}, gzip_bomb(8 * 1024 * 1024))
-    fault_server.routes["/slow"] = slow(5.0)
+    fault_server.routes["/slow"] = hangs_then_hangs_up
     paths = ["/slow", "/bomb", "/missing", "/good"]
     outcomes = run([source(fault_server.url(p)) for p in paths])
     assert [o.kind for o in outcomes] == ["failed", "failed", "failed", "fetched"]

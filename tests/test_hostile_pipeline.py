@@ -65,7 +65,7 @@ def xxe_listener() -> RecordingServer:
 def test_hostile_documents_through_the_whole_pipeline(tmp_path: Path, http_server: RecordingServer,
                                                       xxe_listener: RecordingServer) -> None:
     lines = ["output:", f"  dir: {tmp_path / 'out'}", "  base_url: https://news.example.org/feeds/",
-             "  max_entries: 0", "  formats: [atom, rss, json]", f"state: {tmp_path / 'state.db'}",
+             "  max_entries: 0", "  max_per_source: 0", "  formats: [atom, rss, json]", f"state: {tmp_path / 'state.db'}",
              "fetch: {per_host: 16, concurrency: 16, retries: 0}", "categories:", "  good: {title: Good}"]
     lines += [f"  {slug(case['file'])}: {{title: '{case['file']}'}}" for case in CASES]
     lines.append("sources:")

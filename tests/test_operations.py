@@ -126,7 +126,7 @@ def test_check_online_reports_each_source(tmp_path: Path, http_server: Recording
                                         b'href="/feed.rss"></head></html>')
     text = config.read_text(encoding="utf-8") + f"  - {{url: '{http_server.url('/page')}', category: news}}\n"
     config.write_text(text, encoding="utf-8")
-    assert main(["check", "--config", str(config), "--online"]) == 0
+    assert main(["check", "--config", str(config), "--online"]) == 1  # some sources failed
     out = capsys.readouterr().out
     assert "OK    good" in out and "HTTP 200" in out and "rss20" in out and " items" in out
     assert "FAIL  busy" in out and "503" in out
@@ -142,7 +142,7 @@ def test_check_online_processes_each_body_as_a_run_would(tmp_path: Path, http_se
     plain = main(["check", "--config", str(config), "--online"])
     listed = capsys.readouterr().out
     config.write_text(config.read_text(encoding="utf-8") + "filters:\n  - drop: {title: '.'}\n", encoding="utf-8")
-    assert plain == main(["check", "--config", str(config), "--online"]) == 0
+    assert plain == main(["check", "--config", str(config), "--online"]) == 1  # busy fails both times
     filtered = capsys.readouterr().out
     items = listed.split("OK    good", 1)[1].split(" items", 1)[0].rsplit(", ", 1)[1]
     assert int(items) > 0
@@ -177,7 +177,7 @@ def test_a_burst_of_old_items_is_held_until_accepted(tmp_path: Path, http_server
 
     http_server.routes["/b.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, feed(range(100, 103)))
     path = tmp_path / "feeds.yaml"
-    path.write_text(f"output: {{dir: out, max_entries: 0}}\nstate: s.db\nburst_threshold: 5\n"
+    path.write_text(f"output: {{dir: out, max_entries: 0, max_per_source: 0}}\nstate: s.db\nburst_threshold: 5\n"
                     f"categories: {{news: {{title: News}}}}\nsources:\n"
                     f"  - {{url: '{http_server.url('/b.xml')}', category: news, name: bursty}}\n", encoding="utf-8")
     assert main(["run", "--config", str(path), "--no-progress"]) == 0

@@ -218,30 +218,29 @@ def test_prune_keeps_what_feeds_show_and_pruned_items_never_return(
     assert titles(tmp_path / "out" / "news.atom") == shown
 
 
-def test_unchanged_items_are_not_cleaned_or_stored_again(tmp_path: Path, http_server: RecordingServer,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import aggregator.clean
+def test_unchanged_items_are_not_stored_again(tmp_path: Path, http_server: RecordingServer) -> None:
+    def stored() -> dict[str, tuple[object, ...]]:
+        """Per stored article: its hashes, when it last changed, and the cleaned title and content."""
+        with sqlite3.connect(tmp_path / "state.db") as conn:
+            return {str(row[0]): row[1:] for row in conn.execute(
+                "SELECT e.id, e.raw_hash, e.content_hash, e.meta_hash, e.updated, b.title, b.content_html"
+                " FROM entries e JOIN bodies b ON b.entry = e.key")}
 
-    cleaned: list[str] = []
-    real_clean = aggregator.clean.clean_article
-
-    def counting_clean(article, *args, **kwargs):  # type: ignore[no-untyped-def]
-        cleaned.append(article.title)
-        return real_clean(article, *args, **kwargs)
-
-    # the worker function imports clean_article when it runs: in-process here (< 8 sources)
-    monkeypatch.setattr(aggregator.clean, "clean_article", counting_clean)
     items = [(f"https://s.example/{i}", f"Story {i}", f"https://s.example/{i}", f"<p>body {i}</p>") for i in range(4)]
     http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
     config = load_config(config_file(tmp_path, f"  - {{url: '{http_server.url('/s.xml')}', category: news}}\n"))
     first = run(config, RunOptions(force=True))
-    assert (first.new, len(cleaned)) == (4, 4)
+    before = stored()
+    assert first.new == len(before) == 4
     second = run(config, RunOptions(force=True))
-    assert (second.new, second.updated, len(cleaned)) == (0, 0, 4)  # nothing cleaned again
+    assert (second.new, second.updated) == (0, 0) and stored() == before  # nothing stored again
     items[2] = (items[2][0], "Story 2 (corrected)", items[2][2], items[2][3])
     http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
     third = run(config, RunOptions(force=True))
-    assert (third.new, third.updated, cleaned[4:]) == (0, 1, ["Story 2 (corrected)"])
+    after = stored()
+    assert (third.new, third.updated) == (0, 1)
+    changed = [key for key in before if after[key] != before[key]]
+    assert [after[key][4] for key in changed] == ["Story 2 (corrected)"]  # only that article, cleaned anew
     assert "Story 2 (corrected)" in titles(tmp_path / "out" / "news.atom")
 
 
@@ -420,7 +419,9 @@ def test_a_feed_without_entries_follows_a_config_change(tmp_path: Path, http_ser
     hold the config, or a renamed category would keep its old title."""
     http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"},
                                          rss([("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]))
-    source = f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+    http_server.routes["/quiet.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss([]))
+    source = (f"  - {{url: '{http_server.url('/a.xml')}', category: news}}\n"
+              f"  - {{url: '{http_server.url('/quiet.xml')}', category: empty}}\n")  # a source without items
     run(load_config(config_file(tmp_path, source, extra="  empty: {title: Quiet corner}\n")), RunOptions(force=True))
     assert b"Quiet corner" in (tmp_path / "out" / "empty.atom").read_bytes()
     second = run(load_config(config_file(tmp_path, source, extra="  empty: {title: Loud corner}\n")),
@@ -430,12 +431,10 @@ def test_a_feed_without_entries_follows_a_config_change(tmp_path: Path, http_ser
 
 
 def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
-        tmp_path: Path, http_server: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, http_server: RecordingServer) -> None:
     """Whether to publish at all is decided from the marker's first line (its key alone): a no-op run
     never parses the per-feed records. A marker written as one line (before the split) still reads:
     a feed whose rows did not change is still not rendered again."""
-    from aggregator.store import Store
-
     a = [("https://a.example/1", "A 1", "https://a.example/1", "<p>a</p>")]
     b = [("https://b.example/1", "B 1", "https://b.example/1", "<p>b</p>")]
     http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(a))
@@ -447,18 +446,15 @@ def test_the_marker_key_is_one_line_and_a_one_line_marker_still_reads(
     run(config, RunOptions(force=True))
     marker = Path(str(config.state) + ".published")
     head, body = marker.read_text(encoding="utf-8").splitlines()
-    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds"}
+    assert list(json.loads(head)) == ["key"] and set(json.loads(body)) == {"feeds", "titles", "ended", "folder"}
     marker.write_text(json.dumps({**json.loads(head), **json.loads(body)}), encoding="utf-8")
     assert run(config, RunOptions(force=True)).publish == PublishReport((), (), ())  # nothing changed
 
     a.append(("https://a.example/2", "A 2", "https://a.example/2", "<p>a2</p>"))
     http_server.routes["/a.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(a))
-    windows: list[list[str]] = []
-    real_feed_rows = Store.feed_rows
-    monkeypatch.setattr(Store, "feed_rows", lambda store, urls, **kw: windows.append(sorted(urls)) or real_feed_rows(
-        store, urls, **kw))
+    other = (tmp_path / "out" / "other.atom").stat()
     report = run(config, RunOptions(force=True)).publish
-    assert windows == [[http_server.url("/a.xml")], [http_server.url("/b.xml")],
-                       sorted([http_server.url("/a.xml"), http_server.url("/b.xml")])]
     assert report is not None and "news.atom" in report.written and "all.atom" in report.written
     assert "other.atom" in report.unchanged
+    left = (tmp_path / "out" / "other.atom").stat()  # not written again: the same file, untouched
+    assert (left.st_ino, left.st_mtime_ns) == (other.st_ino, other.st_mtime_ns)

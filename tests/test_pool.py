@@ -137,16 +137,23 @@ def test_calls_and_replies_bigger_than_a_pipe_holds_flow_both_ways() -> None:
         assert list(pool.map(_echo, bodies, timeout=120)) == bodies
 
 
-def _pid_after(seconds: float) -> int:
-    time.sleep(seconds)
+def _pid_once_two_workers_run(folder: str) -> int:
+    """Leaves its worker's pid in `folder`, then waits until two workers have: a call can only return
+    if two workers run at once, however slowly the second one starts."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 60  # a hang guard, not a timing assertion
+    while len(list(Path(folder).iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     return os.getpid()
 
 
-def test_a_pool_can_start_with_fewer_workers_and_grow() -> None:
+def test_a_pool_can_start_with_fewer_workers_and_grow(tmp_path: Path) -> None:
     with PipePool(2, start=1) as pool:
-        assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.05) for _ in range(4)]}) == 1
+        assert len({f.result(timeout=60) for f in [pool.submit(_pid) for _ in range(4)]}) == 1
         pool.grow()
-        assert len({f.result(timeout=60) for f in [pool.submit(_pid_after, 0.3) for _ in range(6)]}) == 2
+        pids = {f.result(timeout=120) for f in [pool.submit(_pid_once_two_workers_run, str(tmp_path))
+                                                for _ in range(6)]}
+        assert len(pids) == 2 and len(list(tmp_path.iterdir())) == 2
 
 
 def test_a_worker_that_cannot_start_fails_only_the_call_that_needed_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -334,6 +334,7 @@ def test_publish_outputs_refuses_unsafe_slugs(tmp_path: Path) -> None:
         "feeds.opml",
         "index.html",
         "ok.atom",
+        "ok.html",
     ]
     with pytest.raises(ValueError, match="unsafe feed slug"):
         render_atom(FeedSpec("a/b", "x", ""), [], OUTPUT, {})
@@ -379,7 +380,8 @@ def test_publish_outputs_writes_every_format_then_nothing(tmp_path: Path) -> Non
     output = replace(OUTPUT, formats=["atom", "rss", "json"])
     report = publish_outputs(output, tmp_path, feeds_of(make_articles()), CATEGORIES)
     names = {f"{slug}.{fmt}" for slug in ("finance", "tech", "all") for fmt in ("atom", "rss", "json")}
-    assert set(report.written) == names | {"index.html", "feeds.opml"}
+    pages = {f"{slug}.html" for slug in ("finance", "tech", "all")}
+    assert set(report.written) == names | pages | {"index.html", "feeds.opml"}
     assert report.unchanged == () and report.warnings == ()
     for name in names:
         parsed = feedparser.parse((tmp_path / name).read_bytes()) if not name.endswith(".json") else None
@@ -397,8 +399,8 @@ def test_only_the_changed_feeds_are_rewritten(tmp_path: Path) -> None:
     publish_outputs(OUTPUT, tmp_path, feeds_of(articles), CATEGORIES)
     newer = replace(articles[0], id="tag:agg.example.net,2024:a4", updated=T0 + timedelta(hours=1))
     report = publish_outputs(OUTPUT, tmp_path, feeds_of([*articles, newer]), CATEGORIES)
-    assert set(report.written) == {"finance.atom", "all.atom", "index.html"}
-    assert set(report.unchanged) == {"tech.atom", "feeds.opml"}
+    assert set(report.written) == {"finance.atom", "finance.html", "all.atom", "all.html", "index.html"}
+    assert set(report.unchanged) == {"tech.atom", "tech.html", "feeds.opml"}
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_newsboat_sees_every_entry(tmp_path: Path, http_server: RecordingServer)
     feeds = [*feeds_of(make_articles())[:2], (FeedSpec("hostile", "Hostile", ""), hostile)]
     feeds.append((FeedSpec("all", "Everything", ""), [a for _, articles in feeds for a in articles]))
     out = tmp_path / "out"
-    publish_outputs(replace(OUTPUT, formats=["atom", "rss"], max_entries=0), out, feeds, CATEGORIES)
+    publish_outputs(replace(OUTPUT, formats=["atom", "rss"], max_entries=0, max_per_source=0), out, feeds, CATEGORIES)
     expected = {a.id for _, articles in feeds for a in articles}
     for fmt in ("atom", "rss"):
         http_server.routes[f"/all.{fmt}"] = Route(

@@ -125,7 +125,7 @@ def test_hexo_post_matches_the_seed_front_matter(tmp_path: Path) -> None:
     ]
     assert "<p>近日，国家移民管理局依据……</p>" in body
     assert post.name.startswith("2021-12-28-") and post.name.endswith(".md")
-    assert [p.name for p in (tmp_path / "feeds").iterdir()] == ["finance.atom"]  # output.index off
+    assert sorted(p.name for p in (tmp_path / "feeds").iterdir()) == ["finance.atom", "finance.html"]  # no index
 
 
 def test_hexo_lead_image_fills_headimg_and_thumbnail(tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ def test_hostile_corpus_outputs_stay_well_formed(tmp_path: Path) -> None:
     feeds.append((FeedSpec("all", "Everything", ""), every))
     assert len(every) > 50
     output = replace(
-        OUTPUT, formats=["atom", "rss", "json"], max_entries=0, hexo={"dir": str(tmp_path / "posts")}
+        OUTPUT, formats=["atom", "rss", "json"], max_entries=0, max_per_source=0, hexo={"dir": str(tmp_path / "posts")}
     )
     report = publish_outputs(output, tmp_path / "out", feeds, {})
     assert report.warnings == ()
@@ -352,7 +352,7 @@ def test_hostile_corpus_outputs_stay_well_formed(tmp_path: Path) -> None:
     for post in (tmp_path / "posts").iterdir():
         front_matter(post.read_bytes())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [f"{spec.slug}.{fmt}" for spec, _ in feeds for fmt in ("atom", "rss", "json")]
+        [f"{spec.slug}.{fmt}" for spec, _ in feeds for fmt in ("atom", "rss", "json", "html")]
         + ["index.html", "feeds.opml"]
     )
     etree.parse(str(tmp_path / "out" / "feeds.opml"))

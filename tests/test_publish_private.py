@@ -205,12 +205,13 @@ def test_bidi_override_controls_never_reach_an_output(tmp_path: Path, http_serve
                           output=f"  hexo: {{dir: {tmp_path / 'out' / 'posts'}}}\n")
     run(config, capsys)
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
-    assert len(files) == 10  # atom, rss, json for news and all; index.html, feeds.opml; two posts
+    assert len(files) == 12  # atom, rss, json, html for news and all; index.html, feeds.opml; two posts
     for path in files:
         data = path.read_text(encoding="utf-8")
         assert not set(data) & set(BIDI_CONTROLS), path.name
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert ">invoicegpj.exe</a>" in page and "\u05e9\u05dc\u05d5\u05dd 2024\u200f!" in page
+    assert ">invoicegpj.exe</a>" in (tmp_path / "out" / "news.html").read_text(encoding="utf-8")
     atom = (tmp_path / "out" / "news.atom").read_text(encoding="utf-8")
     assert "<name>Eve evil</name>" in atom and 'term="tag"' in atom and "<title>Feed name</title>" in atom
 

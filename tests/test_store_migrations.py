@@ -119,11 +119,14 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
         assert integrity_problems(store.path) == []
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 11
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 12
     indexes = {row[1] for row in conn.execute("SELECT type, name FROM sqlite_master WHERE type = 'index'")}
     assert "entries_by_source_window" in indexes and "entries_by_source_updated" not in indexes  # v7
     assert "entries_by_source_published" not in indexes  # v9
     assert conn.execute("SELECT count(*) FROM fingerprints").fetchone() == (0,)  # v3 table, empty
+    # v12: filter decisions have a table, and an entry pruned before it says it does not know when
+    assert conn.execute("SELECT count(*) FROM filtered").fetchone() == (0,)
+    assert conn.execute("SELECT pruned_at FROM entries").fetchall() == [(None,)]
     conn.close()
 
 

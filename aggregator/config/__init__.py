@@ -7,7 +7,7 @@ Relative paths resolve against the folder of the file that names them.
 The rules live beside it, one module per part of the file; none fetches or writes anything:
     yamlfile  reading YAML (with ${ENV} and line numbers) and collecting problems
     values    one value checked against its kind (int, duration, path, ...)
-    sections  the output, fetch and clean sections and path settings
+    sections  the output, fetch, clean and dedup sections and path settings
     rules     filter and cleaning rule lists
     sources   categories and sources (slugs, defaults, URLs)
     urls      which source strings are http(s) URLs and which are local paths
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ConfigError
-from aggregator.model import Category, CleanConfig, Config, FetchConfig, OutputConfig, Source
+from aggregator.model import Category, CleanConfig, Config, DedupConfig, FetchConfig, OutputConfig, Source
 from aggregator.state_location import is_database_url, local_base
 
 from .rules import check_clean_rules, rule_list
@@ -35,7 +35,7 @@ from .yamlfile import Doc, Problems, Reader, display
 __all__ = ["DEFAULT_CONFIG", "SLUG", "config_schema", "load_config", "slug_problem"]
 
 DEFAULT_CONFIG = "config/feeds.yaml"
-TOP_KEYS = ("output", "state", "fetch", "clean", "categories", "sources", "filters", "include", "retention",
+TOP_KEYS = ("output", "state", "fetch", "clean", "dedup", "categories", "sources", "filters", "include", "retention",
             "health", "metrics", "burst_threshold", "lock_timeout")
 
 
@@ -52,12 +52,14 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
         raise ConfigError(f"{display(config_path)}: expected a mapping of settings at the top, "
                           f"got {type_name(root.data)}")
     base = config_path.parent
+    root.name = config_path.name
     check_keys(root, (), root.data, TOP_KEYS, problems)
     documents = [root] + _read_includes(root, reader)
 
     output = section(root, "output", OutputConfig, base, problems)
     fetch = section(root, "fetch", FetchConfig, base, problems)
     clean = section(root, "clean", CleanConfig, base, problems)
+    dedup = section(root, "dedup", DedupConfig, base, problems)
     state = _state(root, base, problems)
     health = path_value(root, ("health",), base, problems, default=str(Path(local_base(state, str(config_path)))
                                                                         .with_name("health.json")))
@@ -90,7 +92,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, *, env: Mapping[str, str] | N
         categories=categories, sources=tuple(sources), filters=filters,
         retention=float(retention) if retention is not INVALID else 0.0, health=health, metrics=metrics,
         burst_threshold=int(burst) if burst is not INVALID else 20,
-        lock_timeout=float(lock_timeout) if lock_timeout is not INVALID else 60.0,
+        lock_timeout=float(lock_timeout) if lock_timeout is not INVALID else 60.0, dedup=dedup,
     )
 
 
@@ -128,5 +130,14 @@ def _read_includes(root: Doc, reader: Reader) -> list[Doc]:
                                       f"got {type_name(doc.data)}")
                 continue
             check_keys(doc, (), doc.data, ("categories", "sources"), problems)
+            doc.name = _name_within(file, root.path.parent)
             docs.append(doc)
     return docs
+
+
+def _name_within(path: Path, folder: Path) -> str:
+    """`path` relative to `folder` when it is inside it (conf.d/news.yaml), else in full."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)

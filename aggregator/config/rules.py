@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from aggregator.errors import ConfigError
+from aggregator.model import FilterSpec
 
 from .values import describe
 from .yamlfile import Doc, Problems, display, format_key, line_of
 
 
-def rule_list(doc: Doc, key_path: tuple[object, ...], problems: Problems) -> tuple[dict[str, Any], ...]:
+def rule_list(doc: Doc, key_path: tuple[object, ...], problems: Problems) -> tuple[FilterSpec, ...]:
+    """The filter rules at key_path, checked, each with its file and line (what `--explain`, the run
+    summary and the logs name a rule by)."""
     raw = _get(doc.data, key_path)
     if raw is None:
         return ()
@@ -18,7 +21,8 @@ def rule_list(doc: Doc, key_path: tuple[object, ...], problems: Problems) -> tup
         problems.add(doc, key_path, f"expected a list of rules (mappings), got {describe(raw)}")
         return ()
     _compile_filter_rules(doc, key_path, raw, problems)
-    return tuple(raw)
+    return tuple(FilterSpec(rule, f"{doc.name or display(doc.path)}:{line_of(doc, key_path + (i,))}")
+                 for i, rule in enumerate(raw))
 
 
 def _compile_filter_rules(doc: Doc, key_path: tuple[object, ...], rules: list[dict[str, Any]],

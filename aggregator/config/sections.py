@@ -1,4 +1,4 @@
-"""The top-level settings sections (output, fetch, clean) filled from dataclass metadata, and path values."""
+"""The top-level settings sections (output, fetch, clean, dedup) filled from dataclass metadata, and path values."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aggregator.model import CleanConfig, FetchConfig, OutputConfig
+from aggregator.model import CleanConfig, DedupConfig, FetchConfig, OutputConfig
 
 from .values import INVALID, check_keys, convert, describe
 from .yamlfile import Doc, Problems
 
-SECTIONS: dict[str, type] = {"output": OutputConfig, "fetch": FetchConfig, "clean": CleanConfig}
+SECTIONS: dict[str, type] = {"output": OutputConfig, "fetch": FetchConfig, "clean": CleanConfig, "dedup": DedupConfig}
 FORMATS = ("atom", "rss", "json")
 
 

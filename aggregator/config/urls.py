@@ -87,3 +87,27 @@ def _host_problem(host: str, *, is_bracketed: bool) -> str:
 def looks_like_a_host(path: str) -> bool:
     """A scheme-less value that reads as a host and a path ("example.org/feed.xml", not "feed.xml")."""
     return bool(_HOSTLIKE.match(path))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_identity(url: str) -> str:
+    """What two spellings of one feed's address share: scheme (http and https alike), host case, a default
+    port, an empty path and a fragment left out. `add` refuses a URL whose identity is already configured."""
+    try:
+        parsed = urlsplit(checked_http_url(url))
+        port = parsed.port
+    except ValueError:
+        return url
+    host = parsed.hostname or ""  # lower case
+    if not host.isascii():
+        try:  # one spelling of a non-ASCII name: its IDNA form, as the fetcher sends it
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS.get(parsed.scheme)) else f"{host}:{port}"
+    query = f"?{parsed.query}" if parsed.query else ""
+    return f"{netloc}{parsed.path or '/'}{query}"

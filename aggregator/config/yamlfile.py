@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-# libyaml's parser (when PyYAML was built with it) is ~10x faster for large source lists; same nodes, same marks
+# libyaml's parser (when PyYAML was built with it) is far faster for large source lists; same nodes, same marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")  # `$$` (a literal $) or `${NAME}`
 MAX_DEPTH = 50
@@ -41,6 +41,7 @@ class Doc:
     path: Path
     data: Any
     lines: dict[tuple[object, ...], int]
+    name: str = ""  # how a filter rule's origin names the file: relative to the main config's folder
 
 
 class Problems:

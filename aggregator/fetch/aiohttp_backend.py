@@ -1,4 +1,4 @@
-"""The aiohttp transport under httpx (httpx-aiohttp): about 2x less CPU per request than httpx's own pool.
+"""The aiohttp transport under httpx (httpx-aiohttp): less CPU per request than httpx's own pool.
 
 Owns only the transport, its private-address resolver and the mapping of aiohttp errors to
 one-line reasons; the client logic above it speaks httpx (transport.py says why this stack).
@@ -68,7 +68,7 @@ def make_transport(per_host: int, *, allow_private_addresses: bool) -> AiohttpTr
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
 
-    # verify: the transport builds an SSL context of its own (~40 ms of CA loading) unless given ours
+    # verify: the transport builds an SSL context of its own (loading the CAs again) unless given ours
     if allow_private_addresses:
         return AiohttpTransport(client=session, verify=shared_ssl_context())
     return GuardedAiohttpTransport(client=session, verify=shared_ssl_context())

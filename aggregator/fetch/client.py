@@ -53,6 +53,7 @@ class FetchOutcome:
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     final_url: str = ""  # after redirects
     error: str = ""  # one line; the caller prefixes source name and URL
+    size: int = 0  # bytes of the body as received (kept when `body` is handed on and dropped here)
 
 
 # --- the public entry point ---------------------------------------------------------------------
@@ -300,12 +301,12 @@ def _got_body(
         state = _remember_validators(replace(state, etag="", last_modified=""), headers)
     if digest == state.body_hash and state.last_success is not None:
         state = schedule.after_success(state, interval, headers, config, now)
-        return FetchOutcome(source, "unchanged", state, headers=headers, final_url=final_url)
+        return FetchOutcome(source, "unchanged", state, headers=headers, final_url=final_url, size=len(body))
     # Success is recorded by reschedule_after_parse once the body parsed; until then the next
     # due time is the plain interval, so a pipeline that stops here still polls politely.
     delay = schedule.success_delay_s(interval, state.feed_ttl_s, headers, config, now)
     state = replace(state, body_hash=digest, next_due=now + timedelta(seconds=delay), retry_after_until=None)
-    return FetchOutcome(source, "fetched", state, body=body, headers=headers, final_url=final_url)
+    return FetchOutcome(source, "fetched", state, body=body, headers=headers, final_url=final_url, size=len(body))
 
 
 def _remember_validators(state: SourceState, headers: Mapping[str, str]) -> SourceState:

@@ -27,6 +27,8 @@ class SourceState:
     gone: bool = False  # got 410: not polled until retry_gone or a config change
     retry_after_until: datetime | None = None  # a server asked us not to come back before this
     feed_ttl_s: int | None = None  # the feed's own ttl, remembered for scheduling after a 304
+    title: str = ""  # the feed's own title at its last parse: names a source configured without `name:`
+    items: int = 0  # items the feed listed at its last parse (what `aggregator sources` shows as ITEMS)
     # full_text sources: article id -> failed extractions so far, for articles stored with their teaser
     # (retried on later runs, up to FULL_TEXT_ATTEMPTS in all); a tuple of pairs, so the state stays hashable
     full_text_retries: tuple[tuple[str, int], ...] = ()

@@ -1,8 +1,8 @@
 """The run's HTTP client: httpx's API over aiohttp's connection pool (httpx-aiohttp); owns connections, nothing else.
 
-Why aiohttp under httpx: bench/fetch_cost.py, 1,000 loopback GETs at concurrency 100, 3 alternated
-reps: httpx's own pool (one per host) 0.58-0.70 s of CPU, aiohttp 0.28-0.38 s, for 200s and 304s
-alike (bench/RESULTS.md). httpx stays the API the fetch stage is written against.
+Why aiohttp under httpx: measured with bench/fetch_cost.py, aiohttp's pool spends far less CPU per
+request than httpx's own, for 200s and 304s alike (bench/RESULTS.md). httpx stays the API the fetch
+stage is written against.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import httpx
 
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~40-140 ms; once per process is enough."""
+    """Loading the CA bundle is slow; once per process is enough."""
     return httpx.create_ssl_context()
 
 
 class _CookiesFromSetCookie(httpx.Cookies):
     """httpx hands every response to the standard library's cookie jar, which builds a urllib request
-    for it (~50 µs): a run of 1,000 sources answering 304 paid that 1,000 times for nothing."""
+    for it: a run of sources answering 304 paid that once a source for nothing."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
         if "set-cookie" in response.headers:
@@ -41,7 +41,7 @@ class Client(httpx.AsyncClient):
     async def stream_get(self, url: str, headers: dict[str, str]) -> httpx.Response:
         """What `send(build_request("GET", url, headers=headers), stream=True)` does for a run's
         requests, without the layers they never use (default-header merging, auth flow, redirect
-        handling, event hooks): 0.44 vs 0.70 s of CPU for 1,000 requests (bench/RESULTS.md).
+        handling, event hooks), which cost CPU on every request (bench/RESULTS.md).
         The response returns once its headers are in; the caller reads and closes it."""
         request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
         if self._jar:

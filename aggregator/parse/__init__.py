@@ -58,11 +58,13 @@ def parse_feed(
         b"[",
     ):
         meta, articles = _parse_json(body, source_url, source_name, feed_url, warnings)
+        parser = "json"
     else:
         salt = repr((source_url, source_name, feed_url))
-        parsed = (fast and fast.parse(body, content_type, feed_url, known, salt)) or xmlfeed.run_feedparser(
-            body, content_type, feed_url
-        )
+        parsed = fast.parse(body, content_type, feed_url, known, salt) if fast else None
+        parser = "fast"
+        if not parsed:
+            parsed, parser = xmlfeed.run_feedparser(body, content_type, feed_url), "feedparser"
         skipped = tuple(parsed.get("skipped") or ())
         meta, articles = _read_xml(parsed, text, content_type, source_url, source_name, feed_url, warnings)
     return ParsedFeed(
@@ -70,6 +72,7 @@ def parse_feed(
         articles=assign_ids(articles, source_url, warnings),
         warnings=tuple(warnings),
         skipped=skipped,
+        parser=parser,
     )
 
 

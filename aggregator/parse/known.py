@@ -1,7 +1,7 @@
 """Known items recognised from their raw XML, so a changed feed normalizes only its new items.
 
-A steady run re-fetches feeds that gained one to three items among ~60; normalizing every item cost
-~17 ms a feed, nearly all of it spent on items the store already had. The fast path (fast.py) gives
+A steady run re-fetches feeds that gained one to three items among ~60; normalizing every item
+spent nearly all of a feed's parsing time on items the store already had. The fast path (fast.py) gives
 each item a digest of its raw XML plus everything outside the item that its Article depends on
 (`Digester`); the store keeps digests as the items' fingerprints, and the next parse skips an item
 whose digest it knows. Only where that is exact:

@@ -6,11 +6,11 @@ from aggregator.errors import AggregatorError
 from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, migrate_state, open_store, prune
 from aggregator.pipeline.publishing import categories_by_source, feed_contents, feed_rows, feed_specs, publish
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
-from aggregator.pipeline.stages import run, select_sources
+from aggregator.pipeline.stages import feed_titles, run, select_sources
 from aggregator.pipeline.workers import POOL_THRESHOLD
 
 __all__ = [
     "POOL_THRESHOLD", "AggregatorError", "RunOptions", "RunSummary", "SourceReport", "categories_by_source",
-    "check_output_dir", "earlier_runs", "feed_contents", "feed_rows", "feed_specs", "migrate_state", "open_store", "prune",
+    "check_output_dir", "earlier_runs", "feed_titles", "feed_contents", "feed_rows", "feed_specs", "migrate_state", "open_store", "prune",
     "publish", "run", "select_sources",
 ]

@@ -60,4 +60,4 @@ WAITING_POOL_THRESHOLD = 200  # below this, cleaning in-process beats starting w
 WAITING_BATCH = 100
 
 
-WAITING_CHUNK = 500  # read, cleaned and stored together (2,000 held ~25 MB more in a cold start)
+WAITING_CHUNK = 500  # read, cleaned and stored together (larger chunks held more in a cold start)

@@ -14,6 +14,7 @@ from pathlib import Path
 from aggregator.errors import StateError
 from aggregator.model import Article, Config
 from aggregator.pipeline.publishing import feed_contents
+from aggregator.publish.similar import merge_similar
 from aggregator.store import Store
 from aggregator.state_location import is_database_url
 
@@ -35,7 +36,9 @@ def copy_state(path: str, folder: Path) -> str:
 
 
 def snapshot(config: Config, store: Store, now: datetime) -> dict[str, dict[str, str]]:
-    return {spec.slug: {a.id: f"{a.title}\x00{_digest(a)}" for a in articles}
+    """Each feed's entries by id (title and a digest), the same story once as publishing shows it."""
+    return {spec.slug: {a.id: f"{a.title}\x00{_digest(a)}"
+                        for a in (merge_similar(articles) if config.dedup.similar else articles)}
             for spec, articles in feed_contents(config, store, now)}
 
 

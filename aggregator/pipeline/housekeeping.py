@@ -81,6 +81,8 @@ def migrate_state(config: Config, to: str) -> Migrated:
 def prune(config: Config, store: Store, now: datetime, keep_s: float) -> int:
     """Retention: drop state older than keep_s, except what a feed shows now."""
     showing = {r.id for _spec, rows in feed_rows(config, store, now) for r in rows}
+    if config.output.hexo.get("dir") and config.output.max_per_source:  # Hexo posts are not capped
+        showing |= {r.id for _spec, rows in feed_rows(config, store, now, per_source=0) for r in rows}
     return store.prune(keep_days=keep_s / 86400, now=now, active_source_urls=[s.url for s in config.sources],
                        keep_ids=showing)
 

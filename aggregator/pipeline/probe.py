@@ -26,6 +26,12 @@ class Probe:
     items: int = 0
     dropped: int = 0
     warnings: tuple[str, ...] = ()
+    title: str = ""  # the feed's own title
+
+    @property
+    def name(self) -> str:
+        """The source's `name:`, else its feed's title, else its URL (as runs name it)."""
+        return self.source.name or self.title or self.source.url
 
 
 def probe_sources(config: Config, now: datetime) -> list[Probe]:
@@ -45,5 +51,5 @@ def probe_sources(config: Config, now: datetime) -> list[Probe]:
         feed = processed.feed
         probes.append(Probe(source, status=outcome.state.last_status, format=feed.meta.format,
                             items=len(feed.articles) + len(processed.dropped), dropped=len(processed.dropped),
-                            warnings=feed.warnings))
+                            warnings=feed.warnings, title=feed.meta.name))
     return probes

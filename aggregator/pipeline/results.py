@@ -37,7 +37,12 @@ class SourceReport:
     articles: int = 0
     new: int = 0
     updated: int = 0
+    unchanged: int = 0  # items known already: skipped unparsed, or parsed and found the same (duplicates too)
     held_back: int = 0
+    capped: int = 0  # new items left out by fetch.max_new_per_fetch / max_items_per_source
+    size: int = 0  # bytes of the fetched body (0: none fetched)
+    elapsed_s: float = 0.0  # the fetch's wall time: waits for its host's slot, redirects, retries, body
+    parser: str = ""  # which parser read the body (json, fast, feedparser); "" = none ran
     dropped: dict[str, int] = field(default_factory=dict)  # filter rule label -> count
     warnings: tuple[str, ...] = ()
     explain: tuple[str, ...] = ()
@@ -45,6 +50,11 @@ class SourceReport:
     full_text_failures: list[str] = field(default_factory=list)
     date_state: dict[str, object] = field(default_factory=dict)  # tz_samples, tz_offset_s
     state: SourceState | None = None  # the source's fetch state after this run (health.json reads it)
+
+    @property
+    def name(self) -> str:
+        """How reports and logs name the source: its `name:`, else its feed's own title, else its URL."""
+        return self.source.name or (self.state.title if self.state else "") or self.source.url
 
 
 @dataclass

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from aggregator.pipeline.housekeeping import check_output_dir, earlier_runs, ope
 from aggregator.pipeline.ingest import fetch_and_ingest
 from aggregator.pipeline.publishing import outputs_current, publish, publish_key
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
+from aggregator.pipeline.run_log import log_publish
 from aggregator.pipeline.workers import LazyPool
 from aggregator.publish import PublishReport
 from aggregator.store import Store
@@ -34,13 +35,22 @@ from aggregator.store.db import refuse_fresh
 from aggregator.state_location import is_database_url, local_base
 
 
-def select_sources(config: Config, only: Sequence[str]) -> tuple[Source, ...]:
-    """The sources a run touches: all, or those named (by name, URL or category slug) with --only."""
+def select_sources(config: Config, only: Sequence[str], titles: Mapping[str, str] | None = None
+                   ) -> tuple[Source, ...]:
+    """The sources a run touches: all, or those named with --only: by name, URL or category slug, or
+    by feed title (`titles`: source URL -> its feed's own title) for a source without `name:`."""
     if not only:
         return config.sources
     wanted = set(only)
+    titles = titles or {}
     return tuple(s for s in config.sources
-                 if s.url in wanted or s.name in wanted or wanted.intersection(s.categories))
+                 if s.url in wanted or s.name in wanted or wanted.intersection(s.categories)
+                 or (not s.name and titles.get(s.url) in wanted))
+
+
+def feed_titles(states: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
+    """Source URL -> its feed's own title, as its last successful fetch saw it (saved states)."""
+    return {url: str(state["title"]) for url, state in states.items() if state.get("title")}
 
 
 def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | None = None,
@@ -50,7 +60,6 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
     started = time.monotonic()
     deadline = options.clock() + config.fetch.run_deadline  # past it no new work starts (issue 20)
     summary = RunSummary(started=now, dry_run=options.dry_run)
-    sources = select_sources(config, options.only)
     # a dry run writes only a throwaway copy, but previews a run that could not store anything: refused too
     check_output_dir(str(Path(local_base(config.state, config.path)).parent), "state folder")
     if not options.dry_run:
@@ -65,6 +74,7 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         else:
             store = stack.enter_context(open_store(config, lock_timeout_s=wait_s, new_state=options.new_state))
         raw_states = store.source_states()
+        sources = select_sources(config, options.only, feed_titles(raw_states) if options.only else {})
         before = snapshot(config, store, now) if options.dry_run else {}
         pool = stack.enter_context(LazyPool(len(sources), options.workers))  # publishing cleans in it too
         with store.batched():  # commits a few times a second, not once per source
@@ -75,10 +85,11 @@ def run(config: Config, options: RunOptions = RunOptions(), *, now: datetime | N
         else:
             store.sync()  # every stored article durable before any feed shows it
             key = publish_key(config, store.generation())
-            if outputs_current(config, key):
+            if outputs_current(config, key, now):
                 summary.publish = PublishReport((), (), ())  # nothing changed: nothing to render
             else:
                 summary.publish = publish(config, store, now, workers=options.workers, executor=pool.running())
+            log_publish(summary.publish, config.output.dir)
             if options.clock() < deadline:  # housekeeping is new work: not past the deadline
                 prune_daily(config, store, now)
     summary.seconds = time.monotonic() - started

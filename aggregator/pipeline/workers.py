@@ -23,10 +23,10 @@ POOL_THRESHOLD = 8
 
 class LazyPool:
     """The worker pool (pool.PipePool), for runs of POOL_THRESHOLD sources or more. One worker starts
-    with the first requests and imports (~0.3 s) while they are in flight, the others with the first
+    with the first requests and imports while they are in flight, the others with the first
     body to parse. Measured on 1,000 sources: all of them with the first body held a steady run at
-    100 ms per request back by ~0.3 s (the bodies waited for the imports); all of them at once made
-    a run where every source answers 304 ~0.3 s slower at 0 ms (their imports took CPU from the run)."""
+    100 ms per request back (the bodies waited for the imports); all of them at once made
+    a run where every source answers 304 slower at 0 ms (their imports took CPU from the run)."""
 
     def __init__(self, count: int, workers: int) -> None:
         self._count, self._workers = count, workers

@@ -2,7 +2,9 @@
 only the files whose bytes changed, atomically; pings WebSub. Must not fetch sources or touch the store.
 
     publish_outputs(output, dir, feeds, categories_of)
-      for each (FeedSpec, articles): order newest first, limit -> <slug>.atom (+ .rss, .json)
+      for each (FeedSpec, articles): selection.select_articles (age, same story once, cap per source,
+                                     limit) -> <slug>.atom (+ .rss, .json) and <slug>.html when output.html
+      for each ended feed:           its one "has ended" entry -> the same files; retired ones removed
       index.html + feeds.opml           when output.index
       <hexo dir>/<date>-<slug>-<hash>.md when output.hexo has a dir
       write_atomically each file        unchanged bytes: not rewritten, mtime kept
@@ -11,9 +13,10 @@ only the files whose bytes changed, atomically; pings WebSub. Must not fetch sou
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from importlib import metadata
@@ -22,11 +25,14 @@ from pathlib import Path
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import formatting, hexo
 from aggregator.publish.atom import render_atom
+from aggregator.publish.ended import EndedFeed, ended_article
 from aggregator.publish.formatting import FeedSpec
 from aggregator.publish.index import render_index
 from aggregator.publish.jsonfeed import render_json_feed
 from aggregator.publish.opml import render_opml
+from aggregator.publish.pages import render_page
 from aggregator.publish.rss import render_rss
+from aggregator.publish.selection import select_articles
 from aggregator.publish.websub import ping_hub
 from aggregator.publish.write import sync_folder, write_atomically
 
@@ -46,7 +52,8 @@ __all__ = [
 # key and feed digests hold render_key(), so every output file and Hexo post is rendered again once
 # after an upgrade instead of keeping what the older code wrote.
 # 1: issue 20 (private source URLs, Hexo quoting, bidi controls, authors and tags escaped once).
-RENDER_VERSION = 1
+# 2: issue 22 (<slug>.html pages; index.html links them and carries a Content-Security-Policy).
+RENDER_VERSION = 2
 
 
 def render_key() -> str:
@@ -70,6 +77,7 @@ class PublishReport:
     written: tuple[str, ...]  # paths relative to the output folder (Hexo posts: absolute)
     unchanged: tuple[str, ...]
     warnings: tuple[str, ...]
+    removed: tuple[str, ...] = ()  # files of ended feeds removed (relative to the output folder)
 
 
 def publish_outputs(
@@ -82,6 +90,9 @@ def publish_outputs(
     now: datetime | None = None,
     current: Collection[str] = (),
     load: Loader | None = None,
+    ended: Sequence[EndedFeed] = (),
+    retired: Sequence[EndedFeed] = (),
+    merge_similar: bool = False,
 ) -> PublishReport:
     """Render and write every output; with `dry_run`, report what would change and write nothing.
 
@@ -92,13 +103,22 @@ def publish_outputs(
     index.html) and load(spec, None) gives a feed's whole articles, read just before the feed is
     rendered and dropped after it, so memory holds one feed's articles however many feeds changed.
     Hexo posts need every article whole: pass them in `feeds` then.
+    `ended`: feeds whose category left the config, written with their one "has ended" entry (not in
+    index.html nor feeds.opml); `retired`: ended feeds whose files are removed now (publish.ended).
+    `merge_similar`: the same story from several sources of a feed becomes one entry (publish.similar);
+    headlines must then carry their summaries (store.headlines_of does).
     """
     warnings: list[str] = []
-    selected = _select(output, feeds, now, warnings)
-    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now)
-    written, unchanged = _write_all(output_dir, files, dry_run)
+    selected = _select(output, feeds, now, warnings, merge_similar)
+    files = _render_files(output, selected, categories_of, warnings, frozenset(current), load, now, merge_similar)
+    written, unchanged = _write_all(output_dir, itertools.chain(files, _ended_files(output, ended)), dry_run)
+    removed = [] if dry_run else _remove_files(output_dir, [name for feed in retired for name in feed.files], warnings)
+    # max_per_source shares a feed's window between sources; a post is one file per article, no window
+    # to share, so posts are what the feeds would publish without the cap (`feeds` hold both selections)
+    capped = bool(output.hexo and output.max_per_source)
+    posts_from = _select(replace(output, max_per_source=0), feeds, now, [], merge_similar) if capped else selected
     hexo_written, hexo_unchanged = _publish_posts(
-        output, output_dir, selected, categories_of, dry_run, warnings
+        output, output_dir, posts_from, categories_of, dry_run, warnings
     )
     hub = formatting.web_iri(output.websub_hub)
     if hub and not dry_run:
@@ -112,6 +132,7 @@ def publish_outputs(
         written=tuple(written + hexo_written),
         unchanged=tuple(unchanged + hexo_unchanged),
         warnings=tuple(warnings),
+        removed=tuple(removed),
     )
 
 
@@ -120,6 +141,7 @@ def _select(
     feeds: Sequence[tuple[FeedSpec, Sequence[Article]]],
     now: datetime | None,
     warnings: list[str],
+    merge_similar: bool = False,
 ) -> list[tuple[FeedSpec, list[Article]]]:
     """Valid, distinct slugs only; each feed's articles ordered, aged and limited as published."""
     selected: list[tuple[FeedSpec, list[Article]]] = []
@@ -132,13 +154,15 @@ def _select(
             warnings.append(f"feed {spec.slug!r}: listed twice; the second is not published")
             continue
         slugs.add(spec.slug)
-        selected.append((spec, _as_published(output, articles, now)))
+        selected.append((spec, _as_published(output, articles, now, merge_similar)))
     return selected
 
 
-def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None) -> list[Article]:
-    """A feed's articles ordered, aged and limited as published."""
-    return formatting.order_articles(formatting.within_age(articles, output.max_age, now), output.max_entries)
+def _as_published(output: OutputConfig, articles: Sequence[Article], now: datetime | None,
+                  merge_similar: bool = False) -> list[Article]:
+    """A feed's articles as published: selection.select_articles (aged, the same story once with
+    `merge_similar`, capped per source, limited)."""
+    return list(select_articles(articles, output, now, merge_similar=merge_similar).published)
 
 
 def _render_files(
@@ -149,23 +173,52 @@ def _render_files(
     current: frozenset[str] = frozenset(),
     load: Loader | None = None,
     now: datetime | None = None,
+    merge_similar: bool = False,
 ) -> Iterator[tuple[str, bytes | None]]:
     """Each output file's name and bytes (None: known to be current, not rendered), rendered one at a
     time, so a file is written before the next is rendered: memory holds one feed's bytes, not all."""
     unknown = sorted(set(output.formats) - set(_RENDERERS))
     if unknown:
         warnings.append(f"output.formats: unknown formats {unknown} ignored (known: atom, rss, json)")
-    formats = ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
+    formats = formatting.feed_formats(output)
     for spec, articles in feeds:
         if spec.slug in current:
-            yield from ((f"{spec.slug}.{fmt}", None) for fmt in formats)
+            yield from ((name, None) for name in formatting.feed_files(output, spec.slug))
             continue
-        whole = articles if load is None else _as_published(output, load(spec), now)
+        whole = articles if load is None else _as_published(output, load(spec), now, merge_similar)
         for fmt in formats:
             yield f"{spec.slug}.{fmt}", _RENDERERS[fmt](spec, whole, output, categories_of)
+        if output.html:
+            yield f"{spec.slug}.html", render_page(spec, whole, output)
     if output.index:
         yield "index.html", render_index(output, feeds)
         yield "feeds.opml", render_opml(output, [spec for spec, _ in feeds])
+
+
+def _ended_files(output: OutputConfig, ended: Sequence[EndedFeed]) -> Iterator[tuple[str, bytes]]:
+    for feed in ended:
+        article = ended_article(output, feed)
+        for name in feed.files:
+            extension = name.rsplit(".", 1)[-1]
+            if extension in _RENDERERS:
+                yield name, _RENDERERS[extension](feed.spec, [article], output, {})
+            elif extension == "html":
+                yield name, render_page(feed.spec, [article], output)
+
+
+def _remove_files(folder: Path, names: Iterable[str], warnings: list[str]) -> list[str]:
+    """Remove these files (each a name in `folder`, never a path out of it); the names removed. One that
+    cannot be removed is a warning, not a failed publish: the other feeds are written already."""
+    removed = []
+    for name in names:
+        path = folder / name
+        try:
+            if Path(name).name == name and path.is_file():
+                path.unlink()
+                removed.append(name)
+        except OSError as exc:
+            warnings.append(f"ended feed {name}: cannot remove {path}: {exc.strerror or exc}; remove it by hand")
+    return removed
 
 
 def _write_all(folder: Path, files: Iterable[tuple[str, bytes | None]], dry_run: bool

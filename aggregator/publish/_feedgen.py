@@ -152,6 +152,8 @@ def _add_entry(fe: FeedEntry, article: Article, categories_of: Mapping[str, Sequ
     if link:
         fe.link(href=link, rel="alternate")  # for feedgen's checks and RSS; Atom: ext.links
         ext.links.append({"rel": "alternate", "href": link})
+    if fmt == "atom":  # RSS 2.0 has no related links
+        ext.links.extend(formatting.related_links(article, link))
     fe.published(formatting.published_of(article))
     fe.updated(formatting.updated_of(article))
     names = formatting.authors(article)

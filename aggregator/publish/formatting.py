@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from html import unescape
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aggregator.model import Article, OutputConfig
@@ -168,6 +169,19 @@ def _host(url: str) -> str:
         return ""
 
 
+def related_links(article: Article, link: str) -> list[dict[str, str]]:
+    """The same story from other sources (publish.similar): link rel="related", titled with the source."""
+    links: list[dict[str, str]] = []
+    seen = {link}
+    for href, name in article.related:
+        url = web_iri(href)
+        if url and url not in seen:
+            seen.add(url)
+            title = text(name, MAX_NAME)
+            links.append({"rel": "related", "href": url, **({"title": title} if title else {})})
+    return links
+
+
 def categories(article: Article, categories_of: Mapping[str, Sequence[str]]) -> list[str]:
     """The output categories of the article's source, then its own tags; unique, bounded."""
     names = list(categories_of.get(article.source_url, ())) + list(article.tags)
@@ -251,3 +265,18 @@ def feed_title(spec: FeedSpec) -> str:
 
 def site_title(output: OutputConfig) -> str:
     return text(output.title, MAX_TITLE) or "aggregator"
+
+
+def feed_formats(output: OutputConfig) -> list[str]:
+    """The feed formats published, in order: Atom always, then RSS and JSON Feed when configured."""
+    return ["atom"] + [fmt for fmt in ("rss", "json") if fmt in output.formats]
+
+
+def feed_files(output: OutputConfig, slug: str) -> list[str]:
+    """Every file one feed is published as: its formats, then its page (<slug>.html) when output.html."""
+    return [f"{check_slug(slug)}.{ext}" for ext in feed_formats(output) + (["html"] if output.html else [])]
+
+
+def lead_text(article: Article, limit: int) -> str:
+    """What a page shows under the title: the summary, else the content's text; plain, one line."""
+    return text(article.summary, limit) or text(unescape(_strip_tags(article.content_html)), limit)

@@ -72,6 +72,10 @@ def _item(article: Article, categories_of: Mapping[str, Sequence[str]]) -> dict[
         item["attachments"] = attachments
     if formatting.language(article.language):
         item["language"] = formatting.language(article.language)
+    related = formatting.related_links(article, link)
+    if related:  # JSON Feed has no related links: an extension (keys starting with "_" are for those)
+        item["_aggregator"] = {"related": [{"url": r["href"], **({"title": r["title"]} if "title" in r else {})}
+                                           for r in related]}
     return item
 
 

@@ -9,9 +9,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from aggregator.model import Article
+from aggregator.model import Article, FilterDecision
 from aggregator.store import retention
-from aggregator.store.dedup import Hashes, title_key
+from aggregator.store.dedup import Hashes
+from aggregator.store.filtered import FilteredMatch, find_filtered, record_filtered
+from aggregator.store.lookup import StoredMatch, entry_shown_for_link, find_entries
 from aggregator.store.opening import refuse_fresh
 from aggregator.store.rows import BODY_COLUMNS, aware, body_values, select_in, to_micros
 from aggregator.store.schema import DATE_SAMPLES
@@ -31,8 +33,10 @@ from aggregator.store.windows import (
     read_headlines,
     read_rows_by_key,
 )
+from aggregator.text import title_key
 
 __all__ = ["FeedRow", "Store", "refuse_fresh"]  # what other packages import from here
+_DAY_US = 86400 * 1_000_000
 
 
 class Store(StateFile):
@@ -130,6 +134,25 @@ class Store(StateFile):
                 "SELECT source_url, count(*) FROM entries WHERE status = 'published' GROUP BY source_url")
             return {url: count for url, count in rows}
 
+    def held_counts(self) -> dict[str, int]:
+        """Articles held back by the burst breaker per source URL (for reports)."""
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT source_url, count(*) FROM entries WHERE status = 'held' GROUP BY source_url")
+            return {url: count for url, count in rows}
+
+    def first_seen_per_day(self, since: datetime) -> dict[str, dict[int, int]]:
+        """Articles first seen from `since` on, per source URL and UTC day (days since 1970-01-01): what
+        each source brought in, pruned articles included (their rows keep first_seen)."""
+        with self._guard():
+            rows = self._conn.execute(
+                "SELECT source_url, first_seen / ?, count(*) FROM entries WHERE first_seen >= ? GROUP BY 1, 2",
+                (_DAY_US, to_micros(since)))
+            counts: dict[str, dict[int, int]] = {}
+            for url, day, count in rows:
+                counts.setdefault(url, {})[int(day)] = count
+            return counts
+
     def has_articles(self, source_url: str) -> bool:
         """Whether anything was ever stored for this source (pruned identities count)."""
         with self._guard():
@@ -167,17 +190,19 @@ class Store(StateFile):
     # --- articles out -----------------------------------------------------------------
 
     def articles_for(self, source_urls: Collection[str], *, limit: int = 0, max_age_s: float = 0,
-                     now: datetime) -> list[Article]:
+                     now: datetime, per_source: int = 0) -> list[Article]:
         """Published articles of these sources, newest `updated` first (then `published`, then id).
 
         The same canonical link from several sources appears once: the article first seen
         (the source URL breaks a tie). `max_age_s` > 0 drops articles updated longer ago; `limit` > 0
-        keeps the newest that many.
+        keeps the newest that many; `per_source` > 0 keeps at most that many of one source (its newest)
+        before `limit` applies (output.max_per_source).
         """
-        return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now))
+        return self.articles_of(self.feed_rows(source_urls, limit=limit, max_age_s=max_age_s, now=now,
+                                               per_source=per_source))
 
     def feed_rows(self, source_urls: Collection[str], *, limit: int = 0, max_age_s: float = 0,
-                  now: datetime) -> list[FeedRow]:
+                  now: datetime, per_source: int = 0) -> list[FeedRow]:
         """What articles_for would give, as entry rows (no bodies read): enough to tell whether a feed
         changed (FeedRow.raw_hash covers every stored field but the dates, which the row has too)."""
         urls = sorted(set(source_urls))
@@ -185,7 +210,7 @@ class Store(StateFile):
             return []
         cutoff = to_micros(aware(now) - timedelta(seconds=max_age_s)) if max_age_s > 0 else None
         with self._guard():
-            return read_feed_rows(self._conn, urls, limit, cutoff)
+            return read_feed_rows(self._conn, urls, limit, cutoff, per_source)
 
     def rows_by_key(self, keys: Sequence[int]) -> list[FeedRow]:
         """The entry rows of these keys (FeedRow.key), in the order given; missing ones left out."""
@@ -223,6 +248,25 @@ class Store(StateFile):
             # the cleaned content identifies it from now on too (a guid-less article is known by it)
             self._conn.executemany("INSERT INTO keys VALUES (?, 'hash', ?, ?) ON CONFLICT DO NOTHING",
                                    [(source, hashes[1], key) for _article, hashes, key, source in found])
+
+    # --- what happened to an article (`aggregator why`) ---------------------------------
+
+    def record_filtered(self, source_url: str, decisions: Sequence[FilterDecision], now: datetime) -> None:
+        """Remember the articles the filters dropped from this source's feed (store.filtered): no write for
+        a decision already recorded, unless its rule changed or it was last seen LAST_SEEN_STEP ago."""
+        with self._guard(), self._transaction():
+            record_filtered(self._conn, source_url, decisions, aware(now))
+
+    def find_article(self, query: str) -> tuple[list[StoredMatch], list[FilteredMatch]]:
+        """The stored entries and recorded filter decisions whose id, guid or canonical link is `query`."""
+        query = query.strip()
+        with self._guard():
+            return find_entries(self._conn, query), find_filtered(self._conn, query)
+
+    def entry_shown_for_link(self, link_key: str, source_urls: Collection[str]) -> int | None:
+        """The key of the entry a feed of these sources shows for this canonical link (the copy first seen)."""
+        with self._guard():
+            return entry_shown_for_link(self._conn, link_key, sorted(source_urls))
 
     # --- retention --------------------------------------------------------------------
 

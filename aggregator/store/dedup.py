@@ -36,7 +36,6 @@ import functools
 import hashlib
 import html
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aggregator.model import Article
-from aggregator.text import collapse_whitespace
+from aggregator.text import collapse_whitespace, title_key
 from aggregator.tracking import TRACKING_IN_TEXT, is_tracking_param, strip_tracking
 
 TITLE_KEY_MIN = 12  # characters after normalization; shorter titles ("Update", "日报") are too generic
@@ -55,7 +54,6 @@ _DANGLING = re.compile(r"[?&]+(?=[\"'#])")  # left at the end of a URL in an att
 _UPPER_TAG = re.compile(r"</?[a-z0-9]*[A-Z][A-Za-z0-9]*")
 _ATTR_TAG = re.compile(r"<([a-z][^\s/>]*)\s([^<>]*)>")
 _ATTR = re.compile(r"""([^\s"'=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 # A link with a lower-case host, no port, query or fragment: most of them. Keyed without urlsplit.
@@ -69,7 +67,7 @@ def canonical_link(url: str) -> str:
     if not url:
         return ""
     plain = _PLAIN_LINK.fullmatch(url)
-    if plain and plain.group(1).rstrip("."):  # what _parsed_canonical_link gives it, 5x faster
+    if plain and plain.group(1).rstrip("."):  # what _parsed_canonical_link gives it, unparsed
         return f"https://{plain.group(1).rstrip('.')}{(plain.group(2) or '').rstrip('/')}"
     return _parsed_canonical_link(url)
 
@@ -124,11 +122,6 @@ def _sort_attributes(match: re.Match[str]) -> str:
         (name.lower(), dq or sq or bare) for name, dq, sq, bare in _ATTR.findall(match.group(2))
     )
     return "<" + match.group(1) + "".join(f' {k}="{v}"' for k, v in pairs) + ">"
-
-
-def title_key(title: str) -> str:
-    """Normalized title for the near-duplicate rule: NFKC, case-folded, no punctuation or spaces."""
-    return _NON_WORD.sub("", unicodedata.normalize("NFKC", title).casefold())
 
 
 def _digest(*parts: str) -> str:

@@ -123,8 +123,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     # 8 MB of page cache (SQLite's default is 2 MB): a cold start inserts ~58,000 articles at random
     # places in the id, key and fingerprint indexes, and with 2 MB most inserts re-read their pages.
-    # Measured on the N=1,000 farm: 2 MB -> 32 MB made a cold start 35 s -> 30 s; 8 MB is as fast
-    # (30.7 vs 30.2-32.5 s, alternated) and the run's process peaks 27 MB lower.
+    # Measured on the N=1,000 farm: a larger cache made a cold start faster, 8 MB as fast as
+    # larger ones, and the run's process peaks lower than with them.
     conn.execute("PRAGMA cache_size = -8192")
     conn.execute("PRAGMA foreign_keys = ON")
     if version < schema.VERSION:

@@ -23,12 +23,13 @@ def prune(conn: Connection, *, keep_days: float, now: datetime, active_source_ur
     published) but keep their identity (ids, links, hashes), so they never come back as new
     while a feed still lists them. An identity (and an item's fingerprint) goes only once its
     article has been pruned, was last seen longer than `keep_days` (at least a day) ago, and its
-    source's last listing (the last parse of its feed: Store.upsert_articles) left it out. A source that
-    answers 304, sends the same bytes, fails or goes quiet for a year keeps the identities of all
-    it listed last (issue 20); a source no longer configured loses that protection, and keeps its
-    state until all of its articles are gone.
+    source's last listing (the last parse of its feed: Store.upsert_articles) left it out; the record of
+    an article the filters dropped (store.filtered) goes by the same rule. A source that answers 304,
+    sends the same bytes, fails or goes quiet for a year keeps the identities of all it listed last
+    (issue 20); a source no longer configured loses that protection, and keeps its state until all of
+    its articles are gone.
     """
-    removed = _drop_old_bodies(conn, to_micros(now - timedelta(days=keep_days)), keep_ids)
+    removed = _drop_old_bodies(conn, to_micros(now - timedelta(days=keep_days)), keep_ids, to_micros(now))
     _fill_temp(conn, "active_sources", "url", active_source_urls)
     identity_cut = to_micros(now - max(timedelta(days=keep_days), MIN_IDENTITY_KEEP))
     removed += _drop_unlisted_identities(conn, identity_cut)
@@ -44,13 +45,13 @@ def _fill_temp(conn: Connection, table: str, column: str, values: Collection[str
     conn.executemany(f"INSERT INTO {table} VALUES (?) ON CONFLICT DO NOTHING", [(v,) for v in values])
 
 
-def _drop_old_bodies(conn: Connection, cut: int, keep_ids: Collection[str]) -> int:
-    """Articles updated before `cut` and not in keep_ids lose their body and become 'pruned'."""
+def _drop_old_bodies(conn: Connection, cut: int, keep_ids: Collection[str], now_us: int) -> int:
+    """Articles updated before `cut` and not in keep_ids lose their body and become 'pruned' (at `now_us`)."""
     _fill_temp(conn, "keep_ids", "id", keep_ids)
     old = "status != 'pruned' AND updated < ? AND id NOT IN (SELECT id FROM keep_ids)"
     removed: int = conn.execute(f"DELETE FROM bodies WHERE entry IN (SELECT key FROM entries WHERE {old})",
                                 (cut,)).rowcount
-    conn.execute(f"UPDATE entries SET status = 'pruned' WHERE {old}", (cut,))
+    conn.execute(f"UPDATE entries SET status = 'pruned', pruned_at = ? WHERE {old}", (now_us, cut))
     conn.execute("DELETE FROM keep_ids")
     return removed
 
@@ -69,6 +70,9 @@ def _drop_unlisted_identities(conn: Connection, identity_cut: int) -> int:
     removed += conn.execute(f"DELETE FROM entries WHERE {gone}", (identity_cut, step)).rowcount
     removed += conn.execute(f"DELETE FROM fingerprints WHERE last_seen < ? AND {unlisted}",
                             (identity_cut, step)).rowcount
+    # what the filters dropped is remembered as long as an identity: while the source's feed lists it
+    removed += conn.execute(f"DELETE FROM filtered WHERE last_seen < ? AND {unlisted}",
+                            (identity_cut, step)).rowcount
     # an item whose article is gone is processed again if it comes back (entry keys are reused)
     removed += conn.execute("DELETE FROM fingerprints WHERE entry IS NOT NULL AND entry NOT IN "
                             "(SELECT key FROM entries)").rowcount
@@ -81,4 +85,6 @@ def _drop_inactive_sources(conn: Connection) -> int:
              "AND url NOT IN (SELECT DISTINCT source_url FROM entries)")
     removed: int = conn.execute(
         f"DELETE FROM keys WHERE source_url IN (SELECT url FROM sources WHERE {empty})").rowcount
+    removed += conn.execute(
+        f"DELETE FROM filtered WHERE source_url IN (SELECT url FROM sources WHERE {empty})").rowcount
     return removed + conn.execute(f"DELETE FROM sources WHERE {empty}").rowcount

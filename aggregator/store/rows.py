@@ -78,7 +78,7 @@ def body_values(article: Article) -> tuple[object, ...]:
 
 
 def article_from_row(entry_id: str, source_url: str, published: int, updated: int,
-                     body: Sequence[Any], *, needs_cleaning: bool = False) -> Article:
+                     body: Sequence[Any], *, needs_cleaning: bool = False, first_seen: int | None = None) -> Article:
     """An Article from stored values; dates are the stored (filled-in) ones."""
     values = dict(zip(BODY_COLUMNS, body))
     return Article(
@@ -100,16 +100,17 @@ def article_from_row(entry_id: str, source_url: str, published: int, updated: in
         language=values["language"],
         feed=_feed_meta(values["feed"]),
         needs_cleaning=needs_cleaning,
+        first_seen=_opt_time(first_seen),
     )
 
 
 def headline_from_row(entry_id: str, source_url: str, published: int, updated: int,
-                      head: Sequence[Any]) -> Article:
+                      head: Sequence[Any], first_seen: int | None = None) -> Article:
     """An Article with only a listing's fields: head is (source_name, title, link, summary, content)."""
     source_name, title, link, summary, content = head
     return Article(id=entry_id, source_url=source_url, source_name=source_name, title=title, link=link,
                    published=from_micros(published), updated=from_micros(updated), summary=summary,
-                   content_html=content)
+                   content_html=content, first_seen=_opt_time(first_seen))
 
 
 def select_in(conn: Connection, sql: str, values: Sequence[object],

@@ -13,6 +13,8 @@ Tables:
   (entries.needs_cleaning: stored as the feed gave it, cleaned before any output reads it.)
   keys      (source, kind, value) -> entry: the guids, canonical links and content hashes an
             article is recognised by. kind 'repeated' (entry NULL) marks a guid never to trust.
+  filtered  (source, article id) -> the rule that dropped it, with its guid, link and title (v12), for
+            `aggregator why`; pruned like fingerprints. (entries.pruned_at: when prune took its body.)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from aggregator.store.connection import Connection
-from aggregator.store.dedup import title_key
+from aggregator.text import title_key
 
 DATE_SAMPLES = "tz_samples"  # the state key stored in sources.date_samples
 
@@ -183,10 +185,31 @@ def _v2(conn: Connection) -> None:
 _V11 = "DROP TABLE IF EXISTS source_versions"
 
 
+# v12 (issue 22, `aggregator why`): what the filters dropped is remembered, once per article and source (a
+# changed feed lists a dropped item again: the row is rewritten only when its rule changed or, like
+# last_seen, every LAST_SEEN_STEP), and when prune took an entry's body (NULL: before v12, unknown).
+# Lookups scan it (no index beyond the key): `why` is asked by hand, the writes come with every run.
+_V12 = """
+CREATE TABLE filtered (
+    source_url TEXT NOT NULL REFERENCES sources(url) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    original_id TEXT NOT NULL,
+    link_key TEXT NOT NULL,
+    link TEXT NOT NULL,
+    title TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (source_url, id)
+);
+ALTER TABLE entries ADD COLUMN pruned_at INTEGER
+"""
+
+
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Never edit a released step.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _script(_V1), _v2, _script(_V3), _script(_V4), _script(_V5), _v6, _script(_V7), _script(_V8),
-    _script(_V9), _v10, _script(_V11))
+    _script(_V9), _v10, _script(_V11), _script(_V12))
 VERSION = len(MIGRATIONS)
 
 
