@@ -15,7 +15,6 @@ pruned, filtered; never_seen when nothing matched.
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.filters import NO_KEEP_MATCH, describe_rule
+from aggregator.limits import cap_per_key
 from aggregator.model import Article, Config, OutputConfig, Source
 from aggregator.pipeline.ingest import rules_for
 from aggregator.pipeline.publishing import feed_specs, feed_windows
@@ -171,11 +171,9 @@ class _Windows:
         index = next((i for i, r in enumerate(rows) if r.key == entry.key), None)
         if index is None:
             return None
-        cap, per_source, rank = self.config.output.max_per_source, Counter[str](), 0
-        for row in rows[:index + 1]:  # as the windows count: each source's rows past the cap leave no trace
-            per_source[row.source_url] += 1
-            rank += not cap or per_source[row.source_url] <= cap
-        return Standing(rank, per_source[entry.source_url])
+        head = rows[:index + 1]  # as the windows count: each source's rows past the cap leave no trace
+        kept, _over = cap_per_key(head, lambda row: row.source_url, self.config.output.max_per_source)
+        return Standing(len(kept), sum(row.source_url == entry.source_url for row in head))
 
     def describe(self, key: int) -> dict[str, str]:
         rows = self.store.rows_by_key([key])

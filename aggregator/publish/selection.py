@@ -1,7 +1,8 @@
 """Which of a feed's candidate articles it publishes, and which limit left out each other one; pure.
 
-Publishing and `aggregator why` both call select_articles, so what a feed shows and what is said
-about an article left out of it always agree. The limits apply in this order:
+Publishing calls select_articles; the store's feed windows and `aggregator why` count the per-source
+cap with the same function (limits.cap_per_key), so what a feed shows and what is said about an
+article left out of it agree. The limits apply in this order:
 
     max_age         articles updated longer ago than output.max_age before `now` are left out
     (same story)    with `merge_similar`, one entry per story (publish.similar; not a limit: the
@@ -13,17 +14,17 @@ about an article left out of it always agree. The limits apply in this order:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
+from aggregator.limits import cap_per_key
 from aggregator.model import Article, OutputConfig
 from aggregator.publish import similar
 from aggregator.publish.formatting import order_articles, within_age
 
 Limit = Literal["max_age", "max_per_source", "max_entries"]
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,6 @@ def select_articles(articles: Iterable[Article], output: OutputConfig, now: date
     cut += [(a, "max_per_source") for a in over_cap]
     cut += [(a, "max_entries") for a in beyond]
     return Selection(tuple(published), tuple(cut))
-
-
-def cap_per_key(items: Sequence[_T], key: Callable[[_T], Hashable], cap: int) -> tuple[list[_T], list[_T]]:
-    """(the first `cap` items of each key, in their order; the rest). `cap` 0: no cap."""
-    if cap <= 0:
-        return list(items), []
-    counts: dict[Hashable, int] = {}
-    kept: list[_T] = []
-    over: list[_T] = []
-    for item in items:
-        k = key(item)
-        counts[k] = counts.get(k, 0) + 1
-        (kept if counts[k] <= cap else over).append(item)
-    return kept, over
 
 
 def _left_out(candidates: Sequence[Article], kept: Sequence[Article]) -> list[Article]:

@@ -6,8 +6,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from aggregator.store.connection import Connection
+from aggregator.limits import cap_per_key
 from aggregator.model import Article
+from aggregator.store.connection import Connection
 from aggregator.store.rows import BODY_COLUMNS, article_from_row, headline_from_row, select_in
 from aggregator.text import LEAD_SOURCE_CHARS
 
@@ -152,12 +153,4 @@ def _first_seen_copies(conn: Connection, rows: list[tuple[Any, ...]],
 
 def _per_source(rows: list[tuple[Any, ...]], per_source: int) -> list[tuple[Any, ...]]:
     """rows (newest first) without those past the first `per_source` (0: no cap) of their source."""
-    if per_source <= 0:
-        return rows
-    counts: Counter[str] = Counter()
-    kept = []
-    for row in rows:
-        counts[row[2]] += 1
-        if counts[row[2]] <= per_source:
-            kept.append(row)
-    return kept
+    return cap_per_key(rows, lambda row: row[2], per_source)[0]
