@@ -23,7 +23,7 @@ from aggregator.config import DEFAULT_CONFIG, config_schema, load_config
 from aggregator.errors import AggregatorError, ConfigError, LockError
 from aggregator.logs import setup_logging
 from aggregator.patterns import is_pattern_notice
-from aggregator.state_location import is_database_url, redacted
+from aggregator.state_location import may_hold_state, redacted
 from aggregator.report import SOURCE_COLUMNS_HELP
 
 if TYPE_CHECKING:
@@ -385,7 +385,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         with Store.open_read_only(config.state) as store:
             answer = investigate(config, store, args.article, args.now)
     except StateError:
-        if is_database_url(config.state) or Path(config.state).exists():
+        if may_hold_state(config.state):
             raise
         answer = Answer(args.article.strip(), ())  # no run stored anything yet
     print(json.dumps(answer_json(answer), indent=2, ensure_ascii=False) if args.json else format_answer(answer))

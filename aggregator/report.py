@@ -118,10 +118,10 @@ def read_source_states(config: Config) -> tuple[dict[str, dict[str, Any]], dict[
 def _report_store(config: Config) -> Iterator[Store | None]:
     """The state file opened for a report (None before the first run)."""
     from aggregator.errors import StateError
-    from aggregator.state_location import is_database_url
+    from aggregator.state_location import may_hold_state
     from aggregator.store import Store
 
-    if not is_database_url(config.state) and not Path(config.state).exists():
+    if not may_hold_state(config.state):
         yield None
         return
     try:  # read-only, without the lock: a report must work in a read-only folder

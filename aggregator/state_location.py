@@ -16,6 +16,12 @@ def is_database_url(state: str) -> bool:
     return bool(sep) and scheme.lower() in DATABASE_SCHEMES
 
 
+def may_hold_state(state: str) -> bool:
+    """Whether a run may have left a state there: a database always may (only opening it tells); a
+    SQLite file only once it exists. Reports and `why` answer "nothing yet" when it cannot."""
+    return is_database_url(state) or Path(state).exists()
+
+
 def redacted(state: str) -> str:
     """`state` fit for a message or a log: a URL's password (and any password= parameter) replaced by ***."""
     if not is_database_url(state):
