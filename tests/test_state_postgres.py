@@ -16,6 +16,7 @@ from test_outputs_frozen import FROZEN_NOW, assert_recorded, fixed_server, outpu
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import LockError, StateError
+from aggregator.model import Article
 from aggregator.pipeline import RunOptions, run
 from aggregator.store import Store, postgres, schema
 
@@ -112,9 +113,48 @@ def test_migrate_state_refuses_a_target_that_holds_a_state(
 
 def test_the_run_lock_is_the_databases(postgres_url: str) -> None:
     with Store.open(postgres_url):
-        with pytest.raises(LockError, match=r"run lock \(aggregator pid \d+"):
+        with pytest.raises(LockError, match=r"\(aggregator run pid \d+ on .*\) holds the database's run lock"):
             Store.open(postgres_url, lock_timeout_s=0.2)
+        with pytest.raises(LockError, match="aggregator run pid"):  # a worker waits for a one-shot run too
+            Store.open(postgres_url, lock_timeout_s=0.2, shared=True)
     Store.open(postgres_url, lock_timeout_s=0).close()  # released with the store
+
+
+def test_workers_share_the_run_lock_and_a_one_shot_run_waits_for_them(postgres_url: str) -> None:
+    with Store.open(postgres_url, shared=True), Store.open(postgres_url, shared=True, lock_timeout_s=0):
+        with pytest.raises(LockError, match=r"\(aggregator worker pid \d+ .*, aggregator worker pid"):
+            Store.open(postgres_url, lock_timeout_s=0.2)
+    Store.open(postgres_url, lock_timeout_s=0).close()
+
+
+def test_writers_sharing_the_state_take_turns(postgres_url: str) -> None:
+    """Workers' stores write at once from many processes: each write transaction waits for the write lock,
+    so the store's read-then-insert (next entry key, identity matching) never collides."""
+    errors: list[BaseException] = []
+    stores = [Store.open(postgres_url, shared=True) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+
+    def write(n: int, store: Store) -> None:
+        start.wait()
+        try:
+            for batch in range(5):
+                articles = [_article(f"w{n}-{batch}-{i}", f"https://example.org/shared/{batch}-{i}")
+                            for i in range(10)]
+                store.upsert_articles(f"https://source{n}.example/feed", articles, NOW)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n, store)) for n, store in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert errors == []
+    with Store.open(postgres_url) as store:
+        counts = store.article_counts()
+    assert counts == {f"https://source{n}.example/feed": 50 for n in range(4)}
 
 
 def test_many_processes_starting_at_once_create_the_schema_once(postgres_url: str) -> None:
@@ -255,3 +295,8 @@ def test_copying_pages_through_every_table_in_key_order(tmp_path: Path, postgres
                 assert transfer.copy_tables(second._conn, third._conn, batch=3) == copied
                 third._conn.execute("COMMIT")
                 assert (third.articles_for(urls, now=NOW), third.source_states()) == expected
+
+
+def _article(guid: str, link: str) -> Article:
+    return Article(id=guid, source_url="", source_name="", original_id=guid, title=f"Title {guid}", link=link,
+                   content_html=f"<p>Body of {guid}</p>", published=NOW - timedelta(hours=1))

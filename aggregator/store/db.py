@@ -44,10 +44,14 @@ class Store(StateFile):
 
     # --- source state -----------------------------------------------------------------
 
-    def source_states(self) -> dict[str, dict[str, object]]:
-        """Every source's fetch state, without its date samples (read per source: date_samples)."""
+    def source_states(self, urls: Collection[str] | None = None) -> dict[str, dict[str, object]]:
+        """Every source's fetch state (or only these URLs'), without its date samples (read per source:
+        date_samples)."""
         with self._guard():
-            rows = self._conn.execute("SELECT url, state FROM sources ORDER BY url").fetchall()
+            if urls is None:
+                rows = self._conn.execute("SELECT url, state FROM sources ORDER BY url").fetchall()
+            else:
+                rows = select_in(self._conn, "SELECT url, state FROM sources WHERE url IN ({})", sorted(urls))
         return {url: json.loads(state) for url, state in rows}
 
     def date_samples(self, source_url: str) -> dict[str, object]:

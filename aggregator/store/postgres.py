@@ -6,8 +6,11 @@ byte by byte as SQLite does, no WITHOUT ROWID). A new database gets the schema t
 build (schema.blueprint); a later migration step runs here as it runs there.
 
 Locks are advisory locks of the database (per database, so per state): the run lock is a session lock
-on the store's connection, released when it closes or the process dies; schema creation and upgrades
-take a transaction lock, so processes starting at once create the schema once.
+on the store's connection, released when it closes or the process dies (`aggregator run` takes it alone,
+each `aggregator worker` shares it, so a one-shot run never writes beside workers); every write
+transaction takes the write lock first, so writers from many processes (workers) commit one at a time and
+the store's read-then-write logic (identity matching, the next entry key) sees every earlier commit;
+schema creation and upgrades take a transaction lock, so processes starting at once create the schema once.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ from aggregator.store import schema
 from aggregator.store.connection import Connection, Cursor, Dialect
 from aggregator.state_location import redacted
 
-DIALECT = Dialect("postgresql", begin="BEGIN", sync="",  # every commit is durable (synchronous_commit)
+_LOCK_CLASS = schema.APPLICATION_ID  # advisory locks (classid, objid): ours are (AGRT, n)
+_RUN_LOCK, _SCHEMA_LOCK, _WRITE_LOCK = 1, 2, 3
+
+# A write transaction waits for the write lock (held to its commit), as SQLite's BEGIN IMMEDIATE waits
+# for the file's: unshared when one run holds the state, it costs nothing but the statement.
+DIALECT = Dialect("postgresql", begin=f"BEGIN; SELECT pg_advisory_xact_lock({_LOCK_CLASS}, {_WRITE_LOCK})",
+                  sync="",  # every commit is durable (synchronous_commit)
                   bug_errors=(psycopg.IntegrityError, psycopg.ProgrammingError),
                   database_errors=(psycopg.Error,))
-
-_LOCK_CLASS = schema.APPLICATION_ID  # advisory locks (classid, objid): ours are (AGRT, n)
-_RUN_LOCK, _SCHEMA_LOCK = 1, 2
 _VERSION_TABLE = "aggregator_schema"
 _POLL_S = 0.1
 
@@ -72,39 +78,48 @@ def _translated(sql: str) -> str:
 
 
 class AdvisoryLock:
-    """The run lock on PostgreSQL: a session advisory lock, gone with the connection (kill -9 included)."""
+    """The run lock on PostgreSQL: a session advisory lock, gone with the connection (kill -9 included).
+    Exclusive for a one-shot run; shared by workers, which write beside each other (under the write lock)."""
 
-    def __init__(self, conn: PgConnection) -> None:
-        self._conn = conn
+    def __init__(self, conn: PgConnection, shared: bool) -> None:
+        self._conn, self._shared = conn, shared
 
     @classmethod
-    def acquire(cls, conn: PgConnection, timeout_s: float, *, what: str) -> AdvisoryLock:
+    def acquire(cls, conn: PgConnection, timeout_s: float, *, what: str, shared: bool = False) -> AdvisoryLock:
         deadline = time.monotonic() + max(timeout_s, 0.0)
-        while not conn.execute("SELECT pg_try_advisory_lock(?, ?)", (_LOCK_CLASS, _RUN_LOCK)).fetchone()[0]:
+        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        while not conn.execute(f"SELECT {take}(?, ?)", (_LOCK_CLASS, _RUN_LOCK)).fetchone()[0]:
             if time.monotonic() >= deadline:
-                raise LockError(f"{what}: another aggregator run holds the database's run lock{_holder(conn)}; "
+                raise LockError(f"{what}: {_holders(conn)} the database's run lock; "
                                 f"gave up after waiting {timeout_s:g} s")
             time.sleep(_POLL_S)
-        return cls(conn)
+        return cls(conn, shared)
 
     def release(self) -> None:
         if not self._conn.raw.closed:
-            self._conn.execute("SELECT pg_advisory_unlock(?, ?)", (_LOCK_CLASS, _RUN_LOCK))
+            unlock = "pg_advisory_unlock_shared" if self._shared else "pg_advisory_unlock"
+            self._conn.execute(f"SELECT {unlock}(?, ?)", (_LOCK_CLASS, _RUN_LOCK))
 
 
-def _holder(conn: PgConnection) -> str:
-    row = conn.execute(
+def _holders(conn: PgConnection) -> str:
+    """Who holds the run lock, as their connections name themselves ("aggregator worker pid 12 on web1")."""
+    rows = conn.execute(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.classid = ? AND l.objid = ? AND l.granted",
-        (_LOCK_CLASS, _RUN_LOCK)).fetchone()
-    return f" ({row[0]})" if row and row[0] else ""
+        "WHERE l.locktype = 'advisory' AND l.classid = ? AND l.objid = ? AND l.granted ORDER BY 1",
+        (_LOCK_CLASS, _RUN_LOCK)).fetchall()
+    names = [str(row[0]) for row in rows if row[0]]
+    if not names:
+        return "another aggregator process holds"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"another aggregator process ({shown}) holds"
 
 
-def connect(url: str) -> PgConnection:
-    """A connection to the database at `url`; StateError naming it (without its password) when refused."""
+def connect(url: str, role: str = "aggregator") -> PgConnection:
+    """A connection to the database at `url`; StateError naming it (without its password) when refused.
+    `role` starts the name the connection shows to other processes (lock messages, pg_stat_activity)."""
     try:
         raw = psycopg.connect(url, autocommit=True,
-                              application_name=f"aggregator pid {os.getpid()} on {socket.gethostname()}"[:63])
+                              application_name=f"{role} pid {os.getpid()} on {socket.gethostname()}"[:63])
     except psycopg.Error as exc:
         raise StateError(f"state {redacted(url)}: cannot connect: {_without_secrets(str(exc), url)}") from exc
     return PgConnection(raw)
@@ -118,13 +133,14 @@ def _without_secrets(message: str, url: str) -> str:
     return message.replace(str(password), "***") if password else message
 
 
-def open_locked(url: str, lock_timeout_s: float, earlier_runs: str) -> tuple[Connection, AdvisoryLock]:
-    """Connect, take the run lock, refuse a lost state (as store.opening.refuse_fresh), create or upgrade
-    the schema."""
+def open_locked(url: str, lock_timeout_s: float, earlier_runs: str,
+                shared: bool = False) -> tuple[Connection, AdvisoryLock]:
+    """Connect, take the run lock (`shared`: a worker's), refuse a lost state (as store.opening.refuse_fresh),
+    create or upgrade the schema."""
     where = redacted(url)
-    conn = connect(url)
+    conn = connect(url, "aggregator worker" if shared else "aggregator run")
     try:
-        lock = AdvisoryLock.acquire(conn, lock_timeout_s, what=f"state {where}")
+        lock = AdvisoryLock.acquire(conn, lock_timeout_s, what=f"state {where}", shared=shared)
         _refuse_fresh(conn, where, earlier_runs)
         prepare(conn, where)
     except psycopg.Error as exc:

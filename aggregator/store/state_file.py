@@ -46,17 +46,22 @@ class StateFile:
     # --- opening and closing ----------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0, earlier_runs: str = "") -> Self:
+    def open(cls, path: str | Path, *, lock_timeout_s: float = 30.0, earlier_runs: str = "",
+             shared: bool = False) -> Self:
         """Lock, open (creating folder and schema) and migrate the state file at `path`.
 
         earlier_runs: a file that shows runs happened before (see refuse_fresh); then a missing or empty
         state file, or one no run ever wrote a source to, is refused rather than started afresh.
-        A postgresql:// URL opens that database instead (store.postgres)."""
+        A postgresql:// URL opens that database instead (store.postgres); `shared` (workers, only there)
+        shares the run lock with other workers, whose writes then take turns."""
         if isinstance(path, str) and is_database_url(path):
             from aggregator.store import postgres  # psycopg is an extra: imported only when used
 
-            conn, advisory = postgres.open_locked(path, lock_timeout_s, earlier_runs)
+            conn, advisory = postgres.open_locked(path, lock_timeout_s, earlier_runs, shared=shared)
             return cls(path, conn, advisory, postgres.DIALECT)
+        if shared:
+            raise StateError(f"state {path}: workers share a PostgreSQL state (state: postgresql://...); "
+                             "a SQLite file has one writer: run `aggregator run` from a timer instead")
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
