@@ -114,6 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = command("prune", "remove state older than the retention period", "aggregator prune --older-than 90d")
     prune.add_argument("--older-than", default="", metavar="DURATION", help="override config's retention (e.g. 90d)")
+    worker = command("worker", "run a long-lived worker on a PostgreSQL state: start any number, on any machines",
+                     "aggregator worker --config /etc/aggregator/feeds.yaml --concurrency 20",
+                     "Needs `state: postgresql://...` and pip install 'aggregator[postgres]'. Stops on SIGTERM or\n"
+                     "SIGINT: running jobs finish, or after --stop-timeout go back to the queue.")
+    worker.add_argument("--concurrency", type=int, default=20, metavar="N",
+                        help="hosts fetched at once by this worker (default: 20)")
+    worker.add_argument("--queue", action="append", choices=("fetch", "publish"), default=[], dest="queues",
+                        help="only take these jobs: fetch, publish; repeatable (default: both)")
+    worker.add_argument("--tick", type=int, default=10, metavar="SECONDS",
+                        help="how often due sources are enqueued; divides a minute (default: 10)")
+    worker.add_argument("--publish-delay", type=int, default=5, metavar="SECONDS",
+                        help="a publish waits this long for more changes to ride along (default: 5)")
+    worker.add_argument("--stop-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="on SIGTERM, how long running jobs get before they go back to the queue (default: 30)")
+    worker.add_argument("--heartbeat", type=float, default=10.0, metavar="SECONDS",
+                        help="how often this worker tells the database it lives; after 3 missed, its jobs run "
+                             "again elsewhere (default: 10)")
+    worker.add_argument("--workers", type=int, default=0, help="parser processes (default: one per core)")
+
     migrate = command("migrate-state", "copy the state into a new SQLite file or PostgreSQL database",
                       "aggregator migrate-state --to 'postgresql://aggregator@db.example/feeds'")
     migrate.add_argument("--to", required=True, metavar="PATH_OR_URL",
@@ -162,7 +181,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
     the one place the program reads the time, so tests and bench/year.py move it (issue 20)."""
     args = build_parser().parse_args(argv)
     _merge_global_options(args)
-    args.now = (clock or _system_time)()
+    args.clock = clock or _system_time  # a long-lived command (worker) reads it again for each job
+    args.now = args.clock()
     setup_logging(args.verbose, args.quiet, args.log_format)
     try:
         return int(_COMMANDS[args.command](args))
@@ -375,6 +395,20 @@ def cmd_migrate_state(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        from aggregator.worker import QUEUES, WorkerOptions, run_worker
+    except ImportError as exc:  # the [postgres] extra is not installed
+        raise AggregatorError(f"aggregator worker needs the PostgreSQL extra ({exc}): "
+                              "pip install 'aggregator[postgres]'") from exc
+
+    options = WorkerOptions(concurrency=args.concurrency, tick_s=args.tick, publish_delay_s=args.publish_delay,
+                            queues=tuple(dict.fromkeys(args.queues)) or QUEUES, stop_timeout_s=args.stop_timeout,
+                            heartbeat_s=args.heartbeat, workers=args.workers)
+    run_worker(args.config, options, args.clock)
+    return EXIT_OK
+
+
 def cmd_why(args: argparse.Namespace) -> int:
     from aggregator.errors import StateError
     from aggregator.store import Store
@@ -395,6 +429,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": cmd_run, "check": cmd_check, "sources": cmd_sources, "import-opml": cmd_import_opml, "add": cmd_add,
     "export-opml": cmd_export_opml, "prune": cmd_prune, "why": cmd_why, "migrate-state": cmd_migrate_state,
+    "worker": cmd_worker,
 }
 
 if __name__ == "__main__":  # pragma: no cover

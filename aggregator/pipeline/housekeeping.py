@@ -52,12 +52,13 @@ def earlier_runs(config: Config) -> str:
     return ""
 
 
-def open_store(config: Config, *, lock_timeout_s: float | None = None, new_state: bool = False) -> Store:
-    """The state store of `config`, locked; a missing or empty state file (or one no run wrote to) is
-    refused when earlier runs show (issue 20), unless `new_state`. A config without sources has no
-    state to lose (and its runs write none)."""
+def open_store(config: Config, *, lock_timeout_s: float | None = None, new_state: bool = False,
+               shared: bool = False) -> Store:
+    """The state store of `config`, locked (`shared`: a worker's share of a database's run lock); a missing
+    or empty state file (or one no run wrote to) is refused when earlier runs show (issue 20), unless
+    `new_state`. A config without sources has no state to lose (and its runs write none)."""
     return Store.open(config.state, lock_timeout_s=config.lock_timeout if lock_timeout_s is None else lock_timeout_s,
-                      earlier_runs="" if new_state or not config.sources else earlier_runs(config))
+                      earlier_runs="" if new_state or not config.sources else earlier_runs(config), shared=shared)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     unread and Atom entries spliced from the last file, were measured on a steady run of 1,000 sources
     in issue 21: 2 % and 0 % of the publish's CPU, so they were dropped with their code.)"""
     shape, marker = _config_shape(config), _Marker.read(config)
+    # read before the articles: with workers storing meanwhile, the marker must not claim their changes
+    generation = store.generation()
     folder = Path(config.output.dir)
     hexo = bool(config.output.hexo.get("dir"))
     windows = feed_rows(config, store, now, workers, executor)
@@ -112,7 +114,7 @@ def publish(config: Config, store: Store, now: datetime, *, workers: int = 0,
     except OSError as exc:
         raise AggregatorError(f"output {config.output.dir}: cannot write {exc.filename or ''}: "
                               f"{exc.strerror or exc}") from exc
-    _Marker(key=publish_key(config, store.generation()), digests=digests, folder=str(folder),
+    _Marker(key=publish_key(config, generation), digests=digests, folder=str(folder),
             titles={spec.slug: spec.title for spec, _rows in windows}, ended={f.slug: f for f in ended}).write(config)
     return report
 

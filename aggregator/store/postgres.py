@@ -215,6 +215,29 @@ def prepare(conn: PgConnection, where: str) -> None:
     conn.execute("COMMIT")
 
 
+def create_once(url: str, table: str, sql: str) -> None:
+    """Run `sql` (statements creating `table` and others: the job queue's schema) unless `table` exists,
+    under the schema lock, so workers starting at once create it once. `sql` runs as given (no `?`
+    translation: it is not the store's)."""
+    conn = connect(url, "aggregator worker")
+    try:
+        if _has_table(conn, table):
+            return
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_CLASS, _SCHEMA_LOCK))
+            if not _has_table(conn, table):
+                conn.raw.execute(sql.encode())  # several statements: no parameters, so psycopg sends it as one
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except psycopg.Error as exc:
+        raise StateError(f"state {redacted(url)}: creating the job queue's tables: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def _create(conn: PgConnection, where: str) -> None:
     blueprint = schema.blueprint()
     taken = [t for t in blueprint.columns if _has_table(conn, t)]
