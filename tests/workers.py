@@ -14,8 +14,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import hashlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import psycopg
-from conftest import ROOT, RecordingServer, _RecordingHandler
+from conftest import ROOT, RecordingServer, Route, _RecordingHandler
 
 from aggregator.config import load_config
 from aggregator.pipeline.publishing import outputs_current, publish_key
@@ -32,6 +36,16 @@ class _Handler(_RecordingHandler):
         try:
             if self.server.delay_s:
                 time.sleep(self.server.delay_s)
+            route = self.server.routes.get(self.path)
+            etag = route.headers.get("ETag") if route else None
+            if etag and self.headers.get("If-None-Match") == etag:  # a conditional GET of an unchanged feed
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with self.server.lock:
+                    self.server.requests.append((self.path, dict(self.headers.items())))
+                return
             super().do_GET()
         finally:
             self.server.leave()
@@ -58,6 +72,25 @@ class FeedHost(RecordingServer):
         with self.lock:
             self.in_flight -= 1
             self.log.append((time.monotonic(), self.in_flight))
+
+
+def growing_feed(title: str, items: Sequence[int]) -> bytes:
+    """A small RSS feed holding items numbered `items` (dated an hour apart, newest last added)."""
+    body = "".join(
+        f"<item><title>{title} item {n}</title><link>https://{title}.example/{n}</link>"
+        f"<guid>{title}-{n}</guid><pubDate>{format_datetime(EPOCH + timedelta(hours=n))}</pubDate>"
+        f"<description>Item {n} of {title}.</description></item>" for n in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+            f"<link>https://{title}.example/</link><description>x</description>{body}</channel></rss>").encode()
+
+
+EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def serve_growing(host: FeedHost, path: str, title: str, items: Sequence[int]) -> None:
+    body = growing_feed(title, items)
+    host.routes[path] = Route(200, {"Content-Type": "application/rss+xml",
+                                    "ETag": '"' + hashlib.sha256(body).hexdigest()[:16] + '"'}, body)
 
 
 @contextmanager
@@ -108,9 +141,9 @@ def jobs_left(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def settled(config_path: Path) -> bool:
-    """Every source fetched since `since`, no fetch or publish job waiting or running, and the outputs
-    published from the store as it is now."""
+def settled(config_path: Path, since: datetime | None = None) -> bool:
+    """Every source fetched (successfully since `since`, when given), no fetch or publish job waiting or
+    running, and the outputs published from the store as it is now."""
     config = load_config(config_path)
     try:
         with Store.open_read_only(config.state) as store:
@@ -120,17 +153,17 @@ def settled(config_path: Path) -> bool:
         return False
     if any(not states.get(s.url, {}).get("last_fetch") for s in config.sources):
         return False
+    if since and any(str(states[s.url].get("last_success") or "") < since.isoformat() for s in config.sources):
+        return False
     if jobs_left(config.state):
         return False
-    from datetime import UTC, datetime
-
     return outputs_current(config, publish_key(config, generation), datetime.now(UTC))
 
 
 def wait_settled(config_path: Path, workers: Sequence[subprocess.Popen[bytes]], timeout_s: float = 180,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, since: datetime | None = None) -> None:
     deadline = time.monotonic() + timeout_s
-    while not settled(config_path):
+    while not settled(config_path, since):
         dead = [w.returncode for w in workers if w.poll() is not None]
         tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
         assert not dead, f"a worker exited ({dead}):\n{tail}"
