@@ -263,13 +263,16 @@ def test_forty_kill_9s_lose_and_duplicate_nothing(tmp_path: Path, postgres_url: 
         summary = run(load_config(reference), RunOptions(), now=datetime.now(UTC))
         assert [r.error for r in summary.sources if r.kind == "failed"] == []
     assert sum(len(items) for items in served.values()) > 12 * 3 + 40  # the feeds did grow meanwhile
+    assert "of a worker that stopped answering: queued again" in log.read_text()  # kills landed mid-job
     assert integrity_problems(postgres_url) == []
-    query = "SELECT e.source_url, e.id, e.status, b.original_id FROM entries e JOIN bodies b ON b.entry = e.key"
+    # entries as the store identifies them (id: the feed's guid or link, per store.dedup); a first run's
+    # articles not yet shown have no cleaned body yet, so bodies are not compared, nor the status: the daily
+    # pruning ran at a different moment of each (old items are `pruned` in one, still `published` in the other)
+    query = "SELECT source_url, id FROM entries"
     with psycopg.connect(postgres_url) as conn:
         stored = conn.execute(query).fetchall()
     with sqlite3.connect(tmp_path / "one-shot" / "state.db") as conn:
         expected = conn.execute(query).fetchall()
-    assert len(stored) == len({(url, original) for url, _id, _status, original in stored})  # each item once
-    assert sorted(stored) == sorted(expected)  # nothing lost, nothing extra
+    assert sorted(stored) == sorted(expected)  # nothing lost, nothing extra, nothing stored twice
     for url, items in served.items():
         assert sum(1 for row in stored if row[0] == url) == len(items), url

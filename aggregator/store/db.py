@@ -54,6 +54,11 @@ class Store(StateFile):
                 rows = select_in(self._conn, "SELECT url, state FROM sources WHERE url IN ({})", sorted(urls))
         return {url: json.loads(state) for url, state in rows}
 
+    def has_sources(self) -> bool:
+        """Whether any source's state was ever saved (what tells a state in use from a new one)."""
+        with self._guard():
+            return self._conn.execute("SELECT 1 FROM sources LIMIT 1").fetchone() is not None
+
     def date_samples(self, source_url: str) -> dict[str, object]:
         """The source's remembered article dates (timezones.correct_dates): only a parsed body needs them."""
         with self._guard():

@@ -156,11 +156,20 @@ class Worker:
 
     async def run_stalled_again(self) -> None:
         """Jobs of a worker that stopped sending heartbeats (killed, its machine gone) go back to the queue:
-        each is run again by whoever is free (its lock kept), and finds done what was stored before."""
+        each is run again by whoever is free (its lock kept), and finds done what was stored before. When
+        a job of the same lock already waits (a publish asked for since), the stalled one is only ended:
+        the waiting one does its work."""
         stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.options.stalled_after_s)
         for job in stalled:
-            log.warning("job %s (%s) of a worker that stopped answering: queued again", job.id, job.call_string)
-            await self.app.job_manager.retry_job(job)
+            what = f"job {job.id} ({job.task_name}{' ' + job.lock if job.lock else ''})"
+            try:
+                await self.app.job_manager.retry_job(job)
+                log.warning("%s of a worker that stopped answering: queued again", what)
+            except procrastinate.exceptions.UniqueViolation:
+                await self.app.job_manager.finish_job(job, procrastinate.jobs.Status.ABORTED, delete_job=False)
+                log.warning("%s of a worker that stopped answering: ended (the same job waits)", what)
+            except procrastinate.exceptions.ConnectorException as exc:  # another tick got to it first
+                log.debug("%s: not queued again: %s", what, exc)
 
     async def serve(self) -> None:
         options = self.options

@@ -131,6 +131,10 @@ def publish_if_changed(ctx: WorkerContext) -> PublishReport | None:
 
 
 def outputs_stale(ctx: WorkerContext) -> bool:
-    """Whether the outputs this machine published are behind the store or the config."""
+    """Whether the outputs this machine published are behind the store or the config. Never before the
+    first source's state is saved: publishing an empty store would leave a marker that makes the next
+    start refuse the state as lost (issue 20's guard), and there is nothing to show yet."""
+    if not ctx.store.has_sources():
+        return False
     config = ctx.config()
     return not outputs_current(config, publish_key(config, ctx.store.generation()), ctx.clock())
