@@ -19,7 +19,7 @@ def _copy_units(src: Path, dst: Path) -> list[Path]:
     """Copy the units, pointing ExecStart at an executable that exists here (verify checks it)."""
     dst.mkdir(parents=True)
     copies = []
-    for unit in sorted(src.glob("aggregator.*")):
+    for unit in sorted(src.glob("aggregator*.*")):  # aggregator.service, .timer, aggregator-worker.service
         text = unit.read_text(encoding="utf-8")
         text = text.replace("/opt/aggregator/venv/bin/aggregator", "/bin/true").replace("%h/.local/bin/aggregator",
                                                                                          "/bin/true")
@@ -32,6 +32,7 @@ def _copy_units(src: Path, dst: Path) -> list[Path]:
 @needs_systemd
 def test_system_units_verify(tmp_path: Path) -> None:
     units = _copy_units(UNITS, tmp_path / "system")
+    assert {unit.name for unit in units} == {"aggregator.service", "aggregator.timer", "aggregator-worker.service"}
     result = subprocess.run([ANALYZE, "verify", *map(str, units)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "aggregator" not in result.stderr  # no warnings about our units
@@ -61,6 +62,45 @@ def test_service_is_hardened_oneshot() -> None:
     timer = (UNITS / "aggregator.timer").read_text(encoding="utf-8")
     for line in ("OnCalendar=*:0/15", "RandomizedDelaySec=", "Persistent=true"):
         assert line in timer, line
+
+
+def test_worker_service_is_hardened_and_stops_gracefully() -> None:
+    """The worker runs like the timer's service (same user, config, env file, sandbox), but long-lived:
+    restarted when it exits, SIGTERM to the main process only (its parser processes must outlive the jobs
+    finishing), and more time to stop than the worker's --stop-timeout (30 s by default)."""
+    worker = _directives(UNITS / "aggregator-worker.service")
+    oneshot = _directives(UNITS / "aggregator.service")
+    assert worker["Type"] == ["simple"]
+    assert worker["ExecStart"] == ["/opt/aggregator/venv/bin/aggregator worker --config /etc/aggregator/feeds.yaml"]
+    assert worker["Restart"][0] in ("always", "on-failure") and "RestartSec" in worker
+    assert worker["KillSignal"] == ["SIGTERM"] and worker["KillMode"] == ["mixed"]
+    assert _seconds(worker["TimeoutStopSec"][0]) > 30
+    assert "DynamicUser" not in worker
+    for same in ("User", "Group", "EnvironmentFile", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+                 "NoNewPrivileges", "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
+                 "RestrictAddressFamilies", "RestrictNamespaces", "LockPersonality", "MemoryDenyWriteExecute",
+                 "SystemCallArchitectures", "UMask"):
+        assert worker.get(same) == oneshot[same], same
+    # optional ("-"): a machine that only fetches has neither folder; one that publishes writes both
+    assert worker["ReadWritePaths"] == ["-/srv/news/feeds", "-/etc/aggregator/state"]
+
+
+def _directives(unit: Path) -> dict[str, list[str]]:
+    """A unit's Key=value lines (comments and section headers left out), each key's values in order."""
+    found: dict[str, list[str]] = {}
+    for line in unit.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def _seconds(span: str) -> float:
+    units = {"s": 1, "min": 60}
+    for suffix, factor in units.items():
+        if span.endswith(suffix) and span[:-len(suffix)].isdigit():
+            return int(span[:-len(suffix)]) * factor
+    return float(span)
 
 
 def test_readme_walkthrough_matches_the_units() -> None:
