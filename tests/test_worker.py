@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pg
 import psycopg
 import pytest
 from conftest import CORPUS, Route, integrity_problems, yaml_config
@@ -68,7 +69,7 @@ def hosts() -> Iterator[list[FeedHost]]:
 
 
 def test_four_workers_publish_what_one_shot_runs_publish(tmp_path: Path, hosts: list[FeedHost],
-                                                         postgres_url: str, postgres_server: object) -> None:
+                                                         postgres_url: str, postgres_server: pg.PostgresServer) -> None:
     sources = _serve(hosts)
     now = datetime.now(UTC)
     one_shot = {}
@@ -80,7 +81,7 @@ def test_four_workers_publish_what_one_shot_runs_publish(tmp_path: Path, hosts: 
     assert one_shot["sqlite"] == one_shot["postgresql"]
     assert sum(len(e) for e in one_shot["sqlite"].values()) > 100
 
-    workers_url = postgres_server.new_database()  # type: ignore[attr-defined]
+    workers_url = postgres_server.new_database()
     config = _config(tmp_path / "workers", workers_url, sources)
     log = tmp_path / "workers.log"
     workers = [start_worker(config, "--concurrency", "4", log=log) for _ in range(4)]
@@ -276,3 +277,24 @@ def test_forty_kill_9s_lose_and_duplicate_nothing(tmp_path: Path, postgres_url: 
     assert sorted(stored) == sorted(expected)  # nothing lost, nothing extra, nothing stored twice
     for url, items in served.items():
         assert sum(1 for row in stored if row[0] == url) == len(items), url
+
+
+def test_a_worker_whose_database_went_away_exits_1_to_be_started_again(
+        tmp_path: Path, postgres_url: str, postgres_server: pg.PostgresServer, hosts: list[FeedHost]) -> None:
+    lines, _served = _growing(hosts, 2)
+    config = _config(tmp_path, postgres_url, lines)
+    log = tmp_path / "worker.log"
+    worker = start_worker(config, log=log)
+    try:
+        wait_settled(config, [worker], log=log)
+        postgres_server.restart()
+        assert worker.wait(60) == 1
+    finally:
+        stop_workers([worker])
+    assert "aggregator: worker stopped: " in log.read_text()
+    again = start_worker(config, log=log)  # what systemd's Restart= does: fresh connections, and on it goes
+    try:
+        time.sleep(3)
+        assert again.poll() is None, log.read_text()[-2000:]
+    finally:
+        assert stop_workers([again]) == [0]

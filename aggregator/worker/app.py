@@ -9,6 +9,11 @@ Tasks (queue in brackets):
   the whole cluster, and at most one waits.
 - aggregator.publish [publish], lock and queueing lock `publish`, scheduled `publish_delay_s` after the
   change that asked for it: changes arriving meanwhile ride along (debounced); one publishes at a time.
+- aggregator.publish_check [publish], periodic like the tick, on a machine that publishes: asks for a
+  publish when its outputs are behind the store or the config (a config edit changes no article).
+
+A worker whose store connection fails (the database restarted, say) stops with exit 1 rather than fail
+every job: its service manager starts it again on fresh connections.
 
 Give a machine `--queue fetch` to only fetch (no output folder needed there); the machines that also
 take `publish` write the outputs, so the web server reads them from its own disk or a shared folder.
@@ -17,9 +22,12 @@ take `publish` write the outputs, so the web server reads them from its own disk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +36,7 @@ from typing import Any
 import procrastinate
 from procrastinate.schema import SchemaManager
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, ConfigError, StateError
 from aggregator.pipeline.housekeeping import check_output_dir, open_store
 from aggregator.pipeline.workers import LazyPool
 from aggregator.state_location import local_base
@@ -38,6 +46,7 @@ log = logging.getLogger("aggregator")
 
 QUEUES = ("fetch", "publish")
 FETCH_TASK, PUBLISH_TASK, TICK_TASK = "aggregator.fetch_host", "aggregator.publish", "aggregator.tick"
+PUBLISH_CHECK_TASK = "aggregator.publish_check"
 # finished jobs are deleted as they end (a tick every 10 s is 3 million rows a year); failed and aborted
 # ones are kept this long for `SELECT ... FROM procrastinate_jobs`, then deleted by a tick
 KEEP_FAILED_JOBS_H = 7 * 24
@@ -56,14 +65,14 @@ class WorkerOptions:
 
     def check(self) -> None:
         if not 1 <= self.tick_s <= 60 or 60 % self.tick_s:
-            raise AggregatorError(f"--tick {self.tick_s}: must divide a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, "
+            raise ConfigError(f"--tick {self.tick_s}: must divide a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, "
                                   "30 or 60 seconds)")
         unknown = set(self.queues) - set(QUEUES)
         if unknown or not self.queues:
-            raise AggregatorError(f"--queue {', '.join(sorted(unknown)) or '(none)'}: the queues are "
+            raise ConfigError(f"--queue {', '.join(sorted(unknown)) or '(none)'}: the queues are "
                                   f"{' and '.join(QUEUES)}")
         if self.concurrency < 1:
-            raise AggregatorError(f"--concurrency {self.concurrency}: at least 1")
+            raise ConfigError(f"--concurrency {self.concurrency}: at least 1")
 
     @property
     def stalled_after_s(self) -> float:
@@ -85,6 +94,7 @@ class Worker:
     def __init__(self, url: str, ctx: WorkerContext, options: WorkerOptions) -> None:
         self.ctx, self.options = ctx, options
         self._last_cleanup = 0.0
+        self.failure = ""  # why this worker stopped itself ("" while it runs, or stopped by a signal)
         connector = procrastinate.PsycopgConnector(
             conninfo=url, min_size=1, max_size=options.concurrency + 2,
             kwargs={"application_name": "aggregator worker queue"})
@@ -93,15 +103,24 @@ class Worker:
         @app.periodic(cron=tick_cron(options.tick_s), periodic_id="tick")
         @app.task(name=TICK_TASK, queue="fetch")
         async def tick(timestamp: int) -> None:
-            await self.tick()
+            with self.stops_on_state_errors():
+                await self.tick()
 
         @app.task(name=FETCH_TASK, queue="fetch")
         async def fetch(host: str, urls: list[str]) -> None:
-            await self.fetch(host, urls)
+            with self.stops_on_state_errors():
+                await self.fetch(host, urls)
 
         @app.task(name=PUBLISH_TASK, queue="publish")
         async def publish() -> None:
-            await asyncio.to_thread(publish_if_changed, self.ctx)
+            await asyncio.to_thread(publish_if_changed, self.ctx)  # its own connection each time
+
+        @app.periodic(cron=tick_cron(options.tick_s), periodic_id="publish-check", queueing_lock="publish-check")
+        @app.task(name=PUBLISH_CHECK_TASK, queue="publish")
+        async def publish_check(timestamp: int) -> None:
+            with self.stops_on_state_errors():
+                if outputs_stale(self.ctx):
+                    await self.request_publish()
 
         self._fetch_task, self._publish_task = fetch, publish
 
@@ -116,8 +135,6 @@ class Worker:
         for host, urls in plan_tick(self.ctx).items():
             if host not in busy and await self._defer(self._fetch_task, host_lock(host), {"host": host, "urls": urls}):
                 enqueued += 1
-        if "publish" in self.options.queues and outputs_stale(self.ctx):
-            await self.request_publish()
         if time.monotonic() - self._last_cleanup >= CLEANUP_EVERY_S:
             self._last_cleanup = time.monotonic()
             await self.app.job_manager.delete_old_jobs(nb_hours=KEEP_FAILED_JOBS_H, include_failed=True,
@@ -171,13 +188,43 @@ class Worker:
             except procrastinate.exceptions.ConnectorException as exc:  # another tick got to it first
                 log.debug("%s: not queued again: %s", what, exc)
 
+    @contextlib.contextmanager
+    def stops_on_state_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StateError as exc:
+            self.stop_failed(str(exc))
+            raise
+
+    def stop_failed(self, why: str) -> None:
+        """Stop this worker as SIGTERM does (running jobs finish or go back), to exit with `why`."""
+        if not self.failure:
+            self.failure = why
+            log.error("worker stopping: %s", why)
+            os.kill(os.getpid(), signal.SIGTERM)
+
     async def serve(self) -> None:
         options = self.options
+        watcher = _SideTaskFailures(self)
+        logging.getLogger("procrastinate.worker").addHandler(watcher)
         async with self.app.open_async():
             await self.app.run_worker_async(
                 queues=list(options.queues), concurrency=options.concurrency, name=f"aggregator:{','.join(options.queues)}",
                 shutdown_graceful_timeout=options.stop_timeout_s, delete_jobs="successful",
                 update_heartbeat_interval=options.heartbeat_s, stalled_worker_timeout=options.stalled_after_s)
+
+
+class _SideTaskFailures(logging.Handler):
+    """procrastinate stops a worker whose side task (heartbeat, listener, periodic deferrer) failed, e.g. on
+    a lost database, and returns as after a signal: its log record (action side_task_failed) tells them apart."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(logging.ERROR)
+        self.worker = worker
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "action", "") == "side_task_failed" and not self.worker.failure:
+            self.worker.failure = record.getMessage()
 
 
 def run_worker(config_path: str, options: WorkerOptions, clock: Callable[[], datetime]) -> None:
@@ -186,7 +233,7 @@ def run_worker(config_path: str, options: WorkerOptions, clock: Callable[[], dat
     options.check()
     watch = ConfigWatch(config_path)
     config = watch.current
-    if "publish" in options.queues:  # the publish marker and health file go beside the config
+    if "publish" in options.queues:  # the publish marker goes beside the config
         check_output_dir(str(Path(local_base(config.state, config.path)).parent), "state folder")
         check_output_dir(config.output.dir)
     with open_store(config, shared=True) as store, LazyPool(len(config.sources), options.workers) as pool:
@@ -197,3 +244,5 @@ def run_worker(config_path: str, options: WorkerOptions, clock: Callable[[], dat
         log.info("worker started: queues %s, concurrency %d, tick every %d s, %d sources",
                  " and ".join(options.queues), options.concurrency, options.tick_s, len(config.sources))
         asyncio.run(worker.serve())
+    if worker.failure:
+        raise AggregatorError(f"worker stopped: {worker.failure}")
