@@ -24,6 +24,7 @@ from workers import (
     atom_entries,
     feed_hosts,
     serve_growing,
+    settled_worker,
     start_worker,
     stop_workers,
     wait_settled,
@@ -212,12 +213,9 @@ def test_a_worker_needs_a_database_state(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_a_one_shot_run_refuses_to_run_beside_workers(tmp_path: Path, postgres_url: str, hosts: list[FeedHost],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    lines, _served = _growing(hosts, 1)
-    config = _config(tmp_path, postgres_url, lines)
-    log = tmp_path / "worker.log"
-    worker = start_worker(config, log=log)
+    config = _config(tmp_path, postgres_url, _growing(hosts, 1)[0])
+    worker = settled_worker(config, tmp_path / "worker.log")
     try:
-        wait_settled(config, [worker], log=log)
         assert main(["run", "-q", "-c", str(config), "--lock-timeout", "1"]) == 3
     finally:
         assert stop_workers([worker]) == [0]
@@ -281,12 +279,9 @@ def test_forty_kill_9s_lose_and_duplicate_nothing(tmp_path: Path, postgres_url: 
 
 def test_a_worker_whose_database_went_away_exits_1_to_be_started_again(
         tmp_path: Path, postgres_url: str, postgres_server: pg.PostgresServer, hosts: list[FeedHost]) -> None:
-    lines, _served = _growing(hosts, 2)
-    config = _config(tmp_path, postgres_url, lines)
-    log = tmp_path / "worker.log"
-    worker = start_worker(config, log=log)
+    config, log = _config(tmp_path, postgres_url, _growing(hosts, 2)[0]), tmp_path / "worker.log"
+    worker = settled_worker(config, log)
     try:
-        wait_settled(config, [worker], log=log)
         postgres_server.restart()
         assert worker.wait(60) == 1
     finally:

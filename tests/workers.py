@@ -181,3 +181,14 @@ def atom_entries(path: Path) -> dict[str, tuple[str, str, str]]:
         entries[entry_id] = (entry.findtext(f"{ATOM}title") or "", "" if link is None else link.get("href", ""),
                              entry.findtext(f"{ATOM}content") or "")
     return entries
+
+
+def settled_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """One worker on `config`, started and waited for until it has fetched and published everything."""
+    worker = start_worker(config, log=log)
+    try:
+        wait_settled(config, [worker], log=log)
+    except BaseException:
+        stop_workers([worker])
+        raise
+    return worker
