@@ -214,6 +214,15 @@ class Worker:
                 update_heartbeat_interval=options.heartbeat_s, stalled_worker_timeout=options.stalled_after_s)
 
 
+def _log_the_queue_as_ours() -> None:
+    """procrastinate's log lines through our handler (format, --log-format json), its warnings and errors
+    only (one line per job otherwise) unless -vv."""
+    ours, queue = logging.getLogger("aggregator"), logging.getLogger("procrastinate")
+    queue.handlers[:] = ours.handlers
+    queue.propagate = False
+    queue.setLevel(logging.DEBUG if ours.getEffectiveLevel() <= logging.DEBUG else logging.WARNING)
+
+
 class _SideTaskFailures(logging.Handler):
     """procrastinate stops a worker whose side task (heartbeat, listener, periodic deferrer) failed, e.g. on
     a lost database, and returns as after a signal: its log record (action side_task_failed) tells them apart."""
@@ -231,6 +240,7 @@ def run_worker(config_path: str, options: WorkerOptions, clock: Callable[[], dat
     """Run one worker until SIGTERM or SIGINT: its running jobs finish (or, past stop_timeout_s, go back
     to the queue), then it returns."""
     options.check()
+    _log_the_queue_as_ours()
     watch = ConfigWatch(config_path)
     config = watch.current
     if "publish" in options.queues:  # the publish marker goes beside the config
