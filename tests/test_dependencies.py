@@ -74,14 +74,14 @@ def test_full_text_extra_is_optional() -> None:
 
 
 def test_postgres_extra_is_optional() -> None:
-    """Only store.postgres imports psycopg (a SQLite state never loads it), and a run opens it only for
-    a postgresql:// state."""
+    """Only store.postgres and the worker package (`aggregator worker`, PostgreSQL only) import psycopg and
+    procrastinate (a SQLite state never loads them), and a run opens them only for a postgresql:// state."""
     script = (
         "import importlib, json, pkgutil, sys, aggregator\n"
         "for info in pkgutil.walk_packages(aggregator.__path__, 'aggregator.'):\n"
-        "    if info.name != 'aggregator.store.postgres':\n"
+        "    if info.name != 'aggregator.store.postgres' and not info.name.startswith('aggregator.worker'):\n"
         "        importlib.import_module(info.name)\n"
-        "print(json.dumps('psycopg' in sys.modules))\n"
+        "print(json.dumps(sorted({'psycopg', 'procrastinate'} & set(sys.modules))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert json.loads(out.stdout) is False
+    assert json.loads(out.stdout) == []
