@@ -397,7 +397,7 @@ def cmd_migrate_state(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     try:
-        from aggregator.worker import QUEUES, WorkerOptions, run_worker
+        from aggregator.worker.app import QUEUES, WorkerOptions, run_worker
     except ImportError as exc:  # the [postgres] extra is not installed
         raise AggregatorError(f"aggregator worker needs the PostgreSQL extra ({exc}): "
                               "pip install 'aggregator[postgres]'") from exc

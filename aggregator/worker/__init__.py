@@ -15,6 +15,5 @@ so a job run again after a crash stores nothing twice. due.py is pure (which hos
 jobs.py does one job's work, app.py wires them to procrastinate and runs the worker.
 """
 
-from aggregator.worker.app import QUEUES, WorkerOptions, run_worker
-
-__all__ = ["QUEUES", "WorkerOptions", "run_worker"]
+The package imports nothing itself: procrastinate and psycopg (the postgres extra) load only when a
+worker starts (aggregator.worker.app).
