@@ -13,7 +13,7 @@ and Retry-After/backoff hold cluster-wide as they do in one run. The store's wri
 by the articles' identities, each in a transaction under the database's write lock (store.postgres),
 so a job run again after a crash stores nothing twice. due.py is pure (which hosts, which sources),
 jobs.py does one job's work, app.py wires them to procrastinate and runs the worker.
-"""
 
 The package imports nothing itself: procrastinate and psycopg (the postgres extra) load only when a
 worker starts (aggregator.worker.app).
+"""
