@@ -1,10 +1,9 @@
-"""The worker's jobs on procrastinate: the App, its three tasks, the queue's schema, and running it.
+"""The worker's jobs on procrastinate: the App, its four tasks, the queue's schema, and running it.
 
 Tasks (queue in brackets):
 - aggregator.tick [fetch], periodic every `tick_s` (one per period across the cluster: procrastinate
   records each periodic defer under a unique key): runs stalled jobs again, then enqueues one fetch job
-  per host with due sources, skipping hosts that have one queued or running, and a publish when this
-  machine's outputs are behind.
+  per host with due sources, skipping hosts that have one queued or running.
 - aggregator.fetch_host [fetch], lock and queueing lock `host:<host:port>`: at most one runs per host in
   the whole cluster, and at most one waits.
 - aggregator.publish [publish], lock and queueing lock `publish`, scheduled `publish_delay_s` after the
@@ -51,6 +50,7 @@ PUBLISH_CHECK_TASK = "aggregator.publish_check"
 # ones are kept this long for `SELECT ... FROM procrastinate_jobs`, then deleted by a tick
 KEEP_FAILED_JOBS_H = 7 * 24
 CLEANUP_EVERY_S = 3600.0
+TICK_PRIORITY = 10  # procrastinate's default is 0
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,11 @@ class WorkerOptions:
     def check(self) -> None:
         if not 1 <= self.tick_s <= 60 or 60 % self.tick_s:
             raise ConfigError(f"--tick {self.tick_s}: must divide a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, "
-                                  "30 or 60 seconds)")
+                              "30 or 60 seconds)")
         unknown = set(self.queues) - set(QUEUES)
         if unknown or not self.queues:
             raise ConfigError(f"--queue {', '.join(sorted(unknown)) or '(none)'}: the queues are "
-                                  f"{' and '.join(QUEUES)}")
+                              f"{' and '.join(QUEUES)}")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency {self.concurrency}: at least 1")
 
@@ -100,7 +100,8 @@ class Worker:
             kwargs={"application_name": "aggregator worker queue"})
         self.app = app = procrastinate.App(connector=connector)
 
-        @app.periodic(cron=tick_cron(options.tick_s), periodic_id="tick")
+        # ticks and checks go before waiting fetch jobs (higher priority first): a busy queue must not delay them
+        @app.periodic(cron=tick_cron(options.tick_s), periodic_id="tick", priority=TICK_PRIORITY)
         @app.task(name=TICK_TASK, queue="fetch")
         async def tick(timestamp: int) -> None:
             with self.stops_on_state_errors():
@@ -115,7 +116,8 @@ class Worker:
         async def publish() -> None:
             await asyncio.to_thread(publish_if_changed, self.ctx)  # its own connection each time
 
-        @app.periodic(cron=tick_cron(options.tick_s), periodic_id="publish-check", queueing_lock="publish-check")
+        @app.periodic(cron=tick_cron(options.tick_s), periodic_id="publish-check", queueing_lock="publish-check",
+                      priority=TICK_PRIORITY)
         @app.task(name=PUBLISH_CHECK_TASK, queue="publish")
         async def publish_check(timestamp: int) -> None:
             with self.stops_on_state_errors():
