@@ -372,8 +372,8 @@ def detail(samples: list[Sample]) -> str:
         waiters = [s.info["advisory_waiters_mean"] for s in runs if "advisory_waiters_mean" in s.info]
         lines.append(f"| {int(lat)} | {SETUPS[idx]} | {phase} | {med(lambda s: s.wall_s):.1f} | {med(lambda s: s.cpu_s):.1f} "
                      f"| {med(lambda s: s.pg_cpu_s):.1f} | {med(lambda s: s.proxy_cpu_s):.1f} "
-                     f"| {med(lambda s: s.startup_s):.1f} | {statistics.median(share) if share else '-'} "
-                     f"| {statistics.median(waiters) if waiters else '-'} | {med(lambda s: s.loadavg):.1f} "
+                     f"| {med(lambda s: s.startup_s):.1f} | {f'{statistics.median(share):.0%}' if share else '-'} "
+                     f"| {f'{statistics.median(waiters):.2f}' if waiters else '-'} | {med(lambda s: s.loadavg):.1f} "
                      f"| {sum(s.ok for s in runs)}/{len(runs)} ok |")
     return "\n".join(lines)
 
