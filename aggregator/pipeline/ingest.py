@@ -71,11 +71,14 @@ def rules_for(config: Config, source: Source) -> tuple[Rule, ...]:
 async def fetch_and_ingest(config: Config, options: RunOptions, sources: Sequence[Source],
                            raw_states: Mapping[str, Mapping[str, object]], store: Store, now: datetime,
                            summary: RunSummary, on_progress: Callable[[SourceReport], None] | None,
-                           pool: LazyPool, deadline: float) -> None:
+                           pool: LazyPool, deadline: float, backlog: Backlog | None = None) -> None:
     """Fetch and store every source. Past `deadline` (options.clock) no body is handed to a worker, the
     run stops waiting for those in work, and each such source is reported unfinished with its state
-    as before the fetch, so the next run fetches and processes it again."""
+    as before the fetch, so the next run fetches and processes it again. `backlog`: one shared with other
+    ingests on this event loop (a worker's jobs), so their bodies waiting for the pool are bounded together."""
     ingest = Ingest(config, options, store, now, summary, on_progress, pool, deadline, raw_states)
+    if backlog is not None:
+        ingest.backlog = backlog
     await ingest.all(sources)
 
 

@@ -213,6 +213,9 @@ class Worker:
             await self.app.run_worker_async(
                 queues=list(options.queues), concurrency=options.concurrency, name=f"aggregator:{','.join(options.queues)}",
                 shutdown_graceful_timeout=options.stop_timeout_s, delete_jobs="successful",
+                # a job deferred now wakes the workers (LISTEN/NOTIFY); a delayed publish comes due silently,
+                # so this is how late it may start past --publish-delay (procrastinate's default: 5 s)
+                fetch_job_polling_interval=1.0,
                 update_heartbeat_interval=options.heartbeat_s, stalled_worker_timeout=options.stalled_after_s)
 
 

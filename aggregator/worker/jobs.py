@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from aggregator.errors import ConfigError
 from aggregator.fetch import SourceState
 from aggregator.model import Config
 from aggregator.pipeline.housekeeping import prune_daily
-from aggregator.pipeline.ingest import fetch_and_ingest
+from aggregator.pipeline.ingest import MAX_WAITING_BYTES, Backlog, fetch_and_ingest
 from aggregator.pipeline.publishing import outputs_current, publish, publish_key
 from aggregator.pipeline.results import RunOptions, RunSummary
 from aggregator.pipeline.run_log import log_publish
@@ -69,6 +69,8 @@ class WorkerContext:
     pool: LazyPool
     clock: Callable[[], datetime]
     workers: int = 0  # parser processes, for publishing's deferred cleaning
+    # fetched bodies waiting for the pool, over all of this process's jobs: memory stays bounded as in a run
+    backlog: Backlog = field(default_factory=lambda: Backlog(MAX_WAITING_BYTES))
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ async def fetch_host(ctx: WorkerContext, host: str, urls: Sequence[str]) -> Host
     options = RunOptions()
     deadline = options.clock() + config.fetch.run_deadline
     raw_states = ctx.store.source_states([s.url for s in sources])
-    await fetch_and_ingest(config, options, sources, raw_states, ctx.store, now, summary, None, ctx.pool, deadline)
+    await fetch_and_ingest(config, options, sources, raw_states, ctx.store, now, summary, None, ctx.pool, deadline,
+                           ctx.backlog)
     ran = [r for r in summary.sources if r.kind != "not_due"]
     result = HostResult(host, len(ran), sum(r.kind in ("failed", "gone") for r in ran),
                         sum(r.new for r in ran), sum(r.updated for r in ran))
