@@ -293,3 +293,22 @@ def test_a_worker_whose_database_went_away_exits_1_to_be_started_again(
         assert again.poll() is None, log.read_text()[-2000:]
     finally:
         assert stop_workers([again]) == [0]
+
+
+def test_fetching_and_publishing_on_different_workers(tmp_path: Path, postgres_url: str,
+                                                      hosts: list[FeedHost]) -> None:
+    """A fetch-only worker (no output folder there) and a publish-only one: the feeds appear, and a config
+    edit that changes no article (a category's title) is published too."""
+    config = _config(tmp_path, postgres_url, _growing(hosts, 2)[0])
+    log = tmp_path / "workers.log"
+    workers = [start_worker(config, "--queue", "fetch", log=log), start_worker(config, "--queue", "publish", log=log)]
+    try:
+        wait_settled(config, workers, log=log)
+        assert len(atom_entries(tmp_path / "out" / "misc.atom")) == len(hosts) * 2 * 3
+        config.write_text(config.read_text().replace("misc: {title: Misc}", "misc: {title: Renamed}"))
+        deadline = time.monotonic() + 60
+        while b"Renamed" not in (tmp_path / "out" / "misc.atom").read_bytes():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+    finally:
+        assert stop_workers(workers) == [0, 0]
