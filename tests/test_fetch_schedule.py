@@ -10,6 +10,8 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.fetch import SourceState, mark_parse_failed, reschedule_after_parse
 from aggregator.fetch.body import BodyTooLarge, BoundedDecoder, UndecodableBody
@@ -240,3 +242,26 @@ def test_decoder_bounds_the_output() -> None:
 def test_decoder_refuses_lies_and_truncation(encoding: str, data: bytes) -> None:
     with pytest.raises(UndecodableBody):
         decode(encoding, data)
+
+
+_MOMENTS = st.none() | st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+                                    timezones=st.just(UTC))
+
+
+@given(next_due=_MOMENTS, retry_after=_MOMENTS, gone=st.booleans(), now=_MOMENTS.filter(lambda m: m is not None))
+def test_due_at_is_the_first_moment_is_due_says_due(next_due: datetime | None, retry_after: datetime | None,
+                                                    gone: bool, now: datetime) -> None:
+    """The store keeps due_at_us beside each state, and a worker's tick asks for due_at <= now: that must
+    be exactly is_due's answer, at every moment."""
+    from aggregator.fetch.schedule import NEVER_DUE_US, due_at_us, is_due
+
+    state = SourceState(next_due=next_due, retry_after_until=retry_after, gone=gone)
+    now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert (due_at_us(state) <= now_us) == (is_due(state, now) == "due")
+    for moment in (next_due, retry_after):  # at the moment itself and a microsecond before
+        if moment is not None and not gone:
+            at = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+            for probe in (at - 1, at):
+                probe_dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=probe)
+                assert (due_at_us(state) <= probe) == (is_due(state, probe_dt) == "due")
+    assert (due_at_us(state) == NEVER_DUE_US) == gone

@@ -18,6 +18,7 @@ from conftest import CORPUS, integrity_problems
 from aggregator.errors import StateError
 from aggregator.ids import make_article_id
 from aggregator.model import Article, Enclosure, FeedMeta
+from aggregator.store.rows import to_micros
 from aggregator.store import Store
 from aggregator.store.dedup import title_key
 
@@ -138,6 +139,22 @@ def test_source_state_round_trips(tmp_path: Path) -> None:
         store.save_source_states({"https://a.example/": {"etag": '"y"', "failures": 0}})
     with Store.open(tmp_path / "s.db") as store:
         assert store.source_states() == {"https://a.example/": {"etag": '"y"', "failures": 0}}
+
+
+def test_due_sources_are_read_by_their_due_at(store: Store) -> None:
+    """On both engines: the states due by a moment (saved due_at <= it; none given: due now), and every
+    URL that has a state; a state saved again moves its due_at."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    at = {"https://a.example/": now - timedelta(minutes=1), "https://b.example/": now + timedelta(minutes=1)}
+    store.save_source_states({url: {"etag": url} for url in at},
+                             {url: to_micros(moment) for url, moment in at.items()})
+    store.save_source_states({"https://c.example/": {"etag": "c"}})
+    due, known = store.due_source_states(now)
+    assert due == {"https://a.example/": {"etag": "https://a.example/"}, "https://c.example/": {"etag": "c"}}
+    assert known == {"https://a.example/", "https://b.example/", "https://c.example/"}
+    store.save_source_states({"https://a.example/": {"etag": "later"}}, {"https://a.example/": to_micros(now) + 1})
+    assert set(store.due_source_states(now)[0]) == {"https://c.example/"}
+    assert set(store.due_source_states(now + timedelta(minutes=2))[0]) == set(at) | {"https://c.example/"}
 
 
 def test_date_samples_are_kept_apart_and_only_replaced_when_given(tmp_path: Path) -> None:

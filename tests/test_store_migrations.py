@@ -119,7 +119,7 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
         assert store.upsert_articles(SOURCE, [replace(article, id="urn:x:other")], NOW).new == 0
         assert integrity_problems(store.path) == []
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 12
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 13
     indexes = {row[1] for row in conn.execute("SELECT type, name FROM sqlite_master WHERE type = 'index'")}
     assert "entries_by_source_window" in indexes and "entries_by_source_updated" not in indexes  # v7
     assert "entries_by_source_published" not in indexes  # v9
@@ -127,6 +127,10 @@ def test_v1_file_is_migrated_and_keeps_its_articles(tmp_path: Path) -> None:
     # v12: filter decisions have a table, and an entry pruned before it says it does not know when
     assert conn.execute("SELECT count(*) FROM filtered").fetchone() == (0,)
     assert conn.execute("SELECT pruned_at FROM entries").fetchall() == [(None,)]
+    # v13: every source is due now until its next fetch saves when it is next due
+    assert conn.execute("SELECT due_at FROM sources").fetchall() == [(0,)] * conn.execute(
+        "SELECT count(*) FROM sources").fetchone()[0]
+    assert "sources_due" in indexes
     conn.close()
 
 

@@ -36,6 +36,20 @@ def is_due(state: SourceState, now: datetime, *, force: bool = False, retry_gone
     return "not_due"
 
 
+NEVER_DUE_US = 2**62  # a gone source: due only when asked (retry_gone)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def due_at_us(state: SourceState) -> int:
+    """The moment (microseconds since the epoch, UTC) from which is_due(state, now) says "due" without
+    force or retry_gone: 0 when it already does whatever the time, NEVER_DUE_US for a gone source. The
+    store keeps it beside the state, so a worker's tick asks the database for the due sources only."""
+    if state.gone:
+        return NEVER_DUE_US
+    moments = [m for m in (state.next_due, state.retry_after_until) if m is not None]
+    return (max(moments) - _EPOCH) // timedelta(microseconds=1) if moments else 0
+
+
 def source_interval(source: Source, config: FetchConfig) -> int:
     return source.interval if source.interval is not None else config.interval
 

@@ -44,7 +44,7 @@ class SourceState:
     def from_dict(cls, d: Mapping[str, object]) -> SourceState:
         """Builds a state from a saved dict; unknown keys are ignored, bad or missing values default."""
         kwargs: dict[str, object] = {}
-        for f in fields(cls):
+        for f in _FIELDS:
             if f.name not in d:
                 continue
             value = _coerce(f.name, d[f.name], f.default)
@@ -53,6 +53,9 @@ class SourceState:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
+# dataclasses.fields, computed once: a worker's tick reads every saved state (100,000 of them, say), and
+# calling fields() per state took a fifth of that
+_FIELDS = fields(SourceState)
 _INVALID = object()
 _DATETIME_FIELDS = {"last_fetch", "last_success", "next_due", "redirect_since", "retry_after_until"}
 

@@ -20,6 +20,7 @@ from aggregator.fetch import (
     mark_parse_failed,
     reschedule_after_parse,
 )
+from aggregator.fetch.schedule import due_at_us
 from aggregator.model import Config, FilterSpec, Source
 from aggregator.pipeline.full_text import Deferred, add_full_text
 from aggregator.pipeline.results import RunOptions, RunSummary, SourceReport
@@ -98,6 +99,7 @@ class Ingest:
         self.in_work: list[asyncio.Task[None]] = []  # bodies handed to the workers, not yet stored
         self.deferred: list[Deferred] = []  # full-text sources: stored once their pages are in
         self.unsaved: dict[str, dict[str, object]] = {}  # fetch states, written in batches (one commit each)
+        self.unsaved_due: dict[str, int] = {}  # with when each is next due (schedule.due_at_us)
         self.fatal: list[StateError] = []  # raised after fetching: inside fetch_sources' tasks it would be wrapped
         self.backlog = Backlog(MAX_WAITING_BYTES)
         self.fetch_started: dict[str, float] = {}  # source URL -> options.clock() when its fetch began
@@ -236,6 +238,7 @@ class Ingest:
         extra.update(report.date_state)
         report.date_state = {}  # handed to the state; kept on every report it adds up over a run
         self.unsaved[outcome.source.url] = {**state.to_dict(), **extra}
+        self.unsaved_due[outcome.source.url] = due_at_us(state)
         if len(self.unsaved) >= STATE_BATCH:
             self.save_states()
         self.summary.sources.append(report)
@@ -243,8 +246,9 @@ class Ingest:
             self.on_progress(report)
 
     def save_states(self) -> None:
-        self.store.save_source_states(self.unsaved)
+        self.store.save_source_states(self.unsaved, self.unsaved_due)
         self.unsaved.clear()
+        self.unsaved_due.clear()
 
     def failed_internally(self, outcome: FetchOutcome, exc: Exception) -> None:
         # a bug while handling one source must cost only that source; a StateError is never caught here:

@@ -66,24 +66,39 @@ class Store(StateFile):
         samples = json.loads(row[0]) if row else {}
         return samples if isinstance(samples, dict) else {}
 
-    def save_source_states(self, states: Mapping[str, Mapping[str, object]]) -> None:
+    def save_source_states(self, states: Mapping[str, Mapping[str, object]],
+                           due_at: Mapping[str, int] | None = None) -> None:
         """Store each source's state, all in one transaction. A state's "tz_samples" (when given) go to
-        their own column: they are most of its bytes, and a 304 neither reads nor rewrites them."""
+        their own column: they are most of its bytes, and a 304 neither reads nor rewrites them.
+        due_at: when each source is next due (fetch.schedule.due_at_us; 0, "due now", when not given)."""
+        due_at = due_at or {}
         light, heavy = [], []
         for url, state in states.items():
             text = json.dumps({k: v for k, v in state.items() if k != DATE_SAMPLES}, ensure_ascii=False,
                               sort_keys=True)
             if DATE_SAMPLES in state:
-                heavy.append((url, text, json.dumps(state[DATE_SAMPLES], ensure_ascii=False, sort_keys=True)))
+                heavy.append((url, text, due_at.get(url, 0),
+                              json.dumps(state[DATE_SAMPLES], ensure_ascii=False, sort_keys=True)))
             else:
-                light.append((url, text))
+                light.append((url, text, due_at.get(url, 0)))
         with self._guard(), self._transaction():
             self._conn.executemany(
-                "INSERT INTO sources (url, state, date_samples) VALUES (?, ?, ?) ON CONFLICT (url) "
-                "DO UPDATE SET state = excluded.state, date_samples = excluded.date_samples", heavy)
+                "INSERT INTO sources (url, state, due_at, date_samples) VALUES (?, ?, ?, ?) ON CONFLICT (url) "
+                "DO UPDATE SET state = excluded.state, due_at = excluded.due_at, date_samples = excluded.date_samples",
+                heavy)
             self._conn.executemany(
-                "INSERT INTO sources (url, state) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET state = excluded.state",
-                light)
+                "INSERT INTO sources (url, state, due_at) VALUES (?, ?, ?) ON CONFLICT (url) "
+                "DO UPDATE SET state = excluded.state, due_at = excluded.due_at", light)
+
+    def due_source_states(self, now: datetime) -> tuple[dict[str, dict[str, object]], set[str]]:
+        """The saved states of the sources due by `now` (as saved with their due_at), and the URLs of every
+        source with a saved state (a source without one is due too): a worker's tick, without reading
+        every state."""
+        with self._guard():
+            due = self._conn.execute("SELECT url, state FROM sources WHERE due_at <= ?",
+                                     (to_micros(aware(now)),)).fetchall()
+            known = {row[0] for row in self._conn.execute("SELECT url FROM sources")}
+        return {url: json.loads(state) for url, state in due}, known
 
     # --- articles in ------------------------------------------------------------------
 

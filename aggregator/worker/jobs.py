@@ -18,7 +18,6 @@ from pathlib import Path
 
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
-from aggregator.fetch import SourceState
 from aggregator.model import Config
 from aggregator.pipeline.housekeeping import prune_daily
 from aggregator.pipeline.ingest import MAX_WAITING_BYTES, Backlog, fetch_and_ingest
@@ -28,7 +27,7 @@ from aggregator.pipeline.run_log import log_publish
 from aggregator.pipeline.workers import LazyPool
 from aggregator.publish import PublishReport
 from aggregator.store import Store
-from aggregator.worker.due import due_by_host
+from aggregator.worker.due import due_by_host, due_view
 
 log = logging.getLogger("aggregator")
 
@@ -88,9 +87,9 @@ class HostResult:
 
 def plan_tick(ctx: WorkerContext) -> dict[str, list[str]]:
     """Host -> its due sources' URLs, now."""
-    config = ctx.config()
-    states = {url: SourceState.from_dict(raw) for url, raw in ctx.store.source_states().items()}
-    return due_by_host(config.sources, states, ctx.clock())
+    config, now = ctx.config(), ctx.clock()
+    due, known = ctx.store.due_source_states(now)
+    return due_by_host(config.sources, {url: due_view(raw) for url, raw in due.items()}, known, now)
 
 
 async def fetch_host(ctx: WorkerContext, host: str, urls: Sequence[str]) -> HostResult:
