@@ -209,6 +209,8 @@ def test_a_worker_needs_a_database_state(tmp_path: Path, capsys: pytest.CaptureF
     config = _config(tmp_path, "state.db", ["  - {url: 'http://127.0.0.1:9/feed', category: misc}"])
     assert main(["worker", "-c", str(config)]) == 1
     assert "workers share a PostgreSQL state" in capsys.readouterr().err
+    assert main(["worker", "-c", str(config), "--tick", "7"]) == 2  # a usage error, before anything is opened
+    assert "--tick 7: must divide a minute" in capsys.readouterr().err
 
 
 def test_a_one_shot_run_refuses_to_run_beside_workers(tmp_path: Path, postgres_url: str, hosts: list[FeedHost],
