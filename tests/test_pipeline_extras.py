@@ -339,7 +339,7 @@ def test_an_unusable_state_stops_the_run_with_its_own_error(
         items.append(("https://s.example/2", "Two", "https://s.example/2", "<p>2</p>"))
         http_server.routes["/s.xml"] = Route(200, {"Content-Type": "application/rss+xml"}, rss(items))
 
-    def full(self: Store, states: object) -> None:
+    def full(self: Store, states: object, due_at: object = None) -> None:
         raise StateError(f"state {self.path}: database or disk is full")
 
     monkeypatch.setattr(ingest, "STATE_BATCH", 1)
