@@ -84,7 +84,8 @@ class Store(StateFile):
         with self._guard(), self._transaction():
             self._conn.executemany(
                 "INSERT INTO sources (url, state, due_at, date_samples) VALUES (?, ?, ?, ?) ON CONFLICT (url) "
-                "DO UPDATE SET state = excluded.state, due_at = excluded.due_at, date_samples = excluded.date_samples",
+                "DO UPDATE SET state = excluded.state, due_at = excluded.due_at, "
+                "date_samples = excluded.date_samples",
                 heavy)
             self._conn.executemany(
                 "INSERT INTO sources (url, state, due_at) VALUES (?, ?, ?) ON CONFLICT (url) "

@@ -39,7 +39,14 @@ from aggregator.errors import AggregatorError, ConfigError, StateError
 from aggregator.pipeline.housekeeping import check_output_dir, open_store
 from aggregator.pipeline.workers import LazyPool
 from aggregator.state_location import local_base
-from aggregator.worker.jobs import ConfigWatch, WorkerContext, fetch_host, outputs_stale, plan_tick, publish_if_changed
+from aggregator.worker.jobs import (
+    ConfigWatch,
+    WorkerContext,
+    fetch_host,
+    outputs_stale,
+    plan_tick,
+    publish_if_changed,
+)
 
 log = logging.getLogger("aggregator")
 
@@ -135,7 +142,9 @@ class Worker:
         busy = await self.busy_hosts()
         enqueued = 0
         for host, urls in plan_tick(self.ctx).items():
-            if host not in busy and await self._defer(self._fetch_task, host_lock(host), {"host": host, "urls": urls}):
+            if host in busy:
+                continue
+            if await self._defer(self._fetch_task, host_lock(host), {"host": host, "urls": urls}):
                 enqueued += 1
         if time.monotonic() - self._last_cleanup >= CLEANUP_EVERY_S:
             self._last_cleanup = time.monotonic()
@@ -157,7 +166,8 @@ class Worker:
 
     # --- the queue ----------------------------------------------------------------------------------
 
-    async def _defer(self, task: procrastinate.tasks.Task[Any, Any, Any], lock: str, kwargs: dict[str, Any], delay_s: float = 0) -> bool:
+    async def _defer(self, task: procrastinate.tasks.Task[Any, Any, Any], lock: str, kwargs: dict[str, Any],
+                     delay_s: float = 0) -> bool:
         """Enqueue unless a job of the same lock already waits (False then)."""
         try:
             await task.configure(lock=lock, queueing_lock=lock,
@@ -211,7 +221,8 @@ class Worker:
         logging.getLogger("procrastinate.worker").addHandler(watcher)
         async with self.app.open_async():
             await self.app.run_worker_async(
-                queues=list(options.queues), concurrency=options.concurrency, name=f"aggregator:{','.join(options.queues)}",
+                queues=list(options.queues), concurrency=options.concurrency,
+                name=f"aggregator:{','.join(options.queues)}",
                 shutdown_graceful_timeout=options.stop_timeout_s, delete_jobs="successful",
                 # a job deferred now wakes the workers (LISTEN/NOTIFY); a delayed publish comes due silently,
                 # so this is how late it may start past --publish-delay (procrastinate's default: 5 s)
