@@ -7,9 +7,10 @@ For each latency, each rep (order of the setups rotated per rep), each setup:
 phases: cold (fresh state, farm at generation 0) and steady (farm moved to generation 1: 5 % of the feeds
 gain 1-3 items). One-shots: wall time of the process, spawn to exit (run_bench.measure). Workers: cold is
 from spawning them until settled (every source fetched, no fetch/publish job todo or doing, outputs
-published for the store's current generation: tests/workers.py `settled`, here with "fetched since the
-phase started"); steady forces every source due by deleting `next_due` from its stored state (the shipped
-interval, 30 min, stays in the config so nothing is fetched twice inside a phase), then times until settled
+published for the store's current generation: tests/cluster.py `settled`, with "fetched successfully since the
+phase started"); steady forces every source due by deleting `next_due` from its stored state and setting its
+`due_at` (schema v13) to 0 (the shipped interval, 30 min, stays in the config so nothing is fetched twice
+inside a phase), then times until settled
 again. `startup_s` is spawn until the last worker logged "worker started" (workers run with -v: INFO lines,
 one per source; without it they log nothing below warnings).
 
@@ -47,12 +48,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import farm as farm_mod  # noqa: E402
 import run_bench  # noqa: E402
+from cluster import settled  # noqa: E402  (tests/cluster.py: what "the workers are done" means)
 from pg import PostgresServer, postgres_bin  # noqa: E402
 from serve import Server  # noqa: E402
 
-from aggregator.config import load_config  # noqa: E402
-from aggregator.pipeline.publishing import outputs_current, publish_key  # noqa: E402
-from aggregator.store import Store, schema  # noqa: E402
+from aggregator.store import schema  # noqa: E402
 
 SETUPS = ("sqlite", "pg", "workers-1", "workers-2", "workers-4")
 WRITE_LOCK = (schema.APPLICATION_ID, 3)  # store/postgres.py: _LOCK_CLASS, _WRITE_LOCK
@@ -154,33 +154,13 @@ class LockSampler:
                 "advisory_waiters_mean": round(sum(self.waiting) / n, 2), "lock_samples": len(self.held)}
 
 
-# --- settled ------------------------------------------------------------------------------------
-
-def settled(config_path: Path, since: datetime) -> bool:
-    """tests/workers.py `settled`, with every source fetched since `since` (steady: all were fetched before)."""
-    config = load_config(config_path)
-    try:
-        with Store.open_read_only(config.state) as store:
-            states = store.source_states()
-            generation = store.generation()
-    except Exception:  # noqa: BLE001 - the schema may not be there yet
-        return False
-    for source in config.sources:
-        last = states.get(source.url, {}).get("last_fetch")
-        if not last or datetime.fromisoformat(str(last)) < since:
-            return False
-    with psycopg.connect(config.state) as conn:
-        row = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
-                           "AND task_name <> 'aggregator.tick'").fetchone()
-    if row and row[0]:
-        return False
-    return outputs_current(config, publish_key(config, generation), datetime.now(UTC))
-
+# --- phases -------------------------------------------------------------------------------------
 
 def force_due(url: str) -> None:
-    """Every source due now: its next_due gone (None: due), as a fresh state has it."""
+    """Every source due now: its next_due gone (None: due), as a fresh state has it, and its due_at (what the
+    tick reads, schema v13) 0."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE sources SET state = (state::jsonb - 'next_due')::text")
+        conn.execute("UPDATE sources SET state = (state::jsonb - 'next_due')::text, due_at = 0")
 
 
 # --- setups -------------------------------------------------------------------------------------

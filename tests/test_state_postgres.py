@@ -4,7 +4,9 @@ the database but never its password."""
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,28 +129,37 @@ def test_workers_share_the_run_lock_and_a_one_shot_run_waits_for_them(postgres_u
     Store.open(postgres_url, lock_timeout_s=0).close()
 
 
-def test_writers_sharing_the_state_take_turns(postgres_url: str) -> None:
-    """Workers' stores write at once from many processes: each write transaction waits for the write lock,
-    so the store's read-then-insert (next entry key, identity matching) never collides."""
+def _at_once(calls: list[Callable[[], object]]) -> list[BaseException]:
+    """Run each call in a thread of its own, all released together; what they raised."""
     errors: list[BaseException] = []
-    stores = [Store.open(postgres_url, shared=True) for _ in range(4)]
-    start = threading.Barrier(len(stores))
+    start = threading.Barrier(len(calls))
 
-    def write(n: int, store: Store) -> None:
+    def run(call: Callable[[], object]) -> None:
         start.wait()
         try:
-            for batch in range(5):
-                articles = [_article(f"w{n}-{batch}-{i}", f"https://example.org/shared/{batch}-{i}")
-                            for i in range(10)]
-                store.upsert_articles(f"https://source{n}.example/feed", articles, NOW)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+            call()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(n, store)) for n, store in enumerate(stores)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return errors
+
+
+def test_writers_sharing_the_state_take_turns(postgres_url: str) -> None:
+    """Workers' stores write at once from many processes: each write transaction waits for the write lock,
+    so the store's read-then-insert (next entry key, identity matching) never collides."""
+    stores = [Store.open(postgres_url, shared=True) for _ in range(4)]
+
+    def write(n: int, store: Store) -> None:
+        for batch in range(5):
+            articles = [_article(f"w{n}-{batch}-{i}", f"https://example.org/shared/{batch}-{i}") for i in range(10)]
+            store.upsert_articles(f"https://source{n}.example/feed", articles, NOW)
+
+    errors = _at_once([functools.partial(write, n, store) for n, store in enumerate(stores)])
     for store in stores:
         store.close()
     assert errors == []
@@ -158,24 +169,12 @@ def test_writers_sharing_the_state_take_turns(postgres_url: str) -> None:
 
 
 def test_many_processes_starting_at_once_create_the_schema_once(postgres_url: str) -> None:
-    errors: list[BaseException] = []
-    start = threading.Barrier(6)
-
-    def prepare() -> None:
-        conn = postgres.connect(postgres_url)
-        try:
-            start.wait()
-            postgres.prepare(conn, "test")
-        except BaseException as exc:  # noqa: BLE001 - collected, asserted below
-            errors.append(exc)
-        finally:
+    connections = [postgres.connect(postgres_url) for _ in range(6)]
+    try:
+        errors = _at_once([functools.partial(postgres.prepare, conn, "test") for conn in connections])
+    finally:
+        for conn in connections:
             conn.close()
-
-    threads = [threading.Thread(target=prepare) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
     assert errors == []
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT version FROM aggregator_schema").fetchall() == [(schema.VERSION,)]

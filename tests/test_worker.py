@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from conftest import CORPUS, Route, integrity_problems, yaml_config
 from test_outputs_frozen import category_of, corpus_feeds
-from workers import (
+from cluster import (
     FeedHost,
     atom_entries,
     feed_hosts,

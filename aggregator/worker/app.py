@@ -155,7 +155,7 @@ class Worker:
         return enqueued
 
     async def fetch(self, host: str, urls: list[str]) -> None:
-        result = await fetch_host(self.ctx, host, urls)
+        result = await fetch_host(self.ctx, urls)
         log.info("host %s: %d sources fetched, %d failed, %d new, %d updated", host, result.fetched,
                  result.failed, result.new, result.updated)
         if result.changed:

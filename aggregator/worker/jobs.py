@@ -74,7 +74,6 @@ class WorkerContext:
 
 @dataclass(frozen=True)
 class HostResult:
-    host: str
     fetched: int  # sources whose fetch ran (the others were no longer due)
     failed: int
     new: int
@@ -92,7 +91,7 @@ def plan_tick(ctx: WorkerContext) -> dict[str, list[str]]:
     return due_by_host(config.sources, {url: due_view(raw) for url, raw in due.items()}, known, now)
 
 
-async def fetch_host(ctx: WorkerContext, host: str, urls: Sequence[str]) -> HostResult:
+async def fetch_host(ctx: WorkerContext, urls: Sequence[str]) -> HostResult:
     """Fetch, parse, clean and store the sources of `urls` still in the config and still due (the one-shot
     run's ingest, over these only). Run again after a crash, it finds what was stored already known."""
     config = ctx.config()
@@ -106,7 +105,7 @@ async def fetch_host(ctx: WorkerContext, host: str, urls: Sequence[str]) -> Host
     await fetch_and_ingest(config, options, sources, raw_states, ctx.store, now, summary, None, ctx.pool, deadline,
                            ctx.backlog)
     ran = [r for r in summary.sources if r.kind != "not_due"]
-    result = HostResult(host, len(ran), sum(r.kind in ("failed", "gone") for r in ran),
+    result = HostResult(len(ran), sum(r.kind in ("failed", "gone") for r in ran),
                         sum(r.new for r in ran), sum(r.updated for r in ran))
     for report in ran:
         if report.kind in ("failed", "gone"):

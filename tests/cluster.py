@@ -153,11 +153,15 @@ def settled(config_path: Path, since: datetime | None = None) -> bool:
         return False
     if any(not states.get(s.url, {}).get("last_fetch") for s in config.sources):
         return False
-    if since and any(str(states[s.url].get("last_success") or "") < since.isoformat() for s in config.sources):
+    if since and any(_moment(states[s.url].get("last_success")) < since for s in config.sources):
         return False
     if jobs_left(config.state):
         return False
     return outputs_current(config, publish_key(config, generation), datetime.now(UTC))
+
+
+def _moment(saved: object) -> datetime:
+    return datetime.fromisoformat(saved) if isinstance(saved, str) else datetime.min.replace(tzinfo=UTC)
 
 
 def wait_settled(config_path: Path, workers: Sequence[subprocess.Popen[bytes]], timeout_s: float = 180,
